@@ -1,0 +1,157 @@
+"""`talkvid`: every stage from the shell, and the entrypoint of the stage containers.
+
+Stage commands live beside their stage and are imported only when invoked, so `talkvid status` never loads
+OpenCV or yt-dlp. To add a command, add it to LAZY_COMMANDS.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+
+import click
+
+from talkvid_ops import __version__
+from talkvid_ops.errors import TalkvidError
+
+# command name -> "module:attribute" of a click command or group
+LAZY_COMMANDS: dict[str, str] = {}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS:
+            module, attr = LAZY_COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+def get_context():
+    """The stage context from the environment (TALKVID_DATABASE_URL, TALKVID_DATA_DIR, TALKVID_CONFIG)."""
+    from talkvid_ops.context import Context
+
+    return Context.from_env()
+
+
+def echo_json(payload) -> None:
+    click.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="talkvid")
+def cli() -> None:
+    """Curate a talking-head video dataset: crawl, segment, score, decide, export.
+
+    Where things live comes from the environment: TALKVID_DATABASE_URL (default: a SQLite file in the data
+    dir), TALKVID_DATA_DIR (default ./talkvid-data) and TALKVID_CONFIG (a YAML file of stage parameters).
+    """
+
+
+@cli.command()
+def init() -> None:
+    """Create the catalog, or migrate it to the current schema (safe to run again)."""
+    from talkvid_ops.catalog import db
+
+    ctx = get_context()
+    ctx.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    before = db.current_revision(ctx.settings.database_url)
+    db.upgrade(ctx.settings.database_url)
+    after = db.current_revision(ctx.settings.database_url)
+    where = ctx.settings.redacted_database_url()
+    if before == after:
+        click.echo(f"catalog at {where} is up to date (revision {after})")
+    else:
+        click.echo(f"catalog at {where} migrated from {before or 'empty'} to {after}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option("--runs", default=10, show_default=True, help="How many recent runs to list.")
+def status(as_json: bool, runs: int) -> None:
+    """Counts per stage, failures with their class, and the last runs."""
+    from talkvid_ops.catalog import db
+    from talkvid_ops.catalog.queries import catalog_status
+
+    ctx = get_context()
+    url = ctx.settings.database_url
+    if db.current_revision(url) != db.head_revision(url):
+        raise TalkvidError(f"catalog at {ctx.settings.redacted_database_url()} is not initialised: run `talkvid init`")
+    with ctx.sessions() as session:
+        report = catalog_status(session, recent_runs=runs)
+    if as_json:
+        echo_json(report)
+        return
+    click.echo(f"catalog: {ctx.settings.redacted_database_url()}")
+    click.echo(f"data dir: {ctx.settings.data_dir}")
+    for key in ("sources", "videos", "video_failures", "scorings", "clip_generations"):
+        values = ", ".join(f"{k}={v}" for k, v in sorted(report[key].items())) or "none"
+        click.echo(f"{key}: {values}")
+    click.echo(f"videos gone since crawl: {report['videos_gone']}")
+    click.echo(f"clips: {report['clips']}  scores: {report['scores']}  releases: {report['releases']}")
+    for profile, counts in sorted(report["decisions"].items()):
+        click.echo(f"decisions {profile}: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    click.echo("last runs:" if report["runs"] else "last runs: none")
+    for run in report["runs"]:
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(run["counts"].items()))
+        click.echo(f"  {run['started_at']}  {run['stage']:<10} {run['status']:<10} {counts}")
+
+
+@cli.group()
+def profiles() -> None:
+    """Threshold profiles: list the shipped ones, show or validate one."""
+
+
+@profiles.command("list")
+def profiles_list() -> None:
+    """List shipped profiles with their content hash."""
+    from talkvid_ops.curate.profiles import load_profile, shipped_profiles
+
+    for name in sorted(shipped_profiles()):
+        profile = load_profile(name)
+        click.echo(f"{name}\t{profile.content_hash}\t{len(profile.criteria)} criteria\t{profile.description[:60]}")
+
+
+@profiles.command("show")
+@click.argument("profile")
+def profiles_show(profile: str) -> None:
+    """Print PROFILE (a shipped name or a YAML path), validated, with its content hash."""
+    import yaml
+
+    from talkvid_ops.curate.profiles import load_profile
+
+    loaded = load_profile(profile)
+    click.echo(f"# {loaded.name} content_hash={loaded.content_hash}")
+    click.echo(yaml.safe_dump(loaded.body(), sort_keys=False))
+
+
+@profiles.command("validate")
+@click.argument("profile")
+def profiles_validate(profile: str) -> None:
+    """Check PROFILE (a shipped name or a YAML path) against the schema; exit 1 naming the bad field."""
+    from talkvid_ops.curate.profiles import load_profile
+
+    loaded = load_profile(profile)
+    click.echo(f"{loaded.name}: valid ({len(loaded.criteria)} criteria, content_hash {loaded.content_hash})")
+
+
+def main() -> None:
+    try:
+        code = cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except TalkvidError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

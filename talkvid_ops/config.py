@@ -1,0 +1,93 @@
+"""Typed settings: environment variables for where things live, a YAML file for stage parameters."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from talkvid_ops.crawl.config import CrawlConfig
+from talkvid_ops.curate.config import CurateConfig
+from talkvid_ops.errors import ConfigError, format_validation_error
+from talkvid_ops.export.config import ExportConfig
+from talkvid_ops.runners.config import RunnerConfig
+from talkvid_ops.score.config import ScoreConfig
+from talkvid_ops.segment.config import SegmentConfig
+
+ENV_DATABASE_URL = "TALKVID_DATABASE_URL"
+ENV_DATA_DIR = "TALKVID_DATA_DIR"
+ENV_CONFIG_FILE = "TALKVID_CONFIG"
+DEFAULT_DATA_DIR = "./talkvid-data"
+
+
+class PipelineConfig(BaseModel):
+    """Stage parameters, from the YAML file named by TALKVID_CONFIG (every key optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    crawl: CrawlConfig = CrawlConfig()
+    segment: SegmentConfig = SegmentConfig()
+    score: ScoreConfig = ScoreConfig()
+    curate: CurateConfig = CurateConfig()
+    export: ExportConfig = ExportConfig()
+    runner: RunnerConfig = RunnerConfig()
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "PipelineConfig":
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: (top level): expected a mapping of stage names")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise format_validation_error(str(path), exc) from None
+
+
+class Settings(BaseModel):
+    """Where the catalog and the media live, and the stage parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_dir: Path
+    database_url: str
+    config_file: Path | None = None
+    pipeline: PipelineConfig = PipelineConfig()
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR).expanduser().resolve()
+        database_url = env.get(ENV_DATABASE_URL) or f"sqlite:///{data_dir / 'catalog.sqlite'}"
+        if database_url.startswith("postgresql://"):
+            # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; we ship psycopg2.
+            database_url = "postgresql+psycopg2://" + database_url[len("postgresql://"):]
+        config_file = env.get(ENV_CONFIG_FILE)
+        pipeline = PipelineConfig.from_yaml(config_file) if config_file else PipelineConfig()
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            config_file=Path(config_file) if config_file else None,
+            pipeline=pipeline,
+        )
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def redacted_database_url(self) -> str:
+        """The catalog URL with any password hidden, for logs and `talkvid status`."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).render_as_string(hide_password=True)

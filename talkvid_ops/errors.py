@@ -1,0 +1,20 @@
+"""Errors a user can act on: each names what is wrong and where."""
+
+from __future__ import annotations
+
+
+class TalkvidError(Exception):
+    """Base of every error we raise on purpose (the CLI prints these without a traceback)."""
+
+
+class ConfigError(TalkvidError):
+    """A config file, profile or spec does not validate; the message names the field."""
+
+
+def format_validation_error(source: str, exc) -> ConfigError:
+    """Turn a pydantic ValidationError into one ConfigError naming every offending field."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"{where}: {err['msg']}")
+    return ConfigError(f"{source}: " + "; ".join(lines))

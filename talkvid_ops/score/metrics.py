@@ -1,0 +1,79 @@
+"""Every metric a scorer may write, which backends write it, and what its scale means.
+
+Profiles are validated against this registry, so a typo in a profile is an error, not a criterion that never
+matches. Kept free of heavy imports: the CLI and the DAG parser read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HEAD_METRICS = (
+    "avg_movement",
+    "min_movement",
+    "avg_rotation",
+    "min_rotation",
+    "avg_orientation",
+    "min_orientation",
+    "avg_completeness",
+    "min_completeness",
+    "avg_resolution",
+    "min_resolution",
+    "face_consistency",
+)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    scorer: str
+    backends: tuple[str, ...]
+    description: str
+
+
+_REGISTRY: dict[str, Metric] = {}
+
+
+def _register(scorer: str, backends: tuple[str, ...], **metrics: str) -> None:
+    for name, description in metrics.items():
+        _REGISTRY[name] = Metric(name, scorer, backends, description)
+
+
+_register(
+    "quality",
+    ("dover",),
+    dover_technical_raw="DOVER technical branch raw output (model units)",
+    dover_aesthetic_raw="DOVER aesthetic branch raw output (model units)",
+    dover_overall="DOVER fused technical+aesthetic score on the paper's 0-10 scale (threshold 7.0 in the paper)",
+    dover_technical="DOVER technical score normalised as TalkVid's released code does (threshold 5)",
+)
+_register(
+    "quality",
+    ("classical",),
+    quality_technical="classical technical quality, 0-100 (higher is better); see talkvid_ops.score.quality",
+    quality_sharpness="variance of the Laplacian on luma, normalised 0-100",
+    quality_exposure="0-100, 100 when mean luma is mid-grey and nothing clips",
+    quality_clipping="fraction of pixels at 0 or 255, 0-1",
+    quality_noise="estimated noise sigma on luma (grey levels)",
+    quality_blockiness="8x8 block-edge energy ratio (1 = no blocking)",
+    quality_brisque="BRISQUE score (0 best, 100 worst)",
+)
+_register(
+    "motion",
+    ("lk", "cotracker3"),
+    motion_valid_ratio_paper="paper definition: valid trajectories / K per 16-frame window, mean over windows",
+    motion_visibility_code="released-code definition: mean point visibility, minimum over segments",
+)
+_register("head", ("dlib", "fan"), **{m: f"TalkVid head-detail score {m} (0-100)" for m in HEAD_METRICS})
+
+
+def get_metric(name: str) -> Metric | None:
+    return _REGISTRY.get(name)
+
+
+def all_metrics() -> dict[str, Metric]:
+    return dict(_REGISTRY)
+
+
+def all_backends() -> set[str]:
+    return {b for m in _REGISTRY.values() for b in m.backends}

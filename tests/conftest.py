@@ -1,0 +1,63 @@
+"""Shared fixtures: a real PostgreSQL server for the session, fresh catalogs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from talkvid_ops.catalog import db
+from talkvid_ops.catalog.pgserver import PostgresServer
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL server per test session, started from the installed binaries."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def catalog_url(request, tmp_path):
+    """An empty, migrated catalog on each database we support."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    else:
+        url = request.getfixturevalue("pg_server").create_database()
+    db.upgrade(url)
+    yield url
+    db.get_engine(url).dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    db.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def postgres_url(pg_server):
+    url = pg_server.create_database()
+    db.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def talkvid_env(tmp_path, monkeypatch):
+    """Environment for a CLI call: a fresh data dir with the default embedded SQLite catalog."""
+    data_dir = tmp_path / "talkvid-data"
+    monkeypatch.setenv("TALKVID_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("TALKVID_DATABASE_URL", raising=False)
+    monkeypatch.delenv("TALKVID_CONFIG", raising=False)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    """Where media fetched or made by tests is kept between runs (outside the repo)."""
+    path = Path(os.environ.get("TALKVID_TEST_CACHE", Path.home() / ".cache" / "talkvid-tests"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
