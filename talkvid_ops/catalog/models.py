@@ -313,6 +313,21 @@ class Label(Timestamps, Base):
     run_id: Mapped[str | None] = mapped_column(ForeignKey("run.id"), index=True)
 
 
+class FaceEmbedding(Base):
+    """A clip's face descriptor (mean over sampled frames) for speaker clustering; null when no face was found."""
+
+    __tablename__ = "face_embedding"
+    __table_args__ = (UniqueConstraint("clip_id", "model"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    clip_id: Mapped[str] = mapped_column(ForeignKey("clip.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[list[Any] | None] = mapped_column(JSON)
+    frames: Mapped[int] = mapped_column(default=0)  # sampled frames that had a face
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class Release(Base):
     """An export: the profile, bench spec and seed that made it, its files with their hashes, its counts."""
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 01:16:35.299298
+Create Date: 2026-11-30 01:23:52.602945
 """
 
 from __future__ import annotations
@@ -272,6 +272,23 @@ def upgrade() -> None:
         batch_op.create_index('ix_decision_profile_status', ['profile_id', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_decision_run_id'), ['run_id'], unique=False)
 
+    op.create_table('face_embedding',
+    sa.Column('id', sa.String(length=24), nullable=False),
+    sa.Column('clip_id', sa.String(length=24), nullable=False),
+    sa.Column('model', sa.String(length=64), nullable=False),
+    sa.Column('vector', sa.JSON(), nullable=True),
+    sa.Column('frames', sa.Integer(), nullable=False),
+    sa.Column('run_id', sa.String(length=32), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['clip_id'], ['clip.id'], name=op.f('fk_face_embedding_clip_id_clip'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['run_id'], ['run.id'], name=op.f('fk_face_embedding_run_id_run')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_face_embedding')),
+    sa.UniqueConstraint('clip_id', 'model', name=op.f('uq_face_embedding_clip_id_model'))
+    )
+    with op.batch_alter_table('face_embedding', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_face_embedding_clip_id'), ['clip_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_face_embedding_run_id'), ['run_id'], unique=False)
+
     op.create_table('release_clip',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('release_id', sa.String(length=24), nullable=False),
@@ -368,6 +385,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_release_clip_clip_id'))
 
     op.drop_table('release_clip')
+    with op.batch_alter_table('face_embedding', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_face_embedding_run_id'))
+        batch_op.drop_index(batch_op.f('ix_face_embedding_clip_id'))
+
+    op.drop_table('face_embedding')
     with op.batch_alter_table('decision', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_decision_run_id'))
         batch_op.drop_index('ix_decision_profile_status')
