@@ -187,6 +187,7 @@ class Clip(Timestamps, Base):
     language: Mapped[str | None] = mapped_column(String(16))
     language_probability: Mapped[float | None] = mapped_column(Float)
     transcript_text: Mapped[str | None] = mapped_column(Text)
+    transcript_id: Mapped[str | None] = mapped_column(ForeignKey("transcript.id", ondelete="SET NULL"), index=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), index=True)
 
 
@@ -205,7 +206,10 @@ class Segmentation(Timestamps, Base):
     clip_count: Mapped[int] = mapped_column(default=0)
     shots: Mapped[list[Any]] = mapped_column(default=list)  # [[start_s, end_s], ...]
     speech: Mapped[list[Any]] = mapped_column(default=list)  # [[start_s, end_s], ...]
+    speech_source: Mapped[str | None] = mapped_column(String(32))  # vad|subtitles|vad_or_subtitles|vad_and_subtitles|none
     error: Mapped[str | None] = mapped_column(Text)
+    error_class: Mapped[str | None] = mapped_column(String(16))  # no_audio|zero_length|undecodable|unreadable|...
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)  # fps, frame count, seconds per step
     run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), index=True)
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 01:23:52.602945
+Create Date: 2026-11-30 01:24:42.721506
 """
 
 from __future__ import annotations
@@ -174,39 +174,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_video_source_id'), ['source_id'], unique=False)
         batch_op.create_index('ix_video_status_source', ['status', 'source_id'], unique=False)
 
-    op.create_table('clip',
-    sa.Column('id', sa.String(length=24), nullable=False),
-    sa.Column('video_id', sa.String(length=24), nullable=False),
-    sa.Column('segmenter', sa.String(length=64), nullable=False),
-    sa.Column('segmenter_version', sa.String(length=32), nullable=False),
-    sa.Column('params_hash', sa.String(length=16), nullable=False),
-    sa.Column('params', sa.JSON(), nullable=False),
-    sa.Column('shot_index', sa.Integer(), nullable=True),
-    sa.Column('start_time', sa.Float(), nullable=False),
-    sa.Column('end_time', sa.Float(), nullable=False),
-    sa.Column('start_frame', sa.Integer(), nullable=False),
-    sa.Column('end_frame', sa.Integer(), nullable=False),
-    sa.Column('fps', sa.Float(), nullable=False),
-    sa.Column('duration', sa.Float(), nullable=False),
-    sa.Column('speech_seconds', sa.Float(), nullable=True),
-    sa.Column('speech_coverage', sa.Float(), nullable=True),
-    sa.Column('speech_source', sa.String(length=32), nullable=True),
-    sa.Column('language', sa.String(length=16), nullable=True),
-    sa.Column('language_probability', sa.Float(), nullable=True),
-    sa.Column('transcript_text', sa.Text(), nullable=True),
-    sa.Column('run_id', sa.String(length=32), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['run_id'], ['run.id'], name=op.f('fk_clip_run_id_run')),
-    sa.ForeignKeyConstraint(['video_id'], ['video.id'], name=op.f('fk_clip_video_id_video'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_clip')),
-    sa.UniqueConstraint('video_id', 'params_hash', 'start_frame', 'end_frame', name=op.f('uq_clip_video_id_params_hash_start_frame_end_frame'))
-    )
-    with op.batch_alter_table('clip', schema=None) as batch_op:
-        batch_op.create_index('ix_clip_generation', ['segmenter', 'params_hash'], unique=False)
-        batch_op.create_index(batch_op.f('ix_clip_run_id'), ['run_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_clip_video_id'), ['video_id'], unique=False)
-
     op.create_table('segmentation',
     sa.Column('id', sa.String(length=24), nullable=False),
     sa.Column('video_id', sa.String(length=24), nullable=False),
@@ -217,7 +184,10 @@ def upgrade() -> None:
     sa.Column('clip_count', sa.Integer(), nullable=False),
     sa.Column('shots', sa.JSON(), nullable=False),
     sa.Column('speech', sa.JSON(), nullable=False),
+    sa.Column('speech_source', sa.String(length=32), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('error_class', sa.String(length=16), nullable=True),
+    sa.Column('details', sa.JSON(), nullable=False),
     sa.Column('run_id', sa.String(length=32), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
@@ -252,6 +222,42 @@ def upgrade() -> None:
     with op.batch_alter_table('transcript', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_transcript_run_id'), ['run_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_transcript_video_id'), ['video_id'], unique=False)
+
+    op.create_table('clip',
+    sa.Column('id', sa.String(length=24), nullable=False),
+    sa.Column('video_id', sa.String(length=24), nullable=False),
+    sa.Column('segmenter', sa.String(length=64), nullable=False),
+    sa.Column('segmenter_version', sa.String(length=32), nullable=False),
+    sa.Column('params_hash', sa.String(length=16), nullable=False),
+    sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('shot_index', sa.Integer(), nullable=True),
+    sa.Column('start_time', sa.Float(), nullable=False),
+    sa.Column('end_time', sa.Float(), nullable=False),
+    sa.Column('start_frame', sa.Integer(), nullable=False),
+    sa.Column('end_frame', sa.Integer(), nullable=False),
+    sa.Column('fps', sa.Float(), nullable=False),
+    sa.Column('duration', sa.Float(), nullable=False),
+    sa.Column('speech_seconds', sa.Float(), nullable=True),
+    sa.Column('speech_coverage', sa.Float(), nullable=True),
+    sa.Column('speech_source', sa.String(length=32), nullable=True),
+    sa.Column('language', sa.String(length=16), nullable=True),
+    sa.Column('language_probability', sa.Float(), nullable=True),
+    sa.Column('transcript_text', sa.Text(), nullable=True),
+    sa.Column('transcript_id', sa.String(length=24), nullable=True),
+    sa.Column('run_id', sa.String(length=32), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['run_id'], ['run.id'], name=op.f('fk_clip_run_id_run')),
+    sa.ForeignKeyConstraint(['transcript_id'], ['transcript.id'], name=op.f('fk_clip_transcript_id_transcript'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['video_id'], ['video.id'], name=op.f('fk_clip_video_id_video'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_clip')),
+    sa.UniqueConstraint('video_id', 'params_hash', 'start_frame', 'end_frame', name=op.f('uq_clip_video_id_params_hash_start_frame_end_frame'))
+    )
+    with op.batch_alter_table('clip', schema=None) as batch_op:
+        batch_op.create_index('ix_clip_generation', ['segmenter', 'params_hash'], unique=False)
+        batch_op.create_index(batch_op.f('ix_clip_run_id'), ['run_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_clip_transcript_id'), ['transcript_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_clip_video_id'), ['video_id'], unique=False)
 
     op.create_table('decision',
     sa.Column('id', sa.String(length=24), nullable=False),
@@ -396,6 +402,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_decision_clip_id'))
 
     op.drop_table('decision')
+    with op.batch_alter_table('clip', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_clip_video_id'))
+        batch_op.drop_index(batch_op.f('ix_clip_transcript_id'))
+        batch_op.drop_index(batch_op.f('ix_clip_run_id'))
+        batch_op.drop_index('ix_clip_generation')
+
+    op.drop_table('clip')
     with op.batch_alter_table('transcript', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_transcript_video_id'))
         batch_op.drop_index(batch_op.f('ix_transcript_run_id'))
@@ -406,12 +419,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_segmentation_run_id'))
 
     op.drop_table('segmentation')
-    with op.batch_alter_table('clip', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_clip_video_id'))
-        batch_op.drop_index(batch_op.f('ix_clip_run_id'))
-        batch_op.drop_index('ix_clip_generation')
-
-    op.drop_table('clip')
     with op.batch_alter_table('video', schema=None) as batch_op:
         batch_op.drop_index('ix_video_status_source')
         batch_op.drop_index(batch_op.f('ix_video_source_id'))
