@@ -1,0 +1,45 @@
+"""talkvid_process: segment new videos, then score new clips, mapped over batches.
+
+Triggered by the `videos` asset and by hand (batch sizes can be set in the form). Planners write batches to the
+catalog and pass only their ids; each batch is one task (hundreds of clips, never one task per clip), GPU stages
+run in the GPU pool and queue. At most `max_mapped_tasks` batches map per run; a deferred rest re-triggers this DAG.
+A run that scored clips emits the `scores` asset.
+"""
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import DAG, Param, TriggerRule, task
+
+from talkvid_ops.runners import inprocess
+from talkvid_ops.runners.dag_tasks import SCORES, START_DATE, TAGS, VIDEOS, batch_stage, default_args, runner_config
+
+config = runner_config()
+batch_size = {"type": ["null", "integer"], "minimum": 1, "description": "items per batch (empty: the configured size)"}
+
+with DAG(
+    dag_id="talkvid_process",
+    description="segment videos and score clips, mapped over batches",
+    schedule=[VIDEOS],
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(config),
+    tags=[*TAGS, "process"],
+    params={
+        "segment_batch_size": Param(None, title="Videos per segment batch", **batch_size),
+        "score_batch_size": Param(None, title="Clips per score batch", **batch_size),
+    },
+    doc_md=__doc__,
+):
+    planner = task(python_callable=inprocess.plan_batches_task)
+    segment_batches = planner.override(task_id="plan_segment")("segment", config.max_mapped_tasks)
+    segmented = batch_stage("segment", segment_batches, config)
+    # a run with no video to segment still scores clips left unscored by earlier runs
+    score_batches = planner.override(task_id="plan_score", trigger_rule=TriggerRule.NONE_FAILED)("score", config.max_mapped_tasks)
+    scored = batch_stage("score", score_batches, config)
+    published = task(
+        python_callable=inprocess.publish_scores_task, task_id="publish_scores", outlets=[SCORES], trigger_rule=TriggerRule.NONE_FAILED
+    )()
+    backlog = task.short_circuit(python_callable=inprocess.backlog_task, task_id="backlog_left", trigger_rule=TriggerRule.NONE_FAILED)()
+    rerun = TriggerDagRunOperator(task_id="process_backlog", trigger_dag_id="talkvid_process", conf={})
+    segmented >> score_batches
+    scored >> published >> backlog >> rerun

@@ -1,0 +1,97 @@
+"""Building blocks of the DAG files: the assets, default arguments, and stage tasks made by the configured runner.
+
+Imported at DAG parse time, so it imports only Airflow's SDK and our config; the Docker and Kubernetes providers
+are imported only when that runner is configured, and stage code only when a task runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import Asset, Param, XComArg, task
+
+from talkvid_ops.config import Settings
+from talkvid_ops.runners import inprocess
+from talkvid_ops.runners.config import RunnerConfig
+
+VIDEOS = Asset("videos")  # new media in the catalog (emitted by talkvid_crawl)
+SCORES = Asset("scores")  # new raw scores in the catalog (emitted by talkvid_process)
+START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+TAGS = ["talkvid"]
+
+
+def runner_config() -> RunnerConfig:
+    """The runner section of TALKVID_CONFIG, read when the DAG file is parsed."""
+    return Settings.from_env().pipeline.runner
+
+
+def default_args(config: RunnerConfig) -> dict[str, Any]:
+    return {
+        "owner": "talkvid",
+        "retries": config.retries,
+        "retry_delay": dt.timedelta(seconds=config.retry_delay_s),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": dt.timedelta(hours=1),
+    }
+
+
+def placement(stage: str, config: RunnerConfig) -> dict[str, str]:
+    """Pool and queue of a stage's tasks: GPU stages share the GPU pool and go to the GPU worker's queue."""
+    if stage in config.gpu_stages:
+        return {"pool": config.gpu_pool, "queue": config.gpu_queue}
+    return {}
+
+
+def batch_stage(stage: str, batch_ids: XComArg, config: RunnerConfig):
+    """One mapped task per batch of `stage`, run by the configured runner."""
+    where = placement(stage, config)
+    if config.kind == "inprocess" or stage not in config.container_stages:
+        return task(python_callable=inprocess.batch_task, task_id=stage, **where).partial(stage=stage).expand(batch_id=batch_ids)
+    if config.kind == "docker":
+        from talkvid_ops.runners.docker_runner import StageDockerOperator, docker_stage_kwargs
+
+        return StageDockerOperator.partial(task_id=stage, **where, **docker_stage_kwargs(stage, config.docker)).expand(batch_id=batch_ids)
+    from talkvid_ops.runners.kubernetes_runner import StagePodOperator, kubernetes_stage_kwargs
+
+    return StagePodOperator.partial(task_id=stage, **where, **kubernetes_stage_kwargs(stage, config.kubernetes)).expand(batch_id=batch_ids)
+
+
+BOUND = {"type": ["number", "null"]}
+THRESHOLDS_SCHEMA = {
+    "type": "object",
+    "propertyNames": {"pattern": r"^[a-z][a-z0-9_]*$"},
+    "additionalProperties": {
+        "type": "object",
+        "properties": {"min": BOUND, "max": BOUND},
+        "additionalProperties": False,
+        "minProperties": 1,
+    },
+}
+RELEASE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+def curate_params() -> dict[str, Param]:
+    """The talkvid_curate form; Airflow validates a run's conf against these JSON Schemas before it starts."""
+    from talkvid_ops.curate.profiles import shipped_profiles
+
+    return {
+        "profile": Param(
+            "talkvid-code",
+            type="string",
+            minLength=1,
+            title="Threshold profile",
+            description="a shipped profile name or the path of a profile YAML file",
+            examples=sorted(shipped_profiles()),
+        ),
+        "thresholds": Param(
+            {}, title="Threshold overrides", description='bounds per criterion, e.g. {"avg_movement": {"min": 85}}', **THRESHOLDS_SCHEMA
+        ),
+        "bench_spec": Param(None, type=["null", "object"], title="Bench spec", description="the held-out bench's strata and sizes (empty: no bench)"),
+        "formats": Param(
+            [], type="array", items={"type": "string", "minLength": 1}, uniqueItems=True, title="Export formats", description="empty: the configured formats"
+        ),
+        "out_dir": Param(None, type=["null", "string"], title="Output folder", description="empty: <data dir>/releases/<name>"),
+        "name": Param(None, type=["null", "string"], pattern=RELEASE_NAME, title="Release name", description="empty: profile, its hash and the run's date"),
+        "seed": Param(0, type="integer", minimum=0, title="Bench sampling seed"),
+    }
