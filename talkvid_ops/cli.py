@@ -16,7 +16,9 @@ from talkvid_ops import __version__
 from talkvid_ops.errors import TalkvidError
 
 # command name -> "module:attribute" of a click command or group
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "run": "talkvid_ops.pipeline:run_command",
+}
 
 
 class LazyGroup(click.Group):

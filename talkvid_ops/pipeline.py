@@ -1,0 +1,114 @@
+"""`talkvid run`: the main job in one command on embedded defaults (SQLite catalog, local data dir, stages in this
+process): bring sources in, segment, score, decide, export. The same batch planning and stage calls as the
+Airflow DAGs, run one after another.
+
+A SOURCE is `demo` (the offline demo set: real faces and synthesised speech from the package registries, made once
+and cached), a URL (crawled with yt-dlp) or a local file or folder (ingested in place).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from talkvid_ops.context import Context
+from talkvid_ops.errors import TalkvidError
+
+DEMO_SOURCE = "demo"
+ENV_CACHE_DIR = "TALKVID_CACHE_DIR"
+URL_SCHEMES = ("http://", "https://", "ftp://", "ytsearch")
+
+
+@dataclass
+class SourceArgs:
+    """The command line's sources, by kind."""
+
+    demo: bool = False
+    urls: list[str] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, sources: list[str]) -> "SourceArgs":
+        parsed = cls()
+        for source in sources:
+            if source == DEMO_SOURCE:
+                parsed.demo = True
+            elif source.startswith(URL_SCHEMES):
+                parsed.urls.append(source)
+            elif Path(source).exists():
+                parsed.paths.append(Path(source).resolve())
+            else:
+                raise TalkvidError(f"source {source!r}: not `{DEMO_SOURCE}`, a URL, or an existing file or folder")
+        return parsed
+
+
+def cache_dir(ctx: Context) -> Path:
+    """Where fetched demo material is kept between runs."""
+    return Path(os.environ.get(ENV_CACHE_DIR) or ctx.settings.data_dir / "cache")
+
+
+def bring_in(ctx: Context, sources: SourceArgs) -> dict[str, Any]:
+    """Ingest the demo set and local paths, crawl the URLs; returns each step's result."""
+    from talkvid_ops.crawl.ingest import ingest_paths
+
+    results: dict[str, Any] = {}
+    if sources.demo:
+        from talkvid_ops.demo import demo_videos
+
+        paths = demo_videos(cache_dir(ctx), ctx.settings.data_dir / "demo")
+        results["demo"] = ingest_paths(ctx, paths, name=DEMO_SOURCE)
+    if sources.paths:
+        results["ingest"] = ingest_paths(ctx, sources.paths)
+    if sources.urls:
+        from talkvid_ops.crawl.stage import discover, download
+        from talkvid_ops.crawl.sources import add_url_sources
+
+        source_ids = add_url_sources(ctx, sources.urls)
+        results["discover"] = discover(ctx, source_ids=source_ids)
+        results["download"] = download(ctx, source_ids=source_ids)
+    return results
+
+
+def process(ctx: Context) -> dict[str, list[str]]:
+    """Segment, then score, batch by batch as the DAG maps them; returns the run ids per stage."""
+    from talkvid_ops.runners.stages import BATCH_STAGES, plan, run_batch
+
+    return {stage: [run_batch(ctx, stage, batch_id)["run_id"] for batch_id in plan(ctx, stage)] for stage in BATCH_STAGES}
+
+
+def run_pipeline(ctx: Context, sources: list[str], out_dir: Path, profile_name: str | None = None) -> dict[str, Any]:
+    from talkvid_ops.catalog import db
+    from talkvid_ops.curate.decide import decide
+    from talkvid_ops.export.release import export
+    from talkvid_ops.runners.stages import resolve_profile
+
+    parsed = SourceArgs.parse(sources)
+    profile = resolve_profile(profile_name or ctx.config.curate.profile)  # a bad profile fails before any work
+    ctx.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db.upgrade(ctx.settings.database_url)
+    brought = bring_in(ctx, parsed)
+    processed = process(ctx)
+    decided = decide(ctx, profile)
+    exported = export(ctx, profile, out_dir, name=out_dir.name)
+    return {"sources": brought, "process": processed, "decide": decided, "export": exported}
+
+
+@click.command("run")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Release folder.")
+@click.option("--profile", default=None, help="Threshold profile: a shipped name or a YAML file (default: curate.profile).")
+def run_command(sources: tuple[str, ...], out_dir: Path, profile: str | None) -> None:
+    """The main job: bring SOURCES in (`demo`, URLs, local files or folders), segment, score, decide, export."""
+    from talkvid_ops.cli import get_context
+
+    ctx = get_context()
+    result = run_pipeline(ctx, list(sources), out_dir.resolve(), profile)
+    exported = result["export"]
+    click.echo(f"catalog: {ctx.settings.redacted_database_url()}")
+    click.echo(f"decisions: {result['decide'].get('counts', result['decide'])}")
+    click.echo(f"release: {exported.get('out_dir', out_dir.resolve())}")
+    click.echo(f"report: {exported['report']}")
