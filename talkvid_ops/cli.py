@@ -18,6 +18,7 @@ from talkvid_ops.errors import TalkvidError
 # command name -> "module:attribute" of a click command or group
 LAZY_COMMANDS: dict[str, str] = {
     "run": "talkvid_ops.pipeline:run_command",
+    "segment": "talkvid_ops.segment.cli:segment_command",
 }
 
 

@@ -1,0 +1,99 @@
+"""Decoding through PyAV, with the media faults that stop a video's segmentation named as data."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from talkvid_ops.errors import TalkvidError
+
+AUDIO_RATE = 16000  # what Silero VAD and Whisper take
+
+
+class MediaError(TalkvidError):
+    """A fault of the media file itself. `kind` is stored with the message; only `missing` is worth a retry."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+    @property
+    def permanent(self) -> bool:
+        return self.kind != "missing"
+
+
+@contextmanager
+def open_media(path: str | Path):
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError("missing", f"media file not found: {path}")
+    if path.stat().st_size == 0:
+        raise MediaError("zero_length", "zero-length video: the file is empty")
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as exc:
+        raise MediaError("unreadable", f"cannot open media: {exc}") from None
+    if not container.streams.video and not container.streams.audio:
+        container.close()
+        raise MediaError("zero_length", "zero-length video: the file holds no audio or video stream")
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def decoded_frames(container, stream, what: str) -> Iterator:
+    """Every decodable frame of `stream`. Packets that fail to decode are counted, and once the pass is over
+    the file is declared undecodable: a clip over a damaged stretch would be scored on garbage."""
+    import av
+
+    failures: list[tuple[float | None, str]] = []
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError as exc:
+            at = float(packet.pts * stream.time_base) if packet.pts is not None else None
+            failures.append((at, str(exc)))
+            continue
+        yield from frames
+    if failures:
+        at, reason = failures[0]
+        where = f"first at {at:.2f} s" if at is not None else "position unknown"
+        raise MediaError("undecodable", f"undecodable {what} frames mid-file: {len(failures)} packets failed, {where} ({reason})")
+
+
+def container_duration(container) -> float | None:
+    return container.duration / 1_000_000 if container.duration else None
+
+
+def decode_audio(path: str | Path, rate: int = AUDIO_RATE) -> np.ndarray:
+    """The first audio track as mono float32 at `rate`, sample 0 at time 0."""
+    import av
+
+    with open_media(path) as container:
+        if not container.streams.audio:
+            raise MediaError("no_audio", "no audio track")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks: list[np.ndarray] = []
+        first_time: float | None = None
+        for frame in decoded_frames(container, stream, "audio"):
+            if first_time is None:
+                first_time = frame.time or 0.0
+            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+        chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    if samples.size == 0:
+        raise MediaError("no_audio", "the audio track has no samples")
+    # A track that starts late (or early, with codec priming) is shifted so that index / rate is video time.
+    offset = round((first_time or 0.0) * rate)
+    if offset > 0:
+        samples = np.concatenate([np.zeros(offset, np.float32), samples])
+    elif offset < 0:
+        samples = samples[-offset:]
+    return samples

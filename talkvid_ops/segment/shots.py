@@ -1,0 +1,91 @@
+"""Shot boundaries with PySceneDetect's detectors, fed from one PyAV pass that also checks the video decodes.
+
+PySceneDetect's own PyAV stream converts every frame to full-size BGR and then resizes it; here FFmpeg's scaler
+converts straight to a small BGR frame (`shot_width` wide), which is where most of the time went
+(bench/bench_segment.py measures both). The same pass counts frames and finds undecodable stretches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from talkvid_ops.segment.config import SegmentConfig
+from talkvid_ops.segment.media import MediaError, container_duration, decoded_frames, open_media
+
+# A decodable stream shorter than its container claims by more than this was cut off (truncated download).
+TRUNCATION_TOLERANCE_S = 1.0
+
+
+@dataclass(frozen=True)
+class ShotScan:
+    """What one decoding pass found: frame rate and count, size, and the first frame of every shot after the first."""
+
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+    cut_frames: tuple[int, ...]
+
+    @property
+    def duration(self) -> float:
+        return self.frame_count / self.fps
+
+    @property
+    def shots(self) -> list[tuple[int, int]]:
+        """Shots as [start_frame, end_frame) ranges covering the whole video."""
+        edges = [0, *self.cut_frames, self.frame_count]
+        return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+
+
+def make_detector(config: SegmentConfig):
+    from scenedetect.detectors import AdaptiveDetector, ContentDetector, HistogramDetector
+
+    threshold, min_len = config.resolved_threshold, config.min_shot_frames
+    if config.detector == "histogram":
+        return HistogramDetector(threshold=threshold, min_scene_len=min_len)
+    if config.detector == "content":
+        return ContentDetector(threshold=threshold, min_scene_len=min_len)
+    return AdaptiveDetector(adaptive_threshold=threshold, min_scene_len=min_len)
+
+
+def scaled_size(width: int, height: int, target_width: int) -> tuple[int, int]:
+    """`target_width` wide (never upscaled), aspect kept, both even for the scaler."""
+    out_w = min(target_width, width)
+    out_h = max(2, round(height * out_w / width / 2) * 2)
+    return out_w - out_w % 2, out_h
+
+
+def scan_shots(path: str | Path, config: SegmentConfig) -> ShotScan:
+    """Decode every frame once (downscaled), run the configured detector, and check that the video is whole."""
+    from scenedetect import FrameTimecode
+
+    with open_media(path) as container:
+        if not container.streams.video:
+            raise MediaError("no_video", "no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate
+        if not rate:
+            raise MediaError("unreadable", "the video stream has no frame rate")
+        rate = Fraction(rate.numerator, rate.denominator)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        out_w, out_h = scaled_size(width, height, config.shot_width)
+        detector = make_detector(config)
+        cuts: list[int] = []
+        frames = 0
+        for frame in decoded_frames(container, stream, "video"):
+            image = frame.to_ndarray(format="bgr24", width=out_w, height=out_h)
+            cuts.extend(t.frame_num for t in detector.process_frame(FrameTimecode(frames, fps=rate), image))
+            frames += 1
+        if frames == 0:
+            raise MediaError("zero_length", "zero-length video: no frame decodes")
+        cuts.extend(t.frame_num for t in detector.post_process(FrameTimecode(frames - 1, fps=rate)))
+        expected = container_duration(container)
+    fps = float(rate)
+    if expected is not None and frames / fps < expected - max(TRUNCATION_TOLERANCE_S, 0.02 * expected):
+        raise MediaError(
+            "undecodable", f"undecodable video frames mid-file: frames stop at {frames / fps:.2f} s of {expected:.2f} s"
+        )
+    return ShotScan(fps=fps, frame_count=frames, width=width, height=height, cut_frames=tuple(sorted(set(c for c in cuts if 0 < c < frames))))
