@@ -69,3 +69,29 @@ def pyfeat_media(cache_dir) -> dict[str, Path]:
     from talkvid_ops.demo import fetch_pyfeat_media
 
     return fetch_pyfeat_media(cache_dir)
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory) -> Path:
+    """Airflow configured for tests (a private AIRFLOW_HOME, no examples, our DAGs folder), before it is imported."""
+    import sys
+
+    home = tmp_path_factory.mktemp("airflow-home")
+    if "airflow" in sys.modules and os.environ.get("AIRFLOW_HOME") != str(home):
+        pytest.fail("airflow was imported before the airflow_env fixture configured it; import it inside tests")
+    os.environ.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__UNIT_TEST_MODE="True",
+        AIRFLOW__CORE__DAGS_FOLDER=str(Path(__file__).resolve().parent.parent / "dags"),
+    )
+    return home
+
+
+@pytest.fixture(scope="session")
+def airflow_db(airflow_env) -> Path:
+    """A fresh Airflow metadata database for the session (for `dag.test()`)."""
+    from airflow.utils import db as airflow_metadata
+
+    airflow_metadata.resetdb()
+    return airflow_env

@@ -74,6 +74,7 @@ RELEASE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 def curate_params() -> dict[str, Param]:
     """The talkvid_curate form; Airflow validates a run's conf against these JSON Schemas before it starts."""
     from talkvid_ops.curate.profiles import shipped_profiles
+    from talkvid_ops.export.config import ALL_FORMATS
 
     return {
         "profile": Param(
@@ -87,9 +88,11 @@ def curate_params() -> dict[str, Param]:
         "thresholds": Param(
             {}, title="Threshold overrides", description='bounds per criterion, e.g. {"avg_movement": {"min": 85}}', **THRESHOLDS_SCHEMA
         ),
-        "bench_spec": Param(None, type=["null", "object"], title="Bench spec", description="the held-out bench's strata and sizes (empty: no bench)"),
+        "bench_spec": Param(
+            None, type=["null", "string"], minLength=1, title="Bench spec", description="a shipped bench spec name or YAML path (empty: the configured one)"
+        ),
         "formats": Param(
-            [], type="array", items={"type": "string", "minLength": 1}, uniqueItems=True, title="Export formats", description="empty: the configured formats"
+            [], type="array", items={"type": "string", "enum": list(ALL_FORMATS)}, uniqueItems=True, title="Export formats", description="empty: the configured formats"
         ),
         "out_dir": Param(None, type=["null", "string"], title="Output folder", description="empty: <data dir>/releases/<name>"),
         "name": Param(None, type=["null", "string"], pattern=RELEASE_NAME, title="Release name", description="empty: profile, its hash and the run's date"),

@@ -1,0 +1,184 @@
+"""The operators each runner builds. No Docker daemon or Kubernetes cluster exists here, so the Docker operator is
+executed against a recording API client (the daemon's edge) and the pod is built as it would be sent."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy.engine import make_url
+
+DAGS = Path(__file__).resolve().parent.parent / "dags"
+PASSWORD = "p@ss:w/rd%"  # characters that must survive URL quoting
+
+
+def task_context(map_index: int = 3):
+    ti = SimpleNamespace(dag_id="talkvid_process", run_id="manual__2026-01-02", task_id="score", map_index=map_index, try_number=2)
+    return {"ti": ti, "run_id": ti.run_id, "dag": SimpleNamespace(dag_id=ti.dag_id)}
+
+
+def parse_with_config(tmp_path, monkeypatch, runner_yaml: str):
+    from airflow.dag_processing.dagbag import DagBag
+
+    config = tmp_path / "talkvid.yaml"
+    config.write_text(textwrap.dedent(runner_yaml))
+    monkeypatch.setenv("TALKVID_CONFIG", str(config))
+    bag = DagBag(str(DAGS))
+    assert bag.import_errors == {}
+    return bag.dags["talkvid_process"]
+
+
+def test_inprocess_runner_exports_the_complete_task_identity(monkeypatch):
+    from talkvid_ops.catalog.runs import airflow_ids
+    from talkvid_ops.runners.inprocess import airflow_env, exported
+
+    monkeypatch.setenv("AIRFLOW_CTX_MAP_INDEX", "9")  # left over from another task of the same process
+    monkeypatch.delenv("AIRFLOW_CTX_TASK_ID", raising=False)
+    with exported(airflow_env(task_context())):
+        assert airflow_ids() == dict(dag_id="talkvid_process", dag_run_id="manual__2026-01-02", task_id="score", map_index=3, try_number=2)
+    assert os.environ["AIRFLOW_CTX_MAP_INDEX"] == "9" and "AIRFLOW_CTX_TASK_ID" not in os.environ
+    with exported(airflow_env(task_context(map_index=-1))):  # an unmapped task has no map index
+        assert airflow_ids()["map_index"] is None
+
+
+def test_catalog_url_from_an_airflow_connection(airflow_env):
+    from airflow.sdk import Connection
+
+    from talkvid_ops.errors import TalkvidError
+    from talkvid_ops.runners.docker_runner import catalog_url_from_connection
+
+    conn = Connection(conn_id="talkvid_catalog", conn_type="postgres", host="postgres", port=5432, login="talkvid", password=PASSWORD, schema="talkvid")
+    url = make_url(catalog_url_from_connection(conn))
+    assert (url.drivername, url.host, url.port, url.username, url.password, url.database) == (
+        "postgresql+psycopg2", "postgres", 5432, "talkvid", PASSWORD, "talkvid"
+    )
+    with pytest.raises(TalkvidError, match="postgres or sqlite"):
+        catalog_url_from_connection(Connection(conn_id="x", conn_type="http", host="h"))
+
+
+class RecordingDockerClient:
+    """The Docker Engine API as docker-py's APIClient exposes it, recording calls instead of sending them."""
+
+    def __init__(self):
+        import docker
+
+        self._real = docker.APIClient(base_url="tcp://127.0.0.1:9", version="1.43")  # builds payloads, never connects
+        self.created: dict = {}
+        self.calls: list[str] = []
+
+    def images(self, name):
+        self.calls.append("images")
+        return [{"Id": name}]
+
+    def create_host_config(self, **kwargs):
+        return self._real.create_host_config(**kwargs)
+
+    def create_container(self, **kwargs):
+        self.calls.append("create")
+        self.created = kwargs
+        return {"Id": "c0ffee"}
+
+    def attach(self, **kwargs):
+        return iter([b"scored 12 clips\n"])
+
+    def start(self, container_id):
+        self.calls.append("start")
+
+    def wait(self, container_id):
+        return {"StatusCode": 0}
+
+    def remove_container(self, container_id, **kwargs):
+        self.calls.append("remove")
+
+
+def test_docker_runner_runs_a_batch_in_the_gpu_image_with_the_catalog_from_a_connection(airflow_env, monkeypatch, tmp_path):
+    from airflow.models.connection import Connection
+
+    from talkvid_ops.runners.config import DockerRunnerConfig
+    from talkvid_ops.runners.docker_runner import StageDockerOperator, docker_stage_kwargs
+
+    conn = Connection(conn_id="talkvid_catalog", conn_type="postgres", host="postgres", port=5432, login="talkvid", password=PASSWORD, schema="talkvid")
+    monkeypatch.setenv("AIRFLOW_CONN_TALKVID_CATALOG", conn.get_uri())
+    config = DockerRunnerConfig(image="registry.example/talkvid-operator-gpu:1.0", network_mode="talkvid_default", container_config="/data/talkvid.yaml")
+    op = StageDockerOperator(task_id="score", batch_id="b0123", **docker_stage_kwargs("score", config))
+    client = RecordingDockerClient()
+    op.__dict__["hook"] = SimpleNamespace(api_client=client)  # the daemon's edge
+    op.execute(task_context())
+
+    created = client.created
+    assert client.calls == ["images", "create", "start", "remove"]
+    assert created["image"] == "registry.example/talkvid-operator-gpu:1.0"
+    assert created["command"] == ["talkvid", "score", "--batch", "b0123"]
+    env = created["environment"]
+    assert make_url(env["TALKVID_DATABASE_URL"]).password == PASSWORD and make_url(env["TALKVID_DATABASE_URL"]).host == "postgres"
+    assert env["TALKVID_DATA_DIR"] == "/data" and env["TALKVID_CONFIG"] == "/data/talkvid.yaml"
+    assert (env["AIRFLOW_CTX_DAG_ID"], env["AIRFLOW_CTX_TASK_ID"], env["AIRFLOW_CTX_MAP_INDEX"]) == ("talkvid_process", "score", "3")
+    assert "TALKVID_DATABASE_URL" not in op.environment  # the password stays out of rendered templates
+    host = created["host_config"]
+    assert host["DeviceRequests"] == [{"Driver": "", "Count": 1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}]
+    assert [(m["Target"], m["Source"], m["Type"], m["ReadOnly"]) for m in host["Mounts"]] == [
+        ("/data", "talkvid-data", "volume", False),
+        ("/models", "talkvid-models", "volume", True),
+    ]
+    assert host["NetworkMode"] == "talkvid_default" and host["ShmSize"] == 2 * 1024**3
+
+
+def test_kubernetes_runner_builds_a_gpu_pod(airflow_env):
+    from talkvid_ops.runners.config import KubernetesRunnerConfig
+    from talkvid_ops.runners.kubernetes_runner import StagePodOperator, kubernetes_stage_kwargs
+
+    config = KubernetesRunnerConfig(image="registry.example/talkvid-operator-gpu:1.0", gpus=2, stage_images={"segment": "registry.example/talkvid-whisperx:1.0"})
+    op = StagePodOperator(task_id="segment", batch_id="b42", do_xcom_push=False, **kubernetes_stage_kwargs("segment", config))
+    pod = op.build_pod_request_obj(task_context(), dry_run=True)  # dry run: everything but asking the cluster
+    spec = pod.spec
+    (container,) = spec.containers
+    assert pod.metadata.namespace == "talkvid"
+    assert container.image == "registry.example/talkvid-whisperx:1.0"
+    assert [*container.command, *container.args] == ["talkvid", "segment", "--batch", "b42"]
+    assert container.resources.limits == {"memory": "32Gi", "nvidia.com/gpu": "2"}
+    assert container.resources.requests == {"cpu": "4", "memory": "16Gi"}
+    assert spec.node_selector == {"nvidia.com/gpu.present": "true"}
+    assert [(t.key, t.operator, t.effect) for t in spec.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
+    env = {e.name: e for e in container.env}
+    assert env["TALKVID_DATA_DIR"].value == "/data"
+    assert env["TALKVID_DATABASE_URL"].value_from.secret_key_ref.name == "talkvid-catalog"
+    assert (env["AIRFLOW_CTX_DAG_RUN_ID"].value, env["AIRFLOW_CTX_MAP_INDEX"].value, env["AIRFLOW_CTX_TRY_NUMBER"].value) == ("manual__2026-01-02", "3", "2")
+    assert {m.mount_path: m.read_only for m in container.volume_mounts} == {"/data": None, "/models": True}
+    assert {v.persistent_volume_claim.claim_name for v in spec.volumes} == {"talkvid-data", "talkvid-models"}
+    assert op.startup_timeout_seconds == 1800
+    assert pod.metadata.labels["map_index"] == "3"
+
+
+@pytest.mark.parametrize(
+    "kind, operator",
+    [("inprocess", "_PythonDecoratedOperator"), ("docker", "StageDockerOperator"), ("kubernetes", "StagePodOperator")],
+)
+def test_the_configured_runner_maps_stage_batches(airflow_env, tmp_path, monkeypatch, kind, operator):
+    dag = parse_with_config(tmp_path, monkeypatch, f"""
+        runner:
+          kind: {kind}
+          container_stages: [score]
+          docker: {{image: "talkvid-operator-gpu:test"}}
+          kubernetes: {{image: "talkvid-operator-gpu:test"}}
+        """)
+    score, segment = dag.get_task("score"), dag.get_task("segment")
+    assert score.is_mapped and (score.pool, score.queue) == ("gpu", "gpu")
+    assert score.operator_class.__name__ == operator
+    assert segment.operator_class.__name__ == "_PythonDecoratedOperator"  # not a container stage here
+    mapped_over = score._get_specified_expand_input().value
+    assert list(mapped_over) == ["batch_id"] and mapped_over["batch_id"].operator.task_id == "plan_score"  # batch ids only
+    if kind != "inprocess":
+        assert score.partial_kwargs["image"] == "talkvid-operator-gpu:test" and score.partial_kwargs["stage"] == "score"
+
+
+def test_a_bad_runner_config_is_a_dag_import_error_naming_the_field(airflow_env, tmp_path, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    config = tmp_path / "bad.yaml"
+    config.write_text("runner:\n  kind: slurm\n")
+    monkeypatch.setenv("TALKVID_CONFIG", str(config))
+    errors = DagBag(str(DAGS)).import_errors
+    assert len(errors) == 3 and all("runner.kind" in str(e) for e in errors.values())
