@@ -136,6 +136,7 @@ class Video(Timestamps, Base):
     next_attempt_at: Mapped[dt.datetime | None]
     availability: Mapped[str] = mapped_column(String(16), default="unknown")  # available|gone|unknown
     availability_checked_at: Mapped[dt.datetime | None]
+    availability_reason: Mapped[str | None] = mapped_column(Text)  # why the site says it is gone
     downloaded_at: Mapped[dt.datetime | None]
     run_id: Mapped[str | None] = mapped_column(ForeignKey("run.id"), index=True)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 01:24:42.721506
+Create Date: 2026-11-30 01:27:33.223242
 """
 
 from __future__ import annotations
@@ -159,6 +159,7 @@ def upgrade() -> None:
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('availability', sa.String(length=16), nullable=False),
     sa.Column('availability_checked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('availability_reason', sa.Text(), nullable=True),
     sa.Column('downloaded_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('run_id', sa.String(length=32), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
