@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMPS := .make-stamps
-APT_PACKAGES := ffmpeg opencv-data espeak-ng sox redis-server chromium
+APT_PACKAGES := ffmpeg opencv-data espeak-ng sox redis-server chromium docker-compose
 RUN_OUT ?= release
 EXTRAS := airflow,cpu,gpu,test
 
