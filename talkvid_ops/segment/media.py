@@ -11,6 +11,7 @@ import numpy as np
 from talkvid_ops.errors import TalkvidError
 
 AUDIO_RATE = 16000  # what Silero VAD and Whisper take
+ZERO_LENGTH_S = 0.5  # a cut-off file of a few frames (an interrupted download) is as empty as a 0-byte one
 
 
 class MediaError(TalkvidError):
@@ -41,6 +42,10 @@ def open_media(path: str | Path):
     if not container.streams.video and not container.streams.audio:
         container.close()
         raise MediaError("zero_length", "zero-length video: the file holds no audio or video stream")
+    duration = container_duration(container)
+    if duration is not None and duration < ZERO_LENGTH_S:
+        container.close()
+        raise MediaError("zero_length", f"zero-length video: {duration:.2f} s of media")
     try:
         yield container
     finally:

@@ -141,6 +141,8 @@ def segment(
         "limit": limit,
     }
     with ctx.run(STAGE, params) as run:
+        for key in ("videos_segmented", "videos_failed", "videos_skipped", "clips", "clips_transcribed"):
+            run.count(key, 0)
         with ctx.sessions() as session:
             if batch_id is not None:
                 ids = batch_items(session, batch_id, STAGE)

