@@ -34,6 +34,7 @@ NAMING_CONVENTION = {
 }
 
 ID = String(24)
+DECISION_ID = String(48)
 
 
 def utcnow() -> dt.datetime:
@@ -273,7 +274,8 @@ class Decision(Base):
         Index("ix_decision_profile_status", "profile_id", "status"),
     )
 
-    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    # profile id + clip id: deterministic, and computable inside the set-based INSERT ... SELECT that decides
+    id: Mapped[str] = mapped_column(DECISION_ID, primary_key=True)
     clip_id: Mapped[str] = mapped_column(ForeignKey("clip.id", ondelete="CASCADE"), index=True)
     profile_id: Mapped[str] = mapped_column(ForeignKey("profile.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16))  # passed|failed|undecided
@@ -289,7 +291,7 @@ class DecisionFailure(Base):
     __table_args__ = (UniqueConstraint("decision_id", "criterion"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    decision_id: Mapped[str] = mapped_column(ForeignKey("decision.id", ondelete="CASCADE"), index=True)
+    decision_id: Mapped[str] = mapped_column(DECISION_ID, ForeignKey("decision.id", ondelete="CASCADE"), index=True)
     criterion: Mapped[str] = mapped_column(String(64))
     metric: Mapped[str] = mapped_column(String(64))
     backend: Mapped[str] = mapped_column(String(32))

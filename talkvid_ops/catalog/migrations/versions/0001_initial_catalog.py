@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 01:27:33.223242
+Create Date: 2026-11-30 01:30:34.733697
 """
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_clip_video_id'), ['video_id'], unique=False)
 
     op.create_table('decision',
-    sa.Column('id', sa.String(length=24), nullable=False),
+    sa.Column('id', sa.String(length=48), nullable=False),
     sa.Column('clip_id', sa.String(length=24), nullable=False),
     sa.Column('profile_id', sa.String(length=24), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
@@ -354,7 +354,7 @@ def upgrade() -> None:
 
     op.create_table('decision_failure',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('decision_id', sa.String(length=24), nullable=False),
+    sa.Column('decision_id', sa.String(length=48), nullable=False),
     sa.Column('criterion', sa.String(length=64), nullable=False),
     sa.Column('metric', sa.String(length=64), nullable=False),
     sa.Column('backend', sa.String(length=32), nullable=False),
