@@ -19,6 +19,8 @@ from talkvid_ops.errors import TalkvidError
 LAZY_COMMANDS: dict[str, str] = {
     "run": "talkvid_ops.pipeline:run_command",
     "segment": "talkvid_ops.segment.cli:segment_command",
+    "score": "talkvid_ops.score.cli:score_command",
+    "decide": "talkvid_ops.curate.cli:decide_command",
 }
 
 
