@@ -199,10 +199,15 @@ def test_subtitle_cues_combine_with_vad(media, tmp_path):
 
 
 def test_faster_whisper_records_language_per_clip(media, whisper_dir, tmp_path, sqlite_url):
+    without_asr = make_ctx(tmp_path, sqlite_url)
+    ids = add_videos(without_asr, {"talk": media["dir"] / "talk.mp4"})
+    assert segment(without_asr)["clips"] == 3
+    # Setting a model later transcribes the clips already cut, without cutting them again.
     ctx = make_ctx(tmp_path, sqlite_url, asr=AsrConfig(model_dir=whisper_dir))
-    ids = add_videos(ctx, {"talk": media["dir"] / "talk.mp4"})
+    assert plan_batches(ctx) != []
     result = segment(ctx)
-    assert result["clips"] == 3 and result["clips_transcribed"] == 3
+    assert result["videos_segmented"] == 0 and result["clips"] == 0 and result["clips_transcribed"] == 3
+    assert plan_batches(ctx) == []
     with ctx.sessions() as session:
         clips = session.scalars(select(Clip).where(Clip.video_id == ids["talk"]).order_by(Clip.start_frame)).all()
         transcripts = {t.id: t for t in session.scalars(select(Transcript))}

@@ -75,13 +75,22 @@ def require_model_dir(model_dir: Path | None, backend: str, needed: tuple[str, .
     return model_dir
 
 
-class FasterWhisperBackend:
-    name = "faster-whisper"
+class LocalModelBackend:
+    """A backend whose model is a local directory, checked when the backend is built (the model loads later)."""
+
+    name: str
 
     def __init__(self, config: AsrConfig):
         self.config = config
         self.model_dir = require_model_dir(config.model_dir, self.name)
         self.model_id = model_identity(self.model_dir)
+
+
+class FasterWhisperBackend(LocalModelBackend):
+    name = "faster-whisper"
+
+    def __init__(self, config: AsrConfig):
+        super().__init__(config)
         self._model = None
 
     @property
@@ -137,13 +146,11 @@ def _import_whisperx():
     return whisperx
 
 
-class WhisperXBackend:
+class WhisperXBackend(LocalModelBackend):
     name = "whisperx"
 
     def __init__(self, config: AsrConfig):
-        self.config = config
-        self.model_dir = require_model_dir(config.model_dir, self.name)
-        self.model_id = model_identity(self.model_dir)
+        super().__init__(config)
         if config.align_model_dir is not None and not Path(config.align_model_dir).is_dir():
             raise TalkvidError(f"whisperx alignment model dir {config.align_model_dir} does not exist")
         self._pipeline = None
