@@ -94,7 +94,7 @@ def run_pipeline(ctx: Context, sources: list[str], out_dir: Path, profile_name: 
     processed = process(ctx)
     decided = decide(ctx, profile)
     exported = export(ctx, profile, out_dir, name=out_dir.name)
-    return {"sources": brought, "process": processed, "decide": decided, "export": exported}
+    return {"profile": profile.name, "sources": brought, "process": processed, "decide": decided, "export": exported}
 
 
 @click.command("run")
@@ -108,7 +108,8 @@ def run_command(sources: tuple[str, ...], out_dir: Path, profile: str | None) ->
     ctx = get_context()
     result = run_pipeline(ctx, list(sources), out_dir.resolve(), profile)
     exported = result["export"]
+    counts = exported["counts"]
     click.echo(f"catalog: {ctx.settings.redacted_database_url()}")
-    click.echo(f"decisions: {result['decide'].get('counts', result['decide'])}")
-    click.echo(f"release: {exported.get('out_dir', out_dir.resolve())}")
-    click.echo(f"report: {exported['report']}")
+    click.echo(f"clips: {counts['candidates']} candidates, {counts['passed']} passed profile {result['profile']}, {counts['train']} in the training set")
+    click.echo(f"release: {exported['out_dir']}")
+    click.echo(f"report: {exported['paths']['report']}")

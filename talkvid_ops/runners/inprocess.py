@@ -94,7 +94,7 @@ def publish_videos_task() -> int:
     with task_context() as (ctx, context):
         with ctx.run("publish", {"asset": "videos"}) as run:
             ti = context["ti"]
-            download_runs = [r.id for r in runs_of_dag_run(ctx, ti.dag_id, ti.run_id, "download")]
+            download_runs = [r.id for r in runs_of_dag_run(ctx, ti.dag_id, ti.run_id, "crawl.download")]
             new = rows_made_by(ctx, Video, download_runs, Video.storage_path.is_not(None))
             run.count("videos", new)
     if not new:
