@@ -21,6 +21,13 @@ LAZY_COMMANDS: dict[str, str] = {
     "segment": "talkvid_ops.segment.cli:segment_command",
     "score": "talkvid_ops.score.cli:score_command",
     "decide": "talkvid_ops.curate.cli:decide_command",
+    "labels": "talkvid_ops.export.cli:labels",
+    "speakers": "talkvid_ops.export.cli:speakers",
+    "bench": "talkvid_ops.export.cli:bench",
+    "export": "talkvid_ops.export.cli:export",
+    "source": "talkvid_ops.crawl.cli:source",
+    "crawl": "talkvid_ops.crawl.cli:crawl",
+    "ingest": "talkvid_ops.crawl.cli:ingest",
 }
 
 

