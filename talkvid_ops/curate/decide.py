@@ -1,0 +1,149 @@
+"""Apply a threshold profile to stored scores: set-based SQL, no Python loop over clips, no model call.
+
+For every clip and criterion, the first rule (in the profile's order) whose backend has a score for the clip
+applies (`backend: any` matches any backend; among several, the latest score). A clip fails when any applied
+rule's bounds are violated, is undecided when no failure was found but some criterion had no usable score, and
+passes otherwise. Each decision lists the criteria it could not evaluate, and each failure records the criterion,
+metric, the backend whose score was judged, its value and the bounds. Deciding a profile again replaces its
+decisions; a profile's row is keyed by its name and content hash, so changed thresholds are a new version.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, bindparam, delete, func, select, text
+from sqlalchemy.orm import Session
+
+from talkvid_ops.catalog.models import Decision, DecisionFailure, Profile as ProfileRow, utcnow
+from talkvid_ops.catalog.upsert import upsert
+from talkvid_ops.context import Context
+from talkvid_ops.curate.profiles import ANY_BACKEND, Profile, load_profile
+from talkvid_ops.ids import make_id
+
+STAGE = "decide"
+STATUSES = ("passed", "failed", "undecided")
+
+
+def as_profile(profile: Profile | str | Path) -> Profile:
+    return profile if isinstance(profile, Profile) else load_profile(profile)
+
+
+def store_profile(session: Session, profile: Profile) -> str:
+    """The catalog row of this exact profile content (created on first use); returns its id."""
+    profile_id = make_id("profile", profile.name, profile.content_hash)
+    upsert(
+        session,
+        ProfileRow,
+        [dict(id=profile_id, name=profile.name, content_hash=profile.content_hash, body=profile.body())],
+        ["name", "content_hash"],
+        update=[],
+    )
+    return profile_id
+
+
+def _rules(profile: Profile) -> tuple[str, dict[str, Any]]:
+    """The profile's rules as a VALUES list with bound parameters (criterion, priority, backend, metric, lo, hi)."""
+    rows, params = [], {}
+    for criterion, spec in profile.criteria.items():
+        for priority, rule in enumerate(spec.rules):
+            n = len(rows)
+            rows.append(f"(:c{n}, {priority}, :b{n}, :m{n}, CAST(:lo{n} AS DOUBLE PRECISION), CAST(:hi{n} AS DOUBLE PRECISION))")
+            params.update({f"c{n}": criterion, f"b{n}": rule.backend, f"m{n}": rule.metric, f"lo{n}": rule.min, f"hi{n}": rule.max})
+    return ",\n".join(rows), params
+
+
+# Every clip x criterion with the score that applies to it (NULL when none does) and whether it fails.
+GRID_SQL = """
+CREATE TEMPORARY TABLE decide_grid AS
+WITH rules(criterion, priority, backend, metric, lo, hi) AS (VALUES {rules}),
+candidate AS (
+    SELECT s.clip_id, r.criterion, r.metric, s.backend, s.value, r.lo, r.hi,
+           ROW_NUMBER() OVER (PARTITION BY s.clip_id, r.criterion ORDER BY r.priority, s.created_at DESC, s.backend) AS rn
+    FROM rules r
+    JOIN score s ON s.metric = r.metric AND (r.backend = :any_backend OR s.backend = r.backend)
+    WHERE s.value IS NOT NULL
+),
+applied AS (SELECT clip_id, criterion, metric, backend, value, lo, hi FROM candidate WHERE rn = 1)
+SELECT c.id AS clip_id, k.criterion AS criterion, a.metric AS metric, a.backend AS backend, a.value AS value,
+       a.lo AS lo, a.hi AS hi,
+       CASE WHEN a.value IS NULL THEN 0
+            WHEN (a.lo IS NOT NULL AND a.value < a.lo) OR (a.hi IS NOT NULL AND a.value > a.hi) THEN 1
+            ELSE 0 END AS failing
+FROM clip c
+CROSS JOIN (SELECT DISTINCT criterion FROM rules) k
+LEFT JOIN applied a ON a.clip_id = c.id AND a.criterion = k.criterion
+"""
+
+DECISIONS_SQL = """
+INSERT INTO decision (id, clip_id, profile_id, status, missing, run_id, decided_at)
+SELECT :profile_id || clip_id, clip_id, :profile_id,
+       CASE WHEN SUM(failing) > 0 THEN 'failed'
+            WHEN SUM(CASE WHEN value IS NULL THEN 1 ELSE 0 END) > 0 THEN 'undecided'
+            ELSE 'passed' END,
+       {missing},
+       :run_id, :decided_at
+FROM (SELECT * FROM decide_grid ORDER BY clip_id, criterion) g
+GROUP BY clip_id
+"""
+
+# JSON list of the criteria without a usable score, per dialect.
+MISSING_JSON = {
+    "sqlite": "json_group_array(criterion) FILTER (WHERE value IS NULL)",
+    "postgresql": "COALESCE(json_agg(criterion ORDER BY criterion) FILTER (WHERE value IS NULL), '[]'::json)",
+}
+
+FAILURES_SQL = """
+INSERT INTO decision_failure (decision_id, criterion, metric, backend, value, min_value, max_value)
+SELECT :profile_id || clip_id, criterion, metric, backend, value, lo, hi
+FROM decide_grid
+WHERE failing = 1
+"""
+
+
+def decide(ctx: Context, profile: Profile | str | Path) -> dict[str, Any]:
+    """Decide every clip of the catalog under `profile`; returns counts per status."""
+    profile = as_profile(profile)
+    with ctx.run(STAGE, {"profile": profile.name, "content_hash": profile.content_hash}) as run:
+        with ctx.sessions() as session:
+            profile_id = store_profile(session, profile)
+            dialect = session.get_bind().dialect.name
+            if dialect not in MISSING_JSON:  # pragma: no cover - we support the two above
+                raise NotImplementedError(f"decide is not implemented for {dialect}")
+            session.execute(
+                delete(DecisionFailure).where(DecisionFailure.decision_id.in_(select(Decision.id).where(Decision.profile_id == profile_id)))
+            )
+            session.execute(delete(Decision).where(Decision.profile_id == profile_id))
+            values, params = _rules(profile)
+            session.execute(text("DROP TABLE IF EXISTS decide_grid"))
+            session.execute(text(GRID_SQL.format(rules=values)), {**params, "any_backend": ANY_BACKEND})
+            decisions = text(DECISIONS_SQL.format(missing=MISSING_JSON[dialect])).bindparams(bindparam("decided_at", type_=DateTime(timezone=True)))
+            session.execute(decisions, {"profile_id": profile_id, "run_id": run.id, "decided_at": utcnow()})
+            session.execute(text(FAILURES_SQL), {"profile_id": profile_id})
+            session.execute(text("DROP TABLE decide_grid"))
+            counts = dict(session.execute(select(Decision.status, func.count()).where(Decision.profile_id == profile_id).group_by(Decision.status)).all())
+            session.commit()
+        for status in STATUSES:
+            run.count(status, counts.get(status, 0))
+        return {
+            "run_id": run.id,
+            "profile": profile.name,
+            "content_hash": profile.content_hash,
+            "profile_id": profile_id,
+            "clips": sum(counts.values()),
+            **{status: counts.get(status, 0) for status in STATUSES},
+        }
+
+
+def diff(ctx: Context, a: Profile | str | Path, b: Profile | str | Path) -> dict[str, Any]:
+    """Clips that enter (pass under b, not under a) or leave (pass under a, not under b), on current scores."""
+    a, b = as_profile(a), as_profile(b)
+    decided = {"a": decide(ctx, a), "b": decide(ctx, b)}
+    passed_a = select(Decision.clip_id).where(Decision.profile_id == decided["a"]["profile_id"], Decision.status == "passed")
+    passed_b = select(Decision.clip_id).where(Decision.profile_id == decided["b"]["profile_id"], Decision.status == "passed")
+    with ctx.sessions() as session:
+        enter = sorted(session.scalars(passed_b.except_(passed_a)))
+        leave = sorted(session.scalars(passed_a.except_(passed_b)))
+    summary = {key: {k: v for k, v in d.items() if k != "run_id"} for key, d in decided.items()}
+    return {**summary, "enter": enter, "leave": leave}

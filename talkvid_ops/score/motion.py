@@ -1,0 +1,202 @@
+"""Motion: how much of the picture can be tracked calmly, in both of TalkVid's definitions.
+
+- `motion_valid_ratio_paper` (paper): frames at 25 fps, short side 512, cut into 16-frame windows every 8 frames;
+  K = 256 points on a 16x16 grid in the central 256x256 crop are tracked from each window's first frame. A
+  trajectory is valid when it is confident (>= 0.5) in every frame, never moves more than 20 px between frames
+  and stays in frame; the window's ratio is valid / K and the clip's is the mean over windows. The paper keeps
+  0.85 <= ratio <= 0.999 (the upper bound drops frozen shots, the lower bound shaky or untrackable ones).
+  "In frame" is the central square (side = the short side) that is decoded, slightly stricter than the full
+  frame sideways for landscape video.
+- `motion_visibility_code` (released code): up to three consecutive 6 s segments from the clip's start, sampled at
+  2 fps and scaled by 0.25; a 100x100 grid is tracked from each segment's first frame; the segment's value is the
+  mean visibility over points and frames; the clip's is the minimum over segments. The code applies no threshold.
+
+Backends share the definitions and differ in the tracker:
+- `lk` (CPU): pyramidal Lucas-Kanade (cv2.calcOpticalFlowPyrLK). Confidence per point and frame is the
+  forward-backward check: track forward, then back, and c = 1 / (1 + (e / 1 px)^2) for the round-trip error e,
+  so c >= 0.5 exactly when the point returns within 1 px. LK cannot solve on a textureless patch (a white
+  wall) where a learned tracker follows the point from context; such a point is taken as staying put, with
+  confidence 1, when its 21x21 neighbourhood is unchanged between the frames (mean absolute difference <= 2 grey
+  levels), and 0 otherwise. Visibility for the code definition is c >= 0.5.
+- `cotracker3` (production): CoTracker3 offline from a local checkpoint and a local clone of its repository
+  (torch.hub with source="local"), fed the same frames and grid points as queries; its visibility is the
+  confidence.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from talkvid_ops.score.base import FrameSpec, Metrics, ModelUnavailable, Scorer
+
+PAPER_FPS, PAPER_SHORT_SIDE, PAPER_CROP, PAPER_GRID = 25.0, 512, 256, 16
+PAPER_WINDOW, PAPER_STRIDE, PAPER_MAX_STEP = 16, 8, 20.0
+CONFIDENT = 0.5
+CODE_FPS, CODE_SCALE, CODE_GRID = 2.0, 0.25, 100
+CODE_SEGMENT_SECONDS, CODE_SEGMENTS = 6.0, 3
+CODE_SEGMENT_SAMPLES = int(CODE_FPS * CODE_SEGMENT_SECONDS)
+FB_TOLERANCE = 1.0  # px: the round-trip error at which LK confidence is 0.5
+LK_WINDOW, LK_LEVELS = (21, 21), 3
+STATIC_PATCH_DIFF = 2.0  # grey levels: a textureless patch this close to its previous look has not moved
+
+
+def paper_valid_ratio(tracks: np.ndarray, confidence: np.ndarray, width: int, height: int) -> float:
+    """Share of valid trajectories in one window: tracks (T, K, 2) in px, confidence (T, K)."""
+    confident = (confidence >= CONFIDENT).all(axis=0)
+    steps = np.linalg.norm(np.diff(tracks, axis=0), axis=2)
+    calm = (steps <= PAPER_MAX_STEP).all(axis=0) if len(steps) else np.ones(tracks.shape[1], dtype=bool)
+    x, y = tracks[..., 0], tracks[..., 1]
+    inside = ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).all(axis=0)
+    return float((confident & calm & inside).mean())
+
+
+def paper_windows(frame_count: int) -> list[tuple[int, int]]:
+    """[start, end) of every 16-frame window at stride 8; a clip shorter than a window is one window."""
+    if frame_count < 2:
+        return []
+    if frame_count < PAPER_WINDOW:
+        return [(0, frame_count)]
+    return [(s, s + PAPER_WINDOW) for s in range(0, frame_count - PAPER_WINDOW + 1, PAPER_STRIDE)]
+
+
+def code_segments(sample_count: int) -> list[tuple[int, int]]:
+    """[start, end) of up to three consecutive 6 s segments of 2 fps samples, each with at least two frames."""
+    bounds = []
+    for k in range(CODE_SEGMENTS):
+        start, end = k * CODE_SEGMENT_SAMPLES, min(sample_count, (k + 1) * CODE_SEGMENT_SAMPLES)
+        if end - start >= 2:
+            bounds.append((start, end))
+    return bounds
+
+
+def code_samples(sample_count: int) -> range:
+    """Which 2 fps samples the code definition uses (the frame sampler converts only these)."""
+    return range(min(sample_count, CODE_SEGMENTS * CODE_SEGMENT_SAMPLES))
+
+
+def grid_points(width: int, height: int, n: int, box: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """n x n points at cell centres of `box` (x0, y0, x1, y1; default the whole frame), as (n*n, 2) float32."""
+    x0, y0, x1, y1 = box or (0.0, 0.0, float(width), float(height))
+    xs = x0 + (np.arange(n) + 0.5) * (x1 - x0) / n
+    ys = y0 + (np.arange(n) + 0.5) * (y1 - y0) / n
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+
+
+class MotionScorer(Scorer):
+    """Both motion definitions on top of a backend's `track(frames, points) -> (tracks, confidence)`."""
+
+    name = "motion"
+    version = "1"
+    colour = "gray"
+
+    @property
+    def needs(self) -> dict[str, FrameSpec]:
+        return {
+            "paper": FrameSpec(fps=PAPER_FPS, colour=self.colour, short_side=PAPER_SHORT_SIDE, square_crop=True),
+            "code": FrameSpec(fps=CODE_FPS, colour=self.colour, scale=CODE_SCALE, select=code_samples),
+        }
+
+    def track(self, frames: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Track `points` (K, 2) from frames[0] through frames: tracks (T, K, 2), confidence (T, K) in [0, 1]."""
+        raise NotImplementedError
+
+    def score(self, frames) -> Metrics:
+        self.load()
+        paper, code = frames[self.needs["paper"]], frames[self.needs["code"]]
+        windows, segments = paper_windows(len(paper)), code_segments(len(code))
+        if not windows or not segments:
+            raise ValueError(f"clip too short for motion: {len(paper)} frames at 25 fps, {len(code)} at 2 fps")
+        size = paper.width
+        offset = (size - PAPER_CROP) / 2
+        paper_points = grid_points(size, size, PAPER_GRID, (offset, offset, offset + PAPER_CROP, offset + PAPER_CROP))
+        ratios = []
+        for start, end in windows:
+            tracks, confidence = self.track(paper.frames[start:end], paper_points)
+            ratios.append(paper_valid_ratio(tracks, confidence, paper.width, paper.height))
+        code_points = grid_points(code.width, code.height, CODE_GRID)
+        visibilities = []
+        for start, end in segments:
+            _, confidence = self.track(code.frames[start:end], code_points)
+            visibilities.append(float((confidence >= CONFIDENT).mean()))
+        values = {"motion_valid_ratio_paper": float(np.mean(ratios)), "motion_visibility_code": min(visibilities)}
+        details = {
+            "paper_windows": len(ratios),
+            "paper_window_ratios": [round(r, 4) for r in ratios],
+            "code_segment_visibility": [round(v, 4) for v in visibilities],
+        }
+        return Metrics(values, details)
+
+
+class LucasKanadeMotion(MotionScorer):
+    backend = "lk"
+
+    def track(self, frames: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import cv2
+
+        count = len(points)
+        tracks = np.zeros((len(frames), count, 2), dtype=np.float32)
+        confidence = np.zeros((len(frames), count), dtype=np.float32)
+        tracks[0], confidence[0] = points, 1.0
+        params = dict(winSize=LK_WINDOW, maxLevel=LK_LEVELS, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+        current = points.reshape(-1, 1, 2)
+        for t in range(1, len(frames)):
+            forward, ok_forward, _ = cv2.calcOpticalFlowPyrLK(frames[t - 1], frames[t], current, None, **params)
+            back, ok_back, _ = cv2.calcOpticalFlowPyrLK(frames[t], frames[t - 1], forward, None, **params)
+            error = np.linalg.norm((back - current).reshape(-1, 2), axis=1)
+            ok = (ok_forward.ravel() == 1) & (ok_back.ravel() == 1)
+            confidence[t] = np.where(ok, 1.0 / (1.0 + (error / FB_TOLERANCE) ** 2), 0.0)
+            forward = forward.reshape(-1, 2)
+            if not ok.all():
+                static = ~ok & self._unchanged(frames[t - 1], frames[t], current.reshape(-1, 2))
+                forward[static] = current.reshape(-1, 2)[static]
+                confidence[t][static] = 1.0
+            tracks[t] = forward
+            current = forward.reshape(-1, 1, 2)
+        return tracks, confidence
+
+    @staticmethod
+    def _unchanged(previous: np.ndarray, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Whether the LK-window neighbourhood of each point looks the same in both frames."""
+        import cv2
+
+        diff = cv2.blur(cv2.absdiff(previous, image).astype(np.float32), LK_WINDOW)
+        h, w = diff.shape
+        x = np.clip(np.round(points[:, 0]).astype(int), 0, w - 1)
+        y = np.clip(np.round(points[:, 1]).astype(int), 0, h - 1)
+        return diff[y, x] <= STATIC_PATCH_DIFF
+
+
+class CoTracker3Motion(MotionScorer):
+    backend = "cotracker3"
+    colour = "rgb"
+
+    def _paths(self) -> tuple[Path, Path]:
+        if not self.config.model_dir:
+            raise ModelUnavailable("the cotracker3 motion backend needs score.model_dir (with the CoTracker3 checkpoint and repository)")
+        root = Path(self.config.model_dir)
+        return root / self.config.cotracker_hub_dir, root / self.config.cotracker_checkpoint
+
+    def _load(self) -> None:
+        hub_dir, checkpoint = self._paths()
+        if not checkpoint.exists():
+            raise ModelUnavailable(f"CoTracker3 checkpoint not found: {checkpoint} (put scaled_offline.pth from facebook/cotracker3 there)")
+        if not (hub_dir / "hubconf.py").exists():
+            raise ModelUnavailable(f"CoTracker repository not found: {hub_dir} has no hubconf.py (clone facebookresearch/co-tracker there)")
+        import torch
+
+        predictor = torch.hub.load(str(hub_dir), "cotracker3_offline", source="local", pretrained=False, trust_repo=True)
+        predictor.model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+        self.predictor = predictor.to(self.config.device).eval()
+
+    def track(self, frames: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)[None].float().to(self.config.device)
+        queries = torch.zeros((1, len(points), 3), dtype=torch.float32)
+        queries[0, :, 1:] = torch.from_numpy(points)
+        with torch.no_grad():
+            tracks, visibility = self.predictor(video, queries=queries.to(self.config.device))
+        return tracks[0].float().cpu().numpy(), visibility[0].float().cpu().numpy()

@@ -1,0 +1,209 @@
+"""The score stage: for each clip, decode its range once and run every configured scorer on the same frames.
+
+Work is the set of clips missing a `scoring` row for a configured (scorer, backend). Each scorer's outcome is a
+`scoring` row (ok, or failed with the reason) and its metrics are long-format `score` rows carrying the scorer's
+name, version, backend and the run. A scorer that fails on a clip records that failure; the others still score
+the clip. Rows are upserted on their natural keys, so a rerun replaces instead of duplicating.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from sqlalchemy import delete, exists, or_, select
+from sqlalchemy.orm import Session
+
+from talkvid_ops.catalog.batches import batch_items, make_batches, mark_batch_done
+from talkvid_ops.catalog.models import Clip, Score, Scoring, Video, utcnow
+from talkvid_ops.catalog.upsert import upsert
+from talkvid_ops.context import Context
+from talkvid_ops.ids import make_id
+from talkvid_ops.score.base import Scorer, get_scorer
+from talkvid_ops.score.config import ScoreConfig
+from talkvid_ops.score.faces import DlibBackend, FaceAlignmentBackend
+from talkvid_ops.score.motion import CoTracker3Motion, LucasKanadeMotion
+from talkvid_ops.score.quality import ClassicalQuality, DoverOnnxQuality
+from talkvid_ops.score.sampler import sample_clip
+
+STAGE = "score"
+SCORER_CLASSES: dict[tuple[str, str], type[Scorer]] = {
+    (cls.name, cls.backend): cls
+    for cls in (ClassicalQuality, DoverOnnxQuality, LucasKanadeMotion, CoTracker3Motion, DlibBackend, FaceAlignmentBackend)
+}
+MAX_ERROR_LENGTH = 2000
+
+
+def configured(config: ScoreConfig) -> list[tuple[str, str]]:
+    """(scorer, backend) pairs this configuration runs."""
+    return [(name, getattr(config, f"{name}_backend")) for name in config.scorers]
+
+
+def scorers_for(config: ScoreConfig) -> list[Scorer]:
+    return [get_scorer(SCORER_CLASSES[key], config) for key in configured(config)]
+
+
+def pending_clip_ids(session: Session, config: ScoreConfig, limit: int | None = None) -> list[str]:
+    """Clips of stored videos that miss a scoring row for some configured scorer."""
+    missing = [
+        ~exists().where(Scoring.clip_id == Clip.id, Scoring.scorer == name, Scoring.backend == backend)
+        for name, backend in configured(config)
+    ]
+    query = (
+        select(Clip.id)
+        .join(Video, Video.id == Clip.video_id)
+        .where(Video.storage_path.is_not(None), or_(*missing))
+        .order_by(Clip.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def plan_batches(ctx: Context, size: int | None = None) -> list[str]:
+    """Batches of the clips that need scoring; the same clips and scorers give the same batch ids."""
+    config = ctx.config.score
+    with ctx.sessions() as session:
+        ids = pending_clip_ids(session, config)
+        batches = make_batches(session, STAGE, ids, size or config.batch_size, {"scorers": dict(configured(config))})
+        session.commit()
+    return batches
+
+
+@dataclass
+class ClipOutcome:
+    """What scoring one clip produced: per scorer the metrics and details, or the failure."""
+
+    metrics: dict[Scorer, dict[str, float]] = field(default_factory=dict)
+    details: dict[Scorer, dict[str, Any]] = field(default_factory=dict)
+    failures: dict[Scorer, str] = field(default_factory=dict)
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
+
+
+def score_clip(path: Path, start: float, end: float, rotation: int | None, scorers: Iterable[Scorer]) -> ClipOutcome:
+    """Decode the clip once for all scorers, then run each; failures are caught per scorer."""
+    outcome = ClipOutcome()
+    needs = {}
+    for scorer in scorers:
+        try:
+            needs[scorer] = scorer.needs
+        except Exception as exc:  # a model that cannot load fails this scorer only
+            outcome.failures[scorer] = _reason(exc)
+    if not needs:
+        return outcome
+    try:
+        frames = sample_clip(path, start, end, [spec for specs in needs.values() for spec in specs.values()], rotation)
+    except Exception as exc:
+        for scorer in needs:
+            outcome.failures[scorer] = f"media: {_reason(exc)}"
+        return outcome
+    for scorer in needs:
+        try:
+            metrics = scorer.score(frames)
+            bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+            if bad:
+                raise ValueError(f"non-finite metrics: {', '.join(bad)}")
+        except Exception as exc:
+            outcome.failures[scorer] = _reason(exc)
+            continue
+        outcome.metrics[scorer] = dict(metrics)
+        outcome.details[scorer] = {**getattr(metrics, "details", {}), "decoded_frames": frames.decoded}
+    return outcome
+
+
+def _write(session: Session, clip_id: str, outcome: ClipOutcome, run_id: str) -> None:
+    scorings, scores = [], []
+    now = utcnow()
+    for scorer in [*outcome.metrics, *outcome.failures]:
+        failed = scorer in outcome.failures
+        scorings.append(
+            dict(
+                id=make_id("scoring", clip_id, scorer.name, scorer.backend),
+                clip_id=clip_id,
+                scorer=scorer.name,
+                backend=scorer.backend,
+                scorer_version=scorer.version,
+                status="failed" if failed else "ok",
+                error=outcome.failures.get(scorer),
+                details=outcome.details.get(scorer, {}),
+                run_id=run_id,
+                updated_at=now,
+            )
+        )
+        for metric, value in outcome.metrics.get(scorer, {}).items():
+            scores.append(
+                dict(
+                    id=make_id("score", clip_id, scorer.backend, metric),
+                    clip_id=clip_id,
+                    metric=metric,
+                    value=value,
+                    scorer=scorer.name,
+                    scorer_version=scorer.version,
+                    backend=scorer.backend,
+                    run_id=run_id,
+                    created_at=now,
+                )
+            )
+    upsert(session, Scoring, scorings, ["clip_id", "scorer", "backend"])
+    # A failed rescoring must not leave the previous run's metrics looking current.
+    for scorer in outcome.failures:
+        session.execute(delete(Score).where(Score.clip_id == clip_id, Score.backend == scorer.backend, Score.scorer == scorer.name))
+    upsert(session, Score, scores, ["clip_id", "backend", "metric"])
+
+
+def media_path(ctx: Context, stored: str) -> Path:
+    path = Path(stored).expanduser()
+    return path if path.is_absolute() else ctx.settings.data_dir / path
+
+
+def score(ctx: Context, clip_ids: Iterable[str] | None = None, batch_id: str | None = None, limit: int | None = None) -> dict[str, Any]:
+    """Score the given clips, a batch's, or every pending one (at most `limit`)."""
+    config = ctx.config.score
+    clip_ids = list(clip_ids) if clip_ids is not None else None
+    params = {"clip_ids": clip_ids, "batch_id": batch_id, "limit": limit, "scorers": dict(configured(config))}
+    with ctx.run(STAGE, params) as run:
+        with ctx.sessions() as session:
+            if batch_id is not None:
+                ids = batch_items(session, batch_id, STAGE)
+            elif clip_ids is not None:
+                ids = clip_ids
+            else:
+                ids = pending_clip_ids(session, config, limit)
+            ids = ids[:limit] if limit is not None else ids
+            rows = {
+                row.id: row
+                for row in session.execute(
+                    select(Clip.id, Clip.start_time, Clip.end_time, Video.storage_path, Video.rotation)
+                    .join(Video, Video.id == Clip.video_id)
+                    .where(Clip.id.in_(ids))
+                )
+            }
+        scorers = scorers_for(config)
+        for clip_id in ids:
+            row = rows.get(clip_id)
+            if row is None:
+                run.error(clip_id, "no such clip")
+                continue
+            if not row.storage_path:
+                outcome = ClipOutcome(failures={s: "media: the clip's video has no stored file" for s in scorers})
+            else:
+                outcome = score_clip(media_path(ctx, row.storage_path), row.start_time, row.end_time, row.rotation, scorers)
+            with ctx.sessions() as session:
+                _write(session, clip_id, outcome, run.id)
+                session.commit()
+            run.count("clips")
+            run.count("scorings_ok", len(outcome.metrics))
+            run.count("scores", sum(len(m) for m in outcome.metrics.values()))
+            for scorer, reason in outcome.failures.items():
+                run.count("scorings_failed")
+                run.error(clip_id, reason, scorer=scorer.name, backend=scorer.backend)
+        if batch_id is not None:
+            with ctx.sessions() as session:
+                mark_batch_done(session, batch_id, run.id)
+                session.commit()
+        return {"run_id": run.id, **run.counts}
