@@ -1,0 +1,146 @@
+"""Local ingest: register media files or folders already on disk as a `local_folder` source, with the same probe
+and hash as a download. Files stay where they are unless asked to be copied into the data dir.
+
+A file is keyed by its absolute path. Ingesting it again is a no-op while its size is the same and it was not
+modified after it was recorded; a file whose content another video already has is recorded as a `duplicate`.
+Files that are not usable media are recorded as `failed` with the probe's reason, and the rest go on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from talkvid_ops.catalog.models import Video
+from talkvid_ops.catalog.runs import RunRecorder
+from talkvid_ops.catalog.upsert import upsert
+from talkvid_ops.context import Context
+from talkvid_ops.crawl import errors
+from talkvid_ops.crawl.probe import ProbeError, probe, sha256_file
+from talkvid_ops.crawl.sources import LOCAL_FOLDER, PLATFORM_LOCAL, SourceSettings, add_source, platform_key
+from talkvid_ops.crawl.stage import FAILED, PROBED, as_utc, media_folder, video_id_for
+
+MEDIA_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".flv", ".wmv", ".3gp"}
+DUPLICATE = "duplicate"
+# Local files are taken as they are: no height bar (the profiles judge quality later).
+LOCAL_SETTINGS = SourceSettings(min_height=0)
+
+
+def _media_files(folder: Path) -> tuple[list[Path], int]:
+    """Media files under `folder` (recursively, hidden entries skipped, sorted), and how many other files it has."""
+    found, others = [], 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(root) / name
+            if path.suffix.lower() in MEDIA_SUFFIXES:
+                found.append(path)
+            else:
+                others += 1
+    return found, others
+
+
+def _unchanged(existing: Video, path: Path) -> bool:
+    """Recorded after its last modification, at its current size: nothing to do."""
+    stat = path.stat()
+    modified = dt.datetime.fromtimestamp(stat.st_mtime, dt.timezone.utc)
+    return existing.size_bytes == stat.st_size and as_utc(existing.updated_at) >= modified
+
+
+def _copy_in(path: Path, media_dir: Path, video_id: str) -> Path:
+    """Copy into the data dir under a temporary name, then rename: a half-copied file is never visible."""
+    final = media_folder(media_dir, video_id) / f"{video_id}{path.suffix.lower()}"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.part")
+    shutil.copyfile(path, tmp)
+    tmp.replace(final)
+    return final
+
+
+def _ingest_file(session: Session, run: RunRecorder, source_id: str, path: Path, copy: bool, media_dir: Path) -> str:
+    key = platform_key(str(path))
+    video_id = video_id_for(PLATFORM_LOCAL, key)
+    existing = session.get(Video, video_id)
+    if existing is not None and _unchanged(existing, path):
+        return "unchanged"
+    now = dt.datetime.now(dt.timezone.utc)
+    row: dict[str, Any] = dict(
+        id=video_id,
+        source_id=source_id,
+        platform=PLATFORM_LOCAL,
+        platform_id=key,
+        url=path.as_uri(),
+        title=path.stem,
+        attempts=(existing.attempts if existing else 0) + 1,
+        run_id=run.id,
+        size_bytes=path.stat().st_size,
+        error_class=None,
+        error_message=None,
+        updated_at=now,  # an ON CONFLICT update does not run the column's onupdate
+    )
+    try:
+        media = probe(path)
+    except ProbeError as exc:
+        row.update(status=FAILED, error_class=errors.MEDIA, error_message=str(exc), storage_path=str(path))
+        upsert(session, Video, [row], ["platform", "platform_id"])
+        run.error(str(path), str(exc), error_class=errors.MEDIA)
+        return "failed"
+    row.update(media.as_row(), sha256=sha256_file(path))
+    twin = session.scalar(
+        select(Video.id).where(Video.sha256 == row["sha256"], Video.status == PROBED, Video.id != video_id).limit(1)
+    )
+    if twin:
+        row.update(status=DUPLICATE, error_message=f"same content as video {twin}", storage_path=str(path))
+        upsert(session, Video, [row], ["platform", "platform_id"])
+        return DUPLICATE
+    stored = _copy_in(path, media_dir, video_id) if copy else path
+    row.update(
+        status=PROBED,
+        storage_path=str(stored),
+        downloaded_at=now,
+        availability="available",
+        availability_checked_at=now,
+        availability_reason=None,
+    )
+    upsert(session, Video, [row], ["platform", "platform_id"])
+    return "ingested"
+
+
+def _targets(paths: Iterable[str | Path], run: RunRecorder) -> list[tuple[Path, list[Path]]]:
+    """(folder that becomes the source, files to ingest) for each path; missing paths are recorded."""
+    targets = []
+    for raw in paths:
+        path = Path(raw).expanduser().resolve()
+        if path.is_dir():
+            files, others = _media_files(path)
+            run.count("skipped_not_media", others)
+            targets.append((path, files))
+        elif path.is_file():
+            targets.append((path.parent, [path]))  # named explicitly: tried whatever its extension
+        else:
+            run.error(str(path), "no such file or folder")
+    return targets
+
+
+def ingest_paths(ctx: Context, paths: Iterable[str | Path], copy: bool = False, name: str | None = None) -> dict[str, Any]:
+    """Register local media files and folders (a folder is searched recursively); returns run id and counts."""
+    paths = [str(p) for p in paths]
+    with ctx.run("ingest", {"paths": paths, "copy": copy, "name": name}) as run:
+        source_ids = []
+        with ctx.sessions() as session:
+            for folder, files in _targets(paths, run):
+                source_id, _ = add_source(session, str(folder), kind=LOCAL_FOLDER, name=name, settings=LOCAL_SETTINGS)
+                source_ids.append(source_id)
+                for file in files:
+                    run.count(_ingest_file(session, run, source_id, file, copy, ctx.settings.media_dir))
+                    session.commit()
+            session.commit()
+        return {"run_id": run.id, "source_ids": sorted(set(source_ids)), **run.counts}

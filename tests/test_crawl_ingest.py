@@ -1,0 +1,110 @@
+"""`talkvid ingest`: local files and folders become a local_folder source, probed and hashed; bad files are
+recorded with their reason; re-ingesting is a no-op."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from talkvid_ops.catalog.models import Source, Video
+from talkvid_ops.cli import cli
+from talkvid_ops.crawl.ingest import ingest_paths
+from talkvid_ops.crawl.stage import media_folder, recheck
+from tests.loopback import loopback_context
+
+
+@pytest.fixture
+def drop_folder(pyfeat_media, tmp_path) -> Path:
+    """A real video, a zero-byte file, a text file renamed .mp4, a truncated mp4, and a note that is not media."""
+    folder = tmp_path / "drop"
+    (folder / "day2").mkdir(parents=True)
+    shutil.copyfile(pyfeat_media["single_face.mp4"], folder / "good.mp4")
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "notes.mp4").write_text("meeting notes, not a video\n" * 40)
+    lecture = pyfeat_media["WolfgangLanger_Pexels.mp4"].read_bytes()
+    (folder / "day2" / "cut.mp4").write_bytes(lecture[: len(lecture) // 3])
+    (folder / "README.txt").write_text("what is in here")
+    (folder / ".DS_Store").write_bytes(b"\0\1")
+    return folder
+
+
+def _ingest_cli(*args: str) -> dict:
+    result = CliRunner().invoke(cli, ["ingest", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_ingest_folder_registers_the_good_file_and_records_three_failures(drop_folder, talkvid_env):
+    CliRunner().invoke(cli, ["init"], catch_exceptions=False)
+    first = _ingest_cli(str(drop_folder), "--name", "field-recordings")
+    assert (first["ingested"], first["failed"], first["skipped_not_media"]) == (1, 3, 1)
+    ctx = loopback_context(talkvid_env, f"sqlite:///{talkvid_env / 'catalog.sqlite'}")
+    with ctx.sessions() as session:
+        (source,) = session.scalars(select(Source)).all()
+        videos = {Path(v.storage_path).name: v for v in session.scalars(select(Video))}
+    assert (source.kind, source.locator, source.name, source.settings["min_height"]) == ("local_folder", str(drop_folder), "field-recordings", 0)
+    good = videos["good.mp4"]
+    assert (good.status, good.platform, good.storage_path) == ("probed", "local", str(drop_folder / "good.mp4"))  # not copied
+    assert good.sha256 == hashlib.sha256((drop_folder / "good.mp4").read_bytes()).hexdigest()
+    assert (good.width, good.height, good.fps, good.has_audio, good.availability) == (640, 360, 30.0, True, "available")
+    reasons = {name: (v.status, v.error_class, v.error_message) for name, v in videos.items() if name != "good.mp4"}
+    assert reasons["empty.mp4"] == ("failed", "media", "empty file (0 bytes)")
+    assert reasons["notes.mp4"][:2] == ("failed", "media") and "not readable as media" in reasons["notes.mp4"][2]
+    assert reasons["cut.mp4"][:2] == ("failed", "media") and reasons["cut.mp4"][2].startswith("truncated: video packets end at")
+    status = json.loads(CliRunner().invoke(cli, ["status", "--json"]).output)
+    assert status["video_failures"] == {"media": 3} and status["runs"][0]["status"] == "partial"
+
+    again = _ingest_cli(str(drop_folder))
+    assert again["unchanged"] == 4 and "ingested" not in again and "failed" not in again
+    with ctx.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Video)) == 4
+        assert session.scalar(select(func.count()).select_from(Source)) == 1
+
+
+def test_a_changed_file_is_ingested_again(drop_folder, sqlite_url, tmp_path, pyfeat_media):
+    ctx = loopback_context(tmp_path / "data", sqlite_url)
+    ingest_paths(ctx, [drop_folder / "empty.mp4"])
+    shutil.copyfile(pyfeat_media["no_face.mp4"], drop_folder / "empty.mp4")
+    later = os.stat(drop_folder / "empty.mp4").st_mtime + 5
+    os.utime(drop_folder / "empty.mp4", (later, later))
+    result = ingest_paths(ctx, [drop_folder / "empty.mp4"])
+    assert result["ingested"] == 1
+    with ctx.sessions() as session:
+        (video,) = session.scalars(select(Video)).all()
+    assert (video.status, video.error_message, video.height, video.attempts) == ("probed", None, 540, 2)
+
+
+def test_copy_duplicates_and_missing_paths(drop_folder, catalog_url, tmp_path):
+    ctx = loopback_context(tmp_path / "data", catalog_url)
+    copied = ingest_paths(ctx, [drop_folder / "good.mp4"], copy=True)
+    assert copied["ingested"] == 1
+    twin = tmp_path / "elsewhere" / "same-talk.mov"
+    twin.parent.mkdir()
+    shutil.copyfile(drop_folder / "good.mp4", twin)
+    result = ingest_paths(ctx, [twin, tmp_path / "nowhere"])
+    assert (result["duplicate"], result["errors"]) == (1, 1)
+    with ctx.sessions() as session:
+        videos = {v.platform_id: v for v in session.scalars(select(Video))}
+    original, duplicate = videos[str(drop_folder / "good.mp4")], videos[str(twin)]
+    stored = Path(original.storage_path)
+    assert stored == media_folder(ctx.settings.media_dir, original.id) / f"{original.id}.mp4"
+    assert stored.read_bytes() == (drop_folder / "good.mp4").read_bytes()
+    assert (duplicate.status, duplicate.error_message) == ("duplicate", f"same content as video {original.id}")
+    assert len(result["source_ids"]) == 1 and result["source_ids"][0] != copied["source_ids"][0]
+
+
+def test_recheck_notices_a_local_file_that_disappeared(drop_folder, sqlite_url, tmp_path):
+    ctx = loopback_context(tmp_path / "data", sqlite_url)
+    ingest_paths(ctx, [drop_folder])
+    (drop_folder / "good.mp4").unlink()
+    assert recheck(ctx)["gone"] == 1
+    with ctx.sessions() as session:
+        good = session.scalar(select(Video).where(Video.status == "probed"))
+    assert good.availability == "gone" and good.availability_reason == f"file {drop_folder / 'good.mp4'} is missing"
