@@ -407,3 +407,20 @@ def test_a_killed_download_leaves_nothing_that_looks_complete_and_resumes(server
     assert resumed.status == 206 and resumed.headers["Range"] == f"bytes={half}-"
     (done,) = videos_by_url(ctx).values()
     assert done.sha256 == sha(web_media / "lecture.mp4") == sha(done.storage_path)
+
+
+def test_a_throttled_listing_pauses_discovery_and_a_dead_one_is_recorded(server, sqlite_url, tmp_path):
+    ctx = loopback_context(tmp_path / "data", sqlite_url, pause_base_s=60)
+    throttled = _source(ctx, server.url("/throttled/channel.html"))
+    dead = _source(ctx, server.url("/pages/deleted-channel.html"))
+    first = stage.discover(ctx)
+    second = stage.discover(ctx, source_ids=[throttled, dead, "0" * 24])
+    assert len(server.hits_for("/throttled/")) == 1 and len(server.hits_for("/pages/deleted-channel.html")) == 2
+    paused, gone = source_of(ctx, throttled), source_of(ctx, dead)
+    assert (paused.status, paused.backoff_level, gone.status) == ("paused", 1, "active")
+    assert (as_utc(paused.paused_until) - utcnow()).total_seconds() > 60  # the server's Retry-After (120 s) wins
+    assert gone.last_error.startswith("permanent: ") and "404" in gone.last_error
+    assert (first["errors"], second["errors"], second["sources_paused"]) == (2, 2, 1)
+    with ctx.sessions() as session:
+        run = session.get(Run, second["run_id"])
+    assert {e["item"] for e in run.errors} == {dead, "0" * 24}

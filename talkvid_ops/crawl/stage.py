@@ -123,9 +123,8 @@ class Crawl:
         query = select(Source).order_by(Source.created_at, Source.id)
         if source_ids is not None:
             known = set(session.scalars(select(Source.id).where(Source.id.in_(source_ids))))
-            missing = sorted(set(source_ids) - known)
-            if missing:
-                raise TalkvidError(f"no source with id {', '.join(missing)}")
+            for missing in sorted(set(source_ids) - known):
+                self.run.error(missing, "no such source (removed since the batch was planned?)", kind="source")
             query = query.where(Source.id.in_(source_ids))
         chosen = []
         for source in session.scalars(query):
