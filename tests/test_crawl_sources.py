@@ -108,6 +108,8 @@ def test_settings_defaults_and_errors_name_the_field():
         SourceSettings.load({"max_hight": 1})
     with pytest.raises(ConfigError, match="not its contents"):
         SourceSettings.load({"cookies_file": "# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t0\tSID\tsecret"})
+    with pytest.raises(ConfigError, match="needs a sleep_interval_s above 0"):
+        SourceSettings.load({"max_sleep_interval_s": 5})
     with pytest.raises(ConfigError, match="not both"):
         SourceSettings.load({"cookies_file": "/c.txt", "cookies_connection": "yt"})
 

@@ -52,7 +52,7 @@ class SourceSettings(BaseModel):
     search_results: int = Field(200, ge=1, description="how many results a YouTube search lists")
     egress: str = Field("default", min_length=1, description="the network exit this source shares its spacing with")
     sleep_interval_s: float = Field(0.0, ge=0, description="yt-dlp's sleep before each download")
-    max_sleep_interval_s: float | None = Field(None, ge=0, description="sleep a random time up to this instead")
+    max_sleep_interval_s: float | None = Field(None, ge=0, description="sleep a random time between the two instead")
     max_download_rate: int | None = Field(None, gt=0, description="bytes per second")
     cookies_file: str | None = Field(None, description="path of a Netscape cookies file (never its contents)")
     cookies_connection: str | None = Field(None, description="Airflow connection id holding the cookies")
@@ -84,8 +84,9 @@ class SourceSettings(BaseModel):
     def _one_cookie_reference(self) -> "SourceSettings":
         if self.cookies_file and self.cookies_connection:
             raise ValueError("set cookies_file or cookies_connection, not both")
-        if self.max_sleep_interval_s is not None and self.max_sleep_interval_s < self.sleep_interval_s:
-            raise ValueError("max_sleep_interval_s must be at least sleep_interval_s")
+        if self.max_sleep_interval_s is not None and not 0 < self.sleep_interval_s <= self.max_sleep_interval_s:
+            # yt-dlp ignores an upper bound without a lower one
+            raise ValueError("max_sleep_interval_s needs a sleep_interval_s above 0 and not above it")
         return self
 
     @classmethod

@@ -107,7 +107,7 @@ def _remove(path: Path) -> None:
 
 
 class Crawl:
-    """What one crawl run shares: settings, the run recorder, the spacer of each egress, the clock."""
+    """What one crawl run shares: settings, the run recorder, the spacer of each egress."""
 
     def __init__(self, ctx: Context, run: RunRecorder):
         self.ctx = ctx
@@ -115,7 +115,11 @@ class Crawl:
         self.config = ctx.config.crawl
         self.media_dir = ctx.settings.media_dir
         self.spacers = Spacers(ctx.settings.data_dir / "state" / "egress", self.config.interval_for)
-        self.now = utcnow()
+
+    @property
+    def now(self) -> dt.datetime:
+        """The time of each decision, not of the run's start: a pause set hours into a run counts from then."""
+        return utcnow()
 
     # --- sources --------------------------------------------------------------------------------------------------
     def sources(self, session: Session, source_ids: list[str] | None, kinds: Iterable[str] = REMOTE_KINDS) -> list[Source]:
@@ -291,10 +295,10 @@ class Crawl:
             _remove(work)
             self.run.error(video.id, str(exc), error_class=errors.MEDIA)
             return f"failed_{errors.MEDIA}"
-        video.sha256 = sha256_file(fetched.media)
         _apply_probe(video, media)
         if media.display_height < settings.min_height:
             return self._reject(video, f"probed height {media.display_height} below the source's min_height {settings.min_height}", work)
+        video.sha256 = sha256_file(fetched.media)
         info_json = work / f"{video.id}.info.json"
         if info_json.exists():
             scrub_info_json(info_json)
