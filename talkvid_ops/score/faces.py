@@ -19,6 +19,7 @@ as seen in the image). Only magnitudes and differences enter TalkVid's scores.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -161,7 +162,8 @@ class FaceAlignmentBackend(HeadScorer):
         self.detector = HogFaceDetector(self.config.head_detect_short_side, self.config.head_max_upsample)
         # The CUDA branch of face-alignment's dlib detector would download its CNN model; give it the packaged one.
         cnn_detector = _package_file("face_recognition_models", "models/mmod_human_face_detector.dat")
-        with _torch_hub_dir(weights.parent.parent):
+        with _torch_hub_dir(weights.parent.parent), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*this detector is deprecated.*")  # we pass its boxes in
             self.network = face_alignment.FaceAlignment(
                 face_alignment.LandmarksType.TWO_D,
                 device=self.config.device,
