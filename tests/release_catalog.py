@@ -166,6 +166,18 @@ def make_context(url: str, data_dir: Path, **export: object) -> Context:
     return Context(Settings(data_dir=data_dir, database_url=url, pipeline=pipeline))
 
 
+def cli_catalog(data_dir: Path) -> tuple:
+    """(CliRunner, catalog url, context) for the default embedded catalog of `talkvid_env`, after `talkvid init`."""
+    from click.testing import CliRunner
+
+    from talkvid_ops.cli import cli
+
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init"]).exit_code == 0
+    url = f"sqlite:///{data_dir / 'catalog.sqlite'}"
+    return runner, url, make_context(url, data_dir)
+
+
 def copy_sqlite(url: str, target: Path) -> str:
     """A private copy of a SQLite catalog (the backup API copies a consistent snapshot, WAL included)."""
     source = sqlite3.connect(url.removeprefix("sqlite:///"))

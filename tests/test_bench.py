@@ -7,7 +7,6 @@ import json
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from talkvid_ops.catalog import db
 from talkvid_ops.catalog.models import Run
@@ -16,7 +15,7 @@ from talkvid_ops.curate.bench import bench_candidates, draw, draw_bench, load_be
 from talkvid_ops.curate.labels import LANGUAGES
 from talkvid_ops.errors import ConfigError, TalkvidError
 from tests.factories import add_clip, add_run, add_source, add_video
-from tests.release_catalog import PROFILE, add_decision, add_profile, build_people_catalog, make_context
+from tests.release_catalog import PROFILE, add_decision, add_profile, build_people_catalog, cli_catalog, make_context
 
 
 def test_shipped_spec_is_talkvid_bench():
@@ -102,10 +101,7 @@ def test_draw_is_stable_when_unrelated_clips_arrive(sqlite_url, tmp_path):
 
 
 def test_bench_draw_from_the_cli_and_without_decisions(talkvid_env, tmp_path):
-    runner = CliRunner()
-    assert runner.invoke(cli, ["init"]).exit_code == 0
-    url = f"sqlite:///{talkvid_env / 'catalog.sqlite'}"
-    ctx = make_context(url, talkvid_env)
+    runner, url, ctx = cli_catalog(talkvid_env)
     with pytest.raises(TalkvidError, match="no decisions for profile talkvid-code .* run `talkvid decide --profile talkvid-code` first"):
         draw_bench(ctx, PROFILE, "talkvid-bench")
     build_people_catalog(ctx, tmp_path)

@@ -12,17 +12,16 @@ import jsonschema
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from talkvid_ops.catalog import db
-from talkvid_ops.catalog.models import Release, ReleaseClip, Run, Video
+from talkvid_ops.catalog.models import FaceEmbedding, Label, Release, ReleaseClip, Run, Video
 from talkvid_ops.cli import cli
 from talkvid_ops.curate.labels import import_labels
 from talkvid_ops.curate.profiles import load_profile
 from talkvid_ops.errors import ConfigError, TalkvidError
 from talkvid_ops.export.release import export
-from tests.release_catalog import PROFILE, build_people_catalog, copy_sqlite, estimated_media_catalog, make_context
+from tests.release_catalog import PROFILE, build_people_catalog, cli_catalog, copy_sqlite, estimated_media_catalog, make_context
 
 HEAD_SCORES = ["avg_movement", "min_movement", "avg_rotation", "min_rotation", "avg_completeness", "min_completeness",
                "avg_resolution", "min_resolution", "avg_orientation", "min_orientation"]  # fmt: skip
@@ -151,17 +150,26 @@ def test_media_release_cuts_exact_frames_crops_and_shards(tmp_path_factory, cach
     ctx = make_context(url, tmp_path)
     (tmp_path / "grace.csv").write_text(f"clip_id,gender\n{catalog.clips['g1']},female\n")  # the estimate said male
     import_labels(ctx, tmp_path / "grace.csv")
+    with db.session_factory(url)() as session:  # as if w1 had passed after the labels and speakers stages ran
+        session.execute(delete(Label).where(Label.subject_id == catalog.clips["w1"], Label.provenance == "estimated"))
+        session.execute(delete(FaceEmbedding).where(FaceEmbedding.clip_id == catalog.clips["w1"]))
+        session.commit()
     spec = tmp_path / "spec.yaml"
     spec.write_text("name: media\nsubbenchmarks:\n  gender: {label: gender, strata: {male: 1}}\n  age: {label: age_group, strata: {'0-19': 1}}\n")
     result = export(ctx, PROFILE, tmp_path / "release", formats=["talkvid-json", "jsonl", "clips", "crops", "webdataset", "bench"], bench_spec=str(spec))
     out = tmp_path / "release"
     assert result["shortfalls"] == ["age/0-19: 0 of 1 (1 short, eligible 0)"]
+    with db.session_factory(url)() as session:  # the export labelled what was missing, and only that
+        labelled, described = session.get(Run, result["labels_run_id"]), session.get(Run, result["speakers_run_id"])
+        assert labelled.counts.get("clips_estimated") == 1 and described.counts.get("clips_embedded") == 1
     counts = result["counts"]
     assert (counts["train"], counts["bench"], counts["held_out"], counts["media_failed"]) == (3, 1, 3, 0)
 
     records = {r["id"]: r for r in _check_talkvid_json(out / "talkvid.json")}
     name_of = {v: k for k, v in catalog.clips.items()}
     assert sorted(name_of[i] for i in records) == ["g1", "w1", "w2"]  # the man is held out from all three of his videos
+    assert records[catalog.clips["w1"]]["info"]["Person ID"] == records[catalog.clips["w2"]]["info"]["Person ID"]
+    assert records[catalog.clips["w1"]]["info"]["Gender"] == "female"
     grace = records[catalog.clips["g1"]]["info"]
     assert (grace["Gender"], grace["Age Group"], grace["Video Link"]) == ("female", "60+", "https://talks.example.invalid/grace")
     rows = {r["clip_id"]: r for r in map(json.loads, (out / "clips.jsonl").read_text().splitlines())}
@@ -222,10 +230,7 @@ def test_export_goes_on_when_source_media_is_missing(sqlite_url, tmp_path):
 
 
 def test_export_cli_and_clear_errors(talkvid_env, tmp_path):
-    runner = CliRunner()
-    assert runner.invoke(cli, ["init"]).exit_code == 0
-    url = f"sqlite:///{talkvid_env / 'catalog.sqlite'}"
-    ctx = make_context(url, talkvid_env)
+    runner, url, ctx = cli_catalog(talkvid_env)
     with pytest.raises(TalkvidError, match="no decisions for profile talkvid-paper"):
         export(ctx, "talkvid-paper", tmp_path / "none", formats=["jsonl"])
     built = build_people_catalog(ctx, tmp_path)

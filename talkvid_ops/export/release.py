@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -230,6 +229,9 @@ def export(ctx, profile, out_dir, formats=None, bench_spec=None, seed: int = 0, 
         raise ConfigError("format bench needs a bench spec (--bench-spec or export.bench_spec)")
     out = Path(out_dir).resolve()
     name = name or f"{profile.name}-{profile.content_hash[:8]}" + (f"-{spec.name}-seed{seed}" if spec else "")
+    with ctx.sessions() as session:
+        profile_row_id(session, profile)  # no decisions: one clear error before any work
+    prepared = _label_missing(ctx, profile) if config.label_missing else {}
     params = {"profile": profile.name, "profile_hash": profile.content_hash, "out_dir": str(out), "formats": formats,
               "bench_spec": spec.name if spec else None, "bench_spec_hash": spec.content_hash if spec else None,
               "seed": seed, "name": name}  # fmt: skip
@@ -343,7 +345,17 @@ def export(ctx, profile, out_dir, formats=None, bench_spec=None, seed: int = 0, 
             "counts": summary["counts"],
             "shortfalls": bench.shortfalls if bench else [],
             "errors": list(run.errors),
+            **prepared,
         }
+
+
+def _label_missing(ctx, profile) -> dict[str, str]:
+    """Labels and speakers for the profile's passed clips that have none yet, each stage with its own run, so that a
+    release made straight after `decide` (the curate DAG, `talkvid run`) has its labels and a leak-free bench."""
+    from talkvid_ops.curate.labels import estimate
+    from talkvid_ops.curate.speakers import assign_speakers
+
+    return {"labels_run_id": estimate(ctx, profile=profile)["run_id"], "speakers_run_id": assign_speakers(ctx, profile=profile)["run_id"]}
 
 
 def _write_bench(writer: _Writer, bench: BenchDraw, by_id: dict[str, ClipRecord], files, out: Path) -> None:
