@@ -229,6 +229,7 @@ PEOPLE = {
 SMALL_SPEC = """\
 name: small
 clip_seconds: 5.0
+max_held_out_share: null
 subbenchmarks:
   gender: {label: gender, strata: {male: 3, female: 3}}
   age: {label: age_group, strata: {"19-30": 2, "60+": 2}}

@@ -86,6 +86,22 @@ def test_draw_balances_holds_out_videos_and_speakers_and_reports_shortfalls_exac
     assert len(picked_males) > 1  # the seed matters where there is a choice
 
 
+def test_the_hold_out_budget_keeps_the_bench_from_eating_the_training_set(sqlite_url, tmp_path):
+    ctx = make_context(sqlite_url, tmp_path)
+    build_people_catalog(ctx, tmp_path)
+    spec = load_bench_spec(tmp_path / "small.yaml").model_copy(update={"max_held_out_share": 0.3})
+    with ctx.sessions() as session:
+        candidates = bench_candidates(session, profile_row_id(session, PROFILE))
+    result = draw(candidates, spec, seed=0)
+    report = result.report()
+    assert report["held_out"]["budget"] == 5 and report["held_out"]["clips"] == 5  # floor(0.3 * 18)
+    assert sum(1 for c in candidates if result.holds_out(c.video_id, c.person)) == 5
+    # scarce strata first: the two women (two videos each) take 4 of the 5, a man would take 2 more; then the one
+    # 60+ speaker (one video) takes the last, and nobody of 19-30 fits
+    assert [(r["stratum"], r["achieved"], r["over_budget"]) for r in report["strata"]] == [("male", 0, 8), ("female", 2, 0), ("19-30", 0, 4), ("60+", 1, 0)]
+    assert report["shortfalls"][0] == "gender/male: 0 of 3 (3 short, eligible 8, 8 over the hold-out budget)"
+
+
 def test_draw_is_stable_when_unrelated_clips_arrive(sqlite_url, tmp_path):
     ctx = make_context(sqlite_url, tmp_path)
     build_people_catalog(ctx, tmp_path)
@@ -114,5 +130,5 @@ def test_bench_draw_from_the_cli_and_without_decisions(talkvid_env, tmp_path):
         run = session.get(Run, report["run_id"])
         assert (run.stage, run.status, run.counts["achieved"]) == ("bench", "succeeded", 8)
     shipped = runner.invoke(cli, ["bench", "draw"]).output  # the default: TalkVid-Bench, which this catalog cannot fill
-    assert "bench talkvid-bench (seed 0) from talkvid-code: 9 of 500 clips" in shipped  # every speaker once: 4 by age, then 5 by gender
+    assert "bench talkvid-bench (seed 0) from talkvid-code: 3 of 500 clips" in shipped  # 20 % of 18 clips may be held out
     assert "language/Thai: 0 of 13 (13 short, eligible 0)" in shipped

@@ -155,7 +155,7 @@ def test_media_release_cuts_exact_frames_crops_and_shards(tmp_path_factory, cach
         session.execute(delete(FaceEmbedding).where(FaceEmbedding.clip_id == catalog.clips["w1"]))
         session.commit()
     spec = tmp_path / "spec.yaml"
-    spec.write_text("name: media\nsubbenchmarks:\n  gender: {label: gender, strata: {male: 1}}\n  age: {label: age_group, strata: {'0-19': 1}}\n")
+    spec.write_text("name: media\nmax_held_out_share: 0.6\nsubbenchmarks:\n  gender: {label: gender, strata: {male: 1}}\n  age: {label: age_group, strata: {'0-19': 1}}\n")
     result = export(ctx, PROFILE, tmp_path / "release", formats=["talkvid-json", "jsonl", "clips", "crops", "webdataset", "bench"], bench_spec=str(spec))
     out = tmp_path / "release"
     assert result["shortfalls"] == ["age/0-19: 0 of 1 (1 short, eligible 0)"]

@@ -6,13 +6,16 @@ of (seed, clip id), so adding clips to the catalog does not reshuffle the others
 serves one sub-benchmark; caps per video and per speaker keep the bench diverse. Clips labelled Unknown never count.
 
 Held out are whole source videos and whole speakers: the training release leaves out every clip of a video or a
-person that has a clip in the bench (TalkVid's released bench shares source videos with its training set).
+person that has a clip in the bench (TalkVid's released bench shares source videos with its training set). A budget
+(`max_held_out_share` of the passed clips) keeps a bench from eating a small catalog's training set: a clip whose
+hold-out would exceed it is passed over and counted in its stratum's report row.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+import math
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -59,6 +62,9 @@ class BenchSpec(BaseModel):
     max_clips_per_video: int | None = Field(1, ge=1)
     max_clips_per_person: int | None = Field(1, ge=1)
     require_person: bool = Field(True, description="only clips with a known speaker, so speakers can be held out")
+    max_held_out_share: float | None = Field(
+        0.2, gt=0, le=1, description="the most of the passed clips the bench may take from training, held-out videos and speakers included"
+    )
     subbenchmarks: dict[str, SubBenchmark] = Field(min_length=1)
 
     def body(self) -> dict[str, Any]:
@@ -152,12 +158,15 @@ class BenchDraw:
     strata: list[dict[str, Any]]  # requested vs achieved, in spec order
     held_out_videos: set[str] = field(default_factory=set)
     held_out_persons: set[str] = field(default_factory=set)
+    held_out_clips: int = 0
+    held_out_budget: int | None = None
 
     @property
     def shortfalls(self) -> list[str]:
         return [
             f"{row['subbenchmark']}/{row['stratum']}: {row['achieved']} of {row['requested']} "
-            f"({row['shortfall']} short, eligible {row['eligible']})"
+            f"({row['shortfall']} short, eligible {row['eligible']}"
+            + (f", {row['over_budget']} over the hold-out budget)" if row["over_budget"] else ")")
             for row in self.strata
             if row["shortfall"]
         ]
@@ -175,7 +184,8 @@ class BenchDraw:
             "achieved": sum(r["achieved"] for r in self.strata),
             "strata": self.strata,
             "shortfalls": self.shortfalls,
-            "held_out": {"videos": len(self.held_out_videos), "persons": len(self.held_out_persons)},
+            "held_out": {"videos": len(self.held_out_videos), "persons": len(self.held_out_persons),
+                         "clips": self.held_out_clips, "budget": self.held_out_budget},  # fmt: skip
         }
 
 
@@ -204,6 +214,18 @@ def draw(candidates: list[BenchCandidate], spec: BenchSpec, seed: int = 0) -> Be
     per_person: Counter[str] = Counter()
     picks: list[BenchPick] = []
     rows: dict[tuple[str, str], dict[str, Any]] = {}
+    # what picking a clip takes from training: every clip of its video and of its speaker
+    of_video: dict[str, set[str]] = defaultdict(set)
+    of_person: dict[str, set[str]] = defaultdict(set)
+    for c in candidates:
+        of_video[c.video_id].add(c.clip_id)
+        if c.person:
+            of_person[c.person].add(c.clip_id)
+    held: set[str] = set()
+    budget = None if spec.max_held_out_share is None else math.floor(spec.max_held_out_share * len(candidates))
+
+    def taken_from_training(c: BenchCandidate) -> set[str]:
+        return of_video[c.video_id] | (of_person[c.person] if c.person else set())
 
     def allowed(c: BenchCandidate) -> bool:
         return (
@@ -216,12 +238,16 @@ def draw(candidates: list[BenchCandidate], spec: BenchSpec, seed: int = 0) -> Be
         pools = {s: [c for c in eligible if c.labels.get(sub.label, UNKNOWN) == s] for s in sub.strata}
         order = list(sub.strata)
         for stratum in sorted(order, key=lambda s: (len(pools[s]), order.index(s))):
-            requested, taken = sub.strata[stratum], 0
+            requested, taken, over_budget = sub.strata[stratum], 0, 0
             for candidate in pools[stratum]:
                 if taken == requested:
                     break
                 if not allowed(candidate):
                     continue
+                if budget is not None and len(held | taken_from_training(candidate)) > budget:
+                    over_budget += 1
+                    continue
+                held |= taken_from_training(candidate)
                 start, end = _window(candidate, spec.clip_seconds)
                 picks.append(BenchPick(sub_name, stratum, candidate, start, end))
                 used.add(candidate.clip_id)
@@ -237,6 +263,7 @@ def draw(candidates: list[BenchCandidate], spec: BenchSpec, seed: int = 0) -> Be
                 "achieved": taken,
                 "shortfall": requested - taken,
                 "eligible": len(pools[stratum]),
+                "over_budget": over_budget,
             }
     strata = [rows[(name, s)] for name, sub in spec.subbenchmarks.items() for s in sub.strata]
     picks.sort(key=lambda p: (list(spec.subbenchmarks).index(p.subbenchmark), list(spec.subbenchmarks[p.subbenchmark].strata).index(p.stratum), p.candidate.clip_id))
@@ -247,6 +274,8 @@ def draw(candidates: list[BenchCandidate], spec: BenchSpec, seed: int = 0) -> Be
         strata=strata,
         held_out_videos={p.candidate.video_id for p in picks},
         held_out_persons={p.candidate.person for p in picks if p.candidate.person},
+        held_out_clips=len(held),
+        held_out_budget=budget,
     )
 
 

@@ -113,10 +113,12 @@ def render_card(summary: dict[str, Any]) -> str:
             "",
             f"{bench['achieved']} of {bench['requested']} requested clips of {bench['clip_seconds']:g} s "
             f"(spec {bench['spec']}, seed {bench['seed']}). Whole source videos ({bench['held_out']['videos']}) and "
-            f"speakers ({bench['held_out']['persons']}) of the bench are held out of the training release.",
+            f"speakers ({bench['held_out']['persons']}) of the bench are held out of the training release: "
+            f"{bench['held_out']['clips']} clips" + (f" (budget {bench['held_out']['budget']})." if bench["held_out"]["budget"] is not None else "."),
             "",
-            _table(["sub-benchmark", "stratum", "requested", "achieved", "shortfall", "eligible clips"],
-                   [[r["subbenchmark"], r["stratum"], r["requested"], r["achieved"], r["shortfall"], r["eligible"]] for r in bench["strata"]]),  # fmt: skip
+            _table(["sub-benchmark", "stratum", "requested", "achieved", "shortfall", "eligible clips", "over hold-out budget"],
+                   [[r["subbenchmark"], r["stratum"], r["requested"], r["achieved"], r["shortfall"], r["eligible"], r["over_budget"]]
+                    for r in bench["strata"]]),  # fmt: skip
             "",
             "Shortfalls: " + ("; ".join(bench["shortfalls"]) if bench["shortfalls"] else "none"),
             "",

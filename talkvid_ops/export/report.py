@@ -159,9 +159,9 @@ def render_report(summary: dict[str, Any], records: list[ClipRecord], profile: P
     if bench:
         parts += [
             _figure(PLOTS[3], "Bench coverage: requested vs achieved per stratum", _bench_figure(bench)),
-            _table(["sub-benchmark", "stratum", "requested", "achieved", "shortfall", "eligible clips"],
-                   [[r["subbenchmark"], r["stratum"], r["requested"], r["achieved"], r["shortfall"], r["eligible"]] for r in bench["strata"]],
-                   short_column=4),  # fmt: skip
+            _table(["sub-benchmark", "stratum", "requested", "achieved", "shortfall", "eligible clips", "over hold-out budget"],
+                   [[r["subbenchmark"], r["stratum"], r["requested"], r["achieved"], r["shortfall"], r["eligible"], r["over_budget"]]
+                    for r in bench["strata"]], short_column=4),  # fmt: skip
         ]
     else:
         parts.append("<p>No bench was drawn for this release.</p>")
