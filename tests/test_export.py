@@ -245,4 +245,6 @@ def test_export_cli_and_clear_errors(talkvid_env, tmp_path):
     result = json.loads(done.output)
     assert Path(result["paths"]["talkvid_json"]).exists() and Path(result["paths"]["card"]).exists() and Path(result["paths"]["manifest"]).exists()
     assert not (tmp_path / "cli" / "clips.parquet").exists() and result["name"] == f"talkvid-code-{load_profile(PROFILE).content_hash[:8]}-small-seed2"
+    narrower = runner.invoke(cli, args[:5] + args[7:])  # the same directory, talkvid.json no longer asked for
+    assert narrower.exit_code == 0 and not (tmp_path / "cli" / "talkvid.json").exists() and (tmp_path / "cli" / "clips.jsonl").exists()
     assert runner.invoke(cli, ["export", "--out", str(tmp_path / "x"), "--format", "mp3"]).exit_code == 2

@@ -139,6 +139,9 @@ def test_labels_cli_import_and_list(talkvid_env, tmp_path):
     assert listing[0].split()[:3] == ["gender", "female", "human"] and listing[1].split()[:3] == ["gender", "male", "estimated"]
     summary = runner.invoke(cli, ["labels", "list", "--name", "gender"]).output
     assert "female" in summary and "human" in summary
+    for command in (["labels", "estimate"], ["speakers"]):  # the clip has no media: recorded, and the run goes on
+        output = runner.invoke(cli, command)
+        assert output.exit_code == 0 and json.loads(output.output)["errors"] == 1
     missing = runner.invoke(cli, ["labels", "import", str(tmp_path / "nope.csv")])
     assert isinstance(missing.exception, TalkvidError) and "annotation file not found" in str(missing.exception)
 

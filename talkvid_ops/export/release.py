@@ -40,7 +40,9 @@ from talkvid_ops.ids import make_id
 
 STRATA_LABELS = ("language", "age_group", "gender", "ethnicity")
 RELEASE_LABELS = ("language", "age_group", "gender", "ethnicity", "person", "category")
-MANAGED_DIRS = ("clips", "crops", "webdataset", "bench")  # the export owns these: files it did not write go
+# the export owns these: files of an earlier export there that this one did not write are removed
+MANAGED_DIRS = ("clips", "crops", "webdataset", "bench")
+MANAGED_FILES = ("talkvid.json", "clips.jsonl", "clips.parquet")
 MANIFEST = "manifest.json"
 
 
@@ -132,14 +134,13 @@ class _Writer:
 
     def prune(self) -> int:
         """Remove files of earlier exports in the directories this export owns that this one did not write."""
-        removed = 0
+        stale = [self.out / name for name in MANAGED_FILES]
         for name in MANAGED_DIRS:
-            folder = self.out / name
-            for path in sorted(folder.rglob("*")) if folder.exists() else []:
-                if path.is_file() and path not in self.written:
-                    path.unlink()
-                    removed += 1
-        return removed
+            stale += sorted((self.out / name).rglob("*")) if (self.out / name).exists() else []
+        removed = [p for p in stale if p.is_file() and p not in self.written]
+        for path in removed:
+            path.unlink()
+        return len(removed)
 
 
 def _by_stratum(records: list[ClipRecord]) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, int]]]:
