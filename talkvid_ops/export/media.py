@@ -55,8 +55,6 @@ def source_has_audio(path: Path) -> bool:
 
 def cut_clip(request: CutRequest, config: ExportConfig) -> Path:
     """Frames [start_frame, end_frame) of the source and the audio under them, into request.out (written atomically)."""
-    if not request.source.exists():
-        raise TalkvidError(f"source media missing: {request.source}")
     frames = request.end_frame - request.start_frame
     if frames <= 0:
         raise TalkvidError(f"empty frame range {request.start_frame}-{request.end_frame}")

@@ -111,6 +111,8 @@ class _Writer:
                 if not record.video.storage_path:
                     raise TalkvidError("source media missing: the video has no storage path")
                 source = Path(record.video.storage_path)
+                if not source.exists():
+                    raise TalkvidError(f"source media missing: {source}")
                 media.cut_clip(media.CutRequest(source, out, *window, record.clip.fps, self._has_audio(record.video)), self.config)
             return self.keep(out)
         except TalkvidError as exc:
