@@ -43,20 +43,28 @@ def store_profile(session: Session, profile: Profile) -> str:
     return profile_id
 
 
-def _rules(profile: Profile) -> tuple[str, dict[str, Any]]:
-    """The profile's rules as a VALUES list with bound parameters (criterion, priority, backend, metric, lo, hi)."""
-    rows, params = [], {}
-    for criterion, spec in profile.criteria.items():
+def _values(rows: list[str]) -> str:
+    return ",\n".join(rows)
+
+
+def _rules(profile: Profile) -> tuple[str, str, dict[str, Any]]:
+    """The profile as VALUES lists with bound parameters: rules (criterion, priority, backend, metric, lo, hi) and
+    criteria (criterion)."""
+    rules, criteria, params = [], [], {}
+    for k, (criterion, spec) in enumerate(profile.criteria.items()):
+        criteria.append(f"(:c{k})")
+        params[f"c{k}"] = criterion
         for priority, rule in enumerate(spec.rules):
-            n = len(rows)
-            rows.append(f"(:c{n}, {priority}, :b{n}, :m{n}, CAST(:lo{n} AS DOUBLE PRECISION), CAST(:hi{n} AS DOUBLE PRECISION))")
-            params.update({f"c{n}": criterion, f"b{n}": rule.backend, f"m{n}": rule.metric, f"lo{n}": rule.min, f"hi{n}": rule.max})
-    return ",\n".join(rows), params
+            n = len(rules)
+            rules.append(f"(:c{k}, {priority}, :b{n}, :m{n}, CAST(:lo{n} AS DOUBLE PRECISION), CAST(:hi{n} AS DOUBLE PRECISION))")
+            params.update({f"b{n}": rule.backend, f"m{n}": rule.metric, f"lo{n}": rule.min, f"hi{n}": rule.max})
+    return _values(rules), _values(criteria), params
 
 
-# Every clip x criterion with the score that applies to it (NULL when none does) and whether it fails.
-GRID_SQL = """
-CREATE TEMPORARY TABLE decide_grid AS
+# Per clip and criterion, the score that applies (the first rule, in profile order, with a score; for
+# `backend: any` the latest) and whether it is out of bounds. Clips or criteria without a score have no row.
+APPLIED_SQL = """
+CREATE TEMPORARY TABLE decide_applied AS
 WITH rules(criterion, priority, backend, metric, lo, hi) AS (VALUES {rules}),
 candidate AS (
     SELECT s.clip_id, r.criterion, r.metric, s.backend, s.value, r.lo, r.hi,
@@ -64,40 +72,41 @@ candidate AS (
     FROM rules r
     JOIN score s ON s.metric = r.metric AND (r.backend = :any_backend OR s.backend = r.backend)
     WHERE s.value IS NOT NULL
-),
-applied AS (SELECT clip_id, criterion, metric, backend, value, lo, hi FROM candidate WHERE rn = 1)
-SELECT c.id AS clip_id, k.criterion AS criterion, a.metric AS metric, a.backend AS backend, a.value AS value,
-       a.lo AS lo, a.hi AS hi,
-       CASE WHEN a.value IS NULL THEN 0
-            WHEN (a.lo IS NOT NULL AND a.value < a.lo) OR (a.hi IS NOT NULL AND a.value > a.hi) THEN 1
-            ELSE 0 END AS failing
-FROM clip c
-CROSS JOIN (SELECT DISTINCT criterion FROM rules) k
-LEFT JOIN applied a ON a.clip_id = c.id AND a.criterion = k.criterion
+)
+SELECT clip_id, criterion, metric, backend, value, lo, hi,
+       CASE WHEN (lo IS NOT NULL AND value < lo) OR (hi IS NOT NULL AND value > hi) THEN 1 ELSE 0 END AS failing
+FROM candidate
+WHERE rn = 1
 """
 
+# One decision per clip; the list of criteria without a score is only worked out for clips that have one missing.
 DECISIONS_SQL = """
+WITH criteria(criterion) AS (VALUES {criteria})
 INSERT INTO decision (id, clip_id, profile_id, status, missing, run_id, decided_at)
-SELECT :profile_id || clip_id, clip_id, :profile_id,
-       CASE WHEN SUM(failing) > 0 THEN 'failed'
-            WHEN SUM(CASE WHEN value IS NULL THEN 1 ELSE 0 END) > 0 THEN 'undecided'
+SELECT :profile_id || c.id, c.id, :profile_id,
+       CASE WHEN COALESCE(a.failing, 0) > 0 THEN 'failed'
+            WHEN COALESCE(a.evaluated, 0) < :criteria_count THEN 'undecided'
             ELSE 'passed' END,
-       {missing},
+       CASE WHEN COALESCE(a.evaluated, 0) < :criteria_count THEN (
+                SELECT {missing} FROM criteria k
+                WHERE NOT EXISTS (SELECT 1 FROM decide_applied m WHERE m.clip_id = c.id AND m.criterion = k.criterion))
+            ELSE {empty} END,
        :run_id, :decided_at
-FROM (SELECT * FROM decide_grid ORDER BY clip_id, criterion) g
-GROUP BY clip_id
+FROM clip c
+LEFT JOIN (SELECT clip_id, SUM(failing) AS failing, COUNT(*) AS evaluated FROM decide_applied GROUP BY clip_id) a
+       ON a.clip_id = c.id
 """
 
-# JSON list of the criteria without a usable score, per dialect.
+# JSON list of the missing criteria, and the empty list, per dialect.
 MISSING_JSON = {
-    "sqlite": "json_group_array(criterion) FILTER (WHERE value IS NULL)",
-    "postgresql": "COALESCE(json_agg(criterion ORDER BY criterion) FILTER (WHERE value IS NULL), '[]'::json)",
+    "sqlite": ("json_group_array(k.criterion)", "'[]'"),
+    "postgresql": ("json_agg(k.criterion ORDER BY k.criterion)", "CAST('[]' AS JSON)"),
 }
 
 FAILURES_SQL = """
 INSERT INTO decision_failure (decision_id, criterion, metric, backend, value, min_value, max_value)
 SELECT :profile_id || clip_id, criterion, metric, backend, value, lo, hi
-FROM decide_grid
+FROM decide_applied
 WHERE failing = 1
 """
 
@@ -115,13 +124,22 @@ def decide(ctx: Context, profile: Profile | str | Path) -> dict[str, Any]:
                 delete(DecisionFailure).where(DecisionFailure.decision_id.in_(select(Decision.id).where(Decision.profile_id == profile_id)))
             )
             session.execute(delete(Decision).where(Decision.profile_id == profile_id))
-            values, params = _rules(profile)
-            session.execute(text("DROP TABLE IF EXISTS decide_grid"))
-            session.execute(text(GRID_SQL.format(rules=values)), {**params, "any_backend": ANY_BACKEND})
-            decisions = text(DECISIONS_SQL.format(missing=MISSING_JSON[dialect])).bindparams(bindparam("decided_at", type_=DateTime(timezone=True)))
-            session.execute(decisions, {"profile_id": profile_id, "run_id": run.id, "decided_at": utcnow()})
+            rules, criteria, params = _rules(profile)
+            missing, empty = MISSING_JSON[dialect]
+            if dialect == "postgresql":
+                # the window over every score row sorts in memory instead of spilling to disk (this transaction only)
+                session.execute(text("SET LOCAL work_mem = '256MB'"))
+            session.execute(text("DROP TABLE IF EXISTS decide_applied"))
+            session.execute(text(APPLIED_SQL.format(rules=rules)), {**params, "any_backend": ANY_BACKEND})
+            session.execute(text("CREATE INDEX decide_applied_clip ON decide_applied (clip_id, criterion)"))
+            session.execute(text("ANALYZE decide_applied"))
+            decisions = text(DECISIONS_SQL.format(criteria=criteria, missing=missing, empty=empty))
+            session.execute(
+                decisions.bindparams(bindparam("decided_at", type_=DateTime(timezone=True))),
+                {**params, "profile_id": profile_id, "run_id": run.id, "decided_at": utcnow(), "criteria_count": len(profile.criteria)},
+            )
             session.execute(text(FAILURES_SQL), {"profile_id": profile_id})
-            session.execute(text("DROP TABLE decide_grid"))
+            session.execute(text("DROP TABLE decide_applied"))
             counts = dict(session.execute(select(Decision.status, func.count()).where(Decision.profile_id == profile_id).group_by(Decision.status)).all())
             session.commit()
         for status in STATUSES:
