@@ -20,10 +20,12 @@ It is not on DOVER's scale: the shipped profiles hold a separately calibrated th
 
 DOVER backend (`dover`): the ONNX export of DOVER (inputs `aes_view` (1, 3, 32, 224, 224) and `tech_view`
 (clips, 3, 32, 224, 224), outputs the aesthetic then the technical score), fed with DOVER's own sampling: the
-technical view is 3 clips of 32 frames (every 2nd frame, one random offset per third of the clip) cut into a 7x7
-grid of 32x32 native-resolution fragments; the aesthetic view is 32 frames spread over the clip, resized to
-224x224. Pixels are normalised with ImageNet's mean and std on the 0-255 scale. Random offsets come from a seeded
-generator, so scores are reproducible. Raw outputs are stored (`dover_technical_raw`, `dover_aesthetic_raw`) with
+technical view is 3 clips of 32 frames (every 2nd frame, one random offset per third of the clip; the clip count
+is read from the model, DOVER's export script fixes 4) cut into a 7x7 grid of 32x32 native-resolution fragments,
+one random position per cell and clip; the aesthetic view is 32 frames spread over the clip, resized to 224x224.
+Pixels are normalised with ImageNet's mean and std on the 0-255 scale. Random offsets come from a seeded
+generator, so scores are reproducible. The sampler cuts the fragments as it decodes (`FrameSpec.reduce`), so a
+4K clip never holds 96 full frames. Raw outputs are stored (`dover_technical_raw`, `dover_aesthetic_raw`) with
 two normalisations, recorded in the scoring details: DOVER's fused 4-parameter sigmoid scaled to 0-10
 (`dover_overall`, the paper's 7.0 applies) and the technical branch alone through the same sigmoid constants,
 0-10 (`dover_technical`, the released code's 5 applies).
