@@ -44,8 +44,8 @@ _register(
     ("dover",),
     dover_technical_raw="DOVER technical branch raw output (model units)",
     dover_aesthetic_raw="DOVER aesthetic branch raw output (model units)",
-    dover_overall="DOVER fused technical+aesthetic score on the paper's 0-10 scale (threshold 7.0 in the paper)",
-    dover_technical="DOVER technical score normalised as TalkVid's released code does (threshold 5)",
+    dover_overall="10 * sigmoid of DOVER's fused technical+aesthetic rescaling, 0-10 (the paper's threshold 7.0)",
+    dover_technical="10 * sigmoid of DOVER's standardised technical output, 0-10 (the released code's threshold 5)",
 )
 _register(
     "quality",
@@ -53,7 +53,7 @@ _register(
     quality_technical="classical technical quality, 0-100 (higher is better); see talkvid_ops.score.quality",
     quality_sharpness="variance of the Laplacian on luma, normalised 0-100",
     quality_exposure="0-100, 100 when mean luma is mid-grey and nothing clips",
-    quality_clipping="fraction of pixels at 0 or 255, 0-1",
+    quality_clipping="fraction of pixels at luma <= 2 or >= 253, 0-1",
     quality_noise="estimated noise sigma on luma (grey levels)",
     quality_blockiness="8x8 block-edge energy ratio (1 = no blocking)",
     quality_brisque="BRISQUE score (0 best, 100 worst)",
@@ -62,7 +62,7 @@ _register(
     "motion",
     ("lk", "cotracker3"),
     motion_valid_ratio_paper="paper definition: valid trajectories / K per 16-frame window, mean over windows",
-    motion_visibility_code="released-code definition: mean point visibility, minimum over segments",
+    motion_visibility_code="released-code definition: mean point visibility over up to three 6 s segments, minimum over segments",
 )
 _register("head", ("dlib", "fan"), **{m: f"TalkVid head-detail score {m} (0-100)" for m in HEAD_METRICS})
 

@@ -150,8 +150,8 @@ def _write(session: Session, clip_id: str, outcome: ClipOutcome, run_id: str) ->
                 )
             )
     upsert(session, Scoring, scorings, ["clip_id", "scorer", "backend"])
-    # A failed rescoring must not leave the previous run's metrics looking current.
-    for scorer in outcome.failures:
+    # A rescoring replaces the scorer's metrics: none of an earlier run's (or an older version's) stay behind.
+    for scorer in [*outcome.metrics, *outcome.failures]:
         session.execute(delete(Score).where(Score.clip_id == clip_id, Score.backend == scorer.backend, Score.scorer == scorer.name))
     upsert(session, Score, scores, ["clip_id", "backend", "metric"])
 
