@@ -26,6 +26,8 @@ segment:
   batch_size: 1
 score:
   batch_size: 2
+runner:
+  retries: 0  # a failure shows at once instead of after retry delays
 """
 QUICK_FORMATS = ["talkvid-json", "parquet"]  # re-exports without re-encoding clips
 
@@ -70,7 +72,7 @@ def sources(catalog_env, demo_media):
 
 
 @pytest.fixture(scope="module")
-def dags(airflow_db):
+def dags(airflow_db, catalog_env):
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(str(DAGS))
@@ -194,7 +196,8 @@ def test_curate_with_new_thresholds_redecides_and_reexports_without_scoring(firs
     releases = {}
     for name, thresholds in (("lenient", lenient), ("strict", strict)):
         dag_run = run_dag(dags["talkvid_curate"], {"thresholds": thresholds, "name": name, "formats": QUICK_FORMATS})
-        assert {r.stage for r in catalog_runs(ctx, dag_run)} == {"decide", "export"}  # no scorer, no model
+        stages = {r.stage for r in catalog_runs(ctx, dag_run)}
+        assert {"decide", "export"} <= stages and not stages & {"segment", "score"}  # no scorer ran
         with ctx.sessions() as session:
             releases[name] = session.scalars(select(Release).where(Release.name == name)).one()
 
@@ -290,15 +293,22 @@ class AirflowStack:
 
     def down(self) -> None:
         import signal
+        import time
 
-        for name, proc in reversed(list(self.processes.items())):
+        for proc in self.processes.values():
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=20)
             except ProcessLookupError:
-                continue
-            except Exception:
-                os.killpg(proc.pid, signal.SIGKILL)
+                pass
+        deadline = time.monotonic() + 10
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except Exception:  # some Airflow components ignore SIGTERM at times
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
                 proc.wait(timeout=20)
 
     def request(self, method: str, path: str, auth: bool = True, **kwargs):
@@ -362,7 +372,8 @@ def test_distributed_stack_runs_a_rest_triggered_curate_and_a_backfill(stack, fi
         release = session.scalars(select(Release).where(Release.name == "via-rest")).one()
         runs = session.scalars(select(Run).where(Run.dag_run_id == run_id)).all()
     assert release.counts["passed"] == 0
-    assert {(r.stage, r.task_id) for r in runs} == {("decide", "decide"), ("export", "export")}
+    assert {("decide", "decide"), ("export", "export")} <= {(r.stage, r.task_id) for r in runs}
+    assert not {r.stage for r in runs} & {"segment", "score"}
     assert all(r.hostname for r in runs)
 
     backfill_conf = json.dumps({"thresholds": {"avg_movement": {"min": -1e9}}, "formats": QUICK_FORMATS})
@@ -381,4 +392,5 @@ def test_distributed_stack_runs_a_rest_triggered_curate_and_a_backfill(stack, fi
         backfill_stages = session.scalars(select(Run.stage).where(Run.dag_run_id.in_([r["dag_run_id"] for r in runs]))).all()
     assert sorted(r.name[-8:] for r in dated) == ["20260301", "20260302"]  # one dated release per backfilled day
     assert all(r.counts["passed"] > 0 for r in dated)
-    assert sorted(backfill_stages) == ["decide", "decide", "export", "export"]  # re-decided and re-exported, nothing scored
+    assert (backfill_stages.count("decide"), backfill_stages.count("export")) == (2, 2)  # re-decided, re-exported
+    assert not set(backfill_stages) & {"segment", "score"}  # nothing scored
