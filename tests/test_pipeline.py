@@ -1,0 +1,91 @@
+"""`talkvid run`: the main job on embedded defaults (SQLite, local data dir, in-process stages), as `make run` calls it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from talkvid_ops.catalog.models import ALL_TABLES, Base, Release, Run, Video
+from talkvid_ops.context import Context
+
+TALKVID = [sys.executable, "-c", "from talkvid_ops.cli import main; main()"]
+
+
+def talkvid(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([*TALKVID, *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture
+def run_env(talkvid_env, cache_dir) -> dict[str, str]:
+    """A fresh data dir; the demo media cache shared with other tests (made once from the registries)."""
+    return {**os.environ, "TALKVID_CACHE_DIR": str(cache_dir)}
+
+
+def row_counts(ctx) -> dict[str, int]:
+    with ctx.sessions() as session:
+        return {t: session.scalar(select(func.count()).select_from(Base.metadata.tables[t])) for t in ALL_TABLES}
+
+
+def test_run_demo_makes_a_release_and_says_where(run_env, talkvid_env, tmp_path):
+    out = tmp_path / "release"
+    proc = talkvid("run", "demo", "--out", str(out), env=run_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    printed = dict(re.findall(r"^(release|report): (.+)$", proc.stdout, re.M))
+    assert Path(printed["release"]) == out.resolve()
+    assert Path(printed["report"]) == out.resolve() / "report.html" and Path(printed["report"]).is_file()
+    assert (out / "talkvid.json").is_file() and (out / "manifest.json").is_file()
+
+    ctx = Context.from_env()
+    assert ctx.settings.database_url.startswith("sqlite:///" + str(talkvid_env))  # the embedded default
+    with ctx.sessions() as session:
+        stages = set(session.scalars(select(Run.stage)))
+        release = session.scalars(select(Release)).one()
+        videos = session.scalar(select(func.count()).select_from(Video))
+    assert {"ingest", "plan", "segment", "score", "decide", "export"} <= stages
+    assert videos == 2 and release.out_dir == str(out.resolve()) and release.counts["candidates"] > 0
+    assert f"{release.counts['candidates']} candidates" in proc.stdout
+
+    before = row_counts(ctx)
+    again = talkvid("run", "demo", "--out", str(out), env=run_env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = row_counts(ctx)
+    assert {t: n for t, n in after.items() if t != "run"} == {t: n for t, n in before.items() if t != "run"}  # idempotent
+
+
+def test_run_routes_urls_through_the_crawler(run_env, cache_dir, tmp_path):
+    from loopback import LoopbackServer
+
+    from talkvid_ops.demo import demo_videos
+
+    media = demo_videos(cache_dir, cache_dir / "demo-videos")
+    with LoopbackServer(media[0].parent) as server:
+        url = server.url(f"/media/{media[1].name}")
+        proc = talkvid("run", url, "--out", str(tmp_path / "web"), env=run_env)
+        assert server.hits_for("/media/")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with Context.from_env().sessions() as session:
+        (video,) = session.scalars(select(Video)).all()
+        stages = set(session.scalars(select(Run.stage)))
+    assert video.url == url and {"crawl.discover", "crawl.download"} <= stages
+    # the demo is 360p: a URL source keeps TalkVid's 1080p bar, so the crawler rejects it, with the reason
+    assert video.status == "rejected" and "min_height" in video.error_message
+    assert "0 candidates" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["no/such/file.mp4", "--out", "x"], "not `demo`, a URL, or an existing file or folder"),
+        (["demo", "--out", "x", "--profile", "no-such-profile"], "neither a shipped profile"),
+    ],
+)
+def test_run_rejects_bad_input_before_doing_any_work(run_env, talkvid_env, args, message):
+    proc = talkvid("run", *args, env=run_env)
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not talkvid_env.exists()  # no catalog, no media: nothing was started
