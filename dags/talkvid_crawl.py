@@ -8,7 +8,7 @@ which triggers talkvid_process.
 from airflow.sdk import DAG, task
 
 from talkvid_ops.runners import inprocess
-from talkvid_ops.runners.dag_tasks import START_DATE, TAGS, VIDEOS, default_args, runner_config
+from talkvid_ops.runners.dag_tasks import TAGS, VIDEOS, dag_args, runner_config
 
 config = runner_config()
 
@@ -16,10 +16,7 @@ with DAG(
     dag_id="talkvid_crawl",
     description="discover and download new videos of every enabled source",
     schedule=config.crawl_schedule,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(config),
+    **dag_args(config),
     tags=[*TAGS, "crawl"],
     doc_md=__doc__,
 ):
@@ -27,5 +24,5 @@ with DAG(
     crawl = task(python_callable=inprocess.crawl_batch_task, pool=config.egress_pool)
     discovered = crawl.override(task_id="discover").partial(step="discover").expand(batch_id=source_batches)
     downloaded = crawl.override(task_id="download").partial(step="download").expand(batch_id=source_batches)
-    published = task(python_callable=inprocess.publish_videos_task, task_id="publish_videos", outlets=[VIDEOS])()
+    published = task(python_callable=inprocess.publish_task, task_id="publish_videos", outlets=[VIDEOS])("videos", "crawl.download", "video")
     discovered >> downloaded >> published

@@ -11,7 +11,7 @@ date range without rescoring:
 from airflow.sdk import DAG, task
 
 from talkvid_ops.runners import inprocess
-from talkvid_ops.runners.dag_tasks import START_DATE, TAGS, curate_params, default_args, runner_config
+from talkvid_ops.runners.dag_tasks import TAGS, curate_params, dag_args, runner_config
 
 config = runner_config()
 
@@ -19,10 +19,7 @@ with DAG(
     dag_id="talkvid_curate",
     description="decide with a threshold profile over stored scores, then export a release",
     schedule=config.curate_schedule,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(config),
+    **dag_args(config),
     tags=[*TAGS, "curate"],
     params=curate_params(),
     doc_md=__doc__,

@@ -10,7 +10,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, Param, TriggerRule, task
 
 from talkvid_ops.runners import inprocess
-from talkvid_ops.runners.dag_tasks import SCORES, START_DATE, TAGS, VIDEOS, batch_stage, default_args, runner_config
+from talkvid_ops.runners.dag_tasks import SCORES, TAGS, VIDEOS, batch_stage, dag_args, runner_config
 
 config = runner_config()
 batch_size = {"type": ["null", "integer"], "minimum": 1, "description": "items per batch (empty: the configured size)"}
@@ -19,10 +19,7 @@ with DAG(
     dag_id="talkvid_process",
     description="segment videos and score clips, mapped over batches",
     schedule=[VIDEOS],
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(config),
+    **dag_args(config),
     tags=[*TAGS, "process"],
     params={
         "segment_batch_size": Param(None, title="Videos per segment batch", **batch_size),
@@ -37,8 +34,8 @@ with DAG(
     score_batches = planner.override(task_id="plan_score", trigger_rule=TriggerRule.NONE_FAILED)("score", config.max_mapped_tasks)
     scored = batch_stage("score", score_batches, config)
     published = task(
-        python_callable=inprocess.publish_scores_task, task_id="publish_scores", outlets=[SCORES], trigger_rule=TriggerRule.NONE_FAILED
-    )()
+        python_callable=inprocess.publish_task, task_id="publish_scores", outlets=[SCORES], trigger_rule=TriggerRule.NONE_FAILED
+    )("scores", "score", "scoring")
     backlog = task.short_circuit(python_callable=inprocess.backlog_task, task_id="backlog_left", trigger_rule=TriggerRule.NONE_FAILED)()
     rerun = TriggerDagRunOperator(task_id="process_backlog", trigger_dag_id="talkvid_process", conf={})
     segmented >> score_batches

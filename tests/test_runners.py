@@ -182,3 +182,26 @@ def test_a_bad_runner_config_is_a_dag_import_error_naming_the_field(airflow_env,
     monkeypatch.setenv("TALKVID_CONFIG", str(config))
     errors = DagBag(str(DAGS)).import_errors
     assert len(errors) == 3 and all("runner.kind" in str(e) for e in errors.values())
+
+
+def test_planning_maps_at_most_the_bound_and_leaves_the_rest_for_the_next_run(sqlite_url, tmp_path):
+    from factories import add_source, add_video
+
+    from talkvid_ops.catalog.batches import batch_items
+    from talkvid_ops.config import Settings
+    from talkvid_ops.context import Context
+    from talkvid_ops.runners.inprocess import airflow_env, exported
+    from talkvid_ops.runners.stages import deferred_batches, plan
+
+    ctx = Context(Settings(data_dir=tmp_path, database_url=sqlite_url))
+    with ctx.sessions() as session:
+        source_id = add_source(session)
+        videos = {add_video(session, source_id, f"v{i}", status="probed", storage_path=f"media/v{i}.mp4") for i in range(5)}
+        session.commit()
+    with exported(airflow_env(task_context(map_index=-1))):
+        first = plan(ctx, "segment", size=2, max_batches=2)
+    with ctx.sessions() as session:
+        planned = [v for batch_id in first for v in batch_items(session, batch_id, "segment")]
+    assert len(first) == 2 and len(set(planned)) == 4 and set(planned) < videos  # batches, never single items
+    assert deferred_batches(ctx, "talkvid_process", "manual__2026-01-02") == 1  # so the DAG triggers another run
+    assert deferred_batches(ctx, "talkvid_process", "another-run") == 0

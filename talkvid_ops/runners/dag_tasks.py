@@ -26,13 +26,19 @@ def runner_config() -> RunnerConfig:
     return Settings.from_env().pipeline.runner
 
 
-def default_args(config: RunnerConfig) -> dict[str, Any]:
+def dag_args(config: RunnerConfig) -> dict[str, Any]:
+    """What every talkvid DAG shares: no catch-up of missed intervals, one run at a time, retried tasks."""
     return {
-        "owner": "talkvid",
-        "retries": config.retries,
-        "retry_delay": dt.timedelta(seconds=config.retry_delay_s),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": dt.timedelta(hours=1),
+        "start_date": START_DATE,
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": {
+            "owner": "talkvid",
+            "retries": config.retries,
+            "retry_delay": dt.timedelta(seconds=config.retry_delay_s),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": dt.timedelta(hours=1),
+        },
     }
 
 

@@ -86,20 +86,22 @@ def crawl_batch_task(step: str, batch_id: str) -> str:
         return run_crawl_batch(ctx, step, batch_id)["run_id"]
 
 
-def publish_videos_task() -> int:
-    """Succeeds (emitting the `videos` asset) only when this DAG run brought in new media; skips otherwise."""
-    from talkvid_ops.catalog.models import Video
+def publish_task(asset: str, stage: str, table: str) -> int:
+    """Succeeds (so the task's outlet emits `asset`) only when this DAG run's `stage` runs wrote `table` rows with
+    media or results; skips otherwise, so consumers are not woken for nothing."""
+    from talkvid_ops.catalog.models import Scoring, Video
     from talkvid_ops.runners.stages import rows_made_by, runs_of_dag_run
 
+    produced = {"video": (Video, Video.storage_path.is_not(None)), "scoring": (Scoring, Scoring.status == "ok")}
+    model, condition = produced[table]
     with task_context() as (ctx, context):
-        with ctx.run("publish", {"asset": "videos"}) as run:
+        with ctx.run("publish", {"asset": asset}) as run:
             ti = context["ti"]
-            download_runs = [r.id for r in runs_of_dag_run(ctx, ti.dag_id, ti.run_id, "crawl.download")]
-            new = rows_made_by(ctx, Video, download_runs, Video.storage_path.is_not(None))
-            run.count("videos", new)
-    if not new:
-        _skip("no new videos in this run: not emitting the videos asset")
-    return new
+            made = rows_made_by(ctx, model, [r.id for r in runs_of_dag_run(ctx, ti.dag_id, ti.run_id, stage)], condition)
+            run.count(table, made)
+    if not made:
+        _skip(f"nothing new in this run: not emitting the {asset} asset")
+    return made
 
 
 # --- process ------------------------------------------------------------------------------------------------------
@@ -121,32 +123,15 @@ def batch_task(stage: str, batch_id: str) -> str:
         return run_batch(ctx, stage, batch_id)["run_id"]
 
 
-def publish_scores_task() -> int:
-    """Succeeds (emitting the `scores` asset) only when this DAG run scored clips; skips otherwise."""
-    from talkvid_ops.catalog.models import Scoring
-    from talkvid_ops.runners.stages import rows_made_by, runs_of_dag_run
-
-    with task_context() as (ctx, context):
-        with ctx.run("publish", {"asset": "scores"}) as run:
-            ti = context["ti"]
-            score_runs = [r.id for r in runs_of_dag_run(ctx, ti.dag_id, ti.run_id, "score")]
-            scored = rows_made_by(ctx, Scoring, score_runs)
-            run.count("scorings", scored)
-    if not scored:
-        _skip("nothing scored in this run: not emitting the scores asset")
-    return scored
-
-
 def backlog_task() -> bool:
-    """True when a planner of this DAG run deferred batches (more than one run may map): run again."""
-    from talkvid_ops.runners.stages import runs_of_dag_run
+    """True when a planner of this DAG run deferred batches: the next task triggers another run for them."""
+    from talkvid_ops.runners.stages import deferred_batches
 
     with task_context() as (ctx, context):
         ti = context["ti"]
         with ctx.run("backlog", {}) as run:
-            deferred = sum((r.counts or {}).get("deferred", 0) for r in runs_of_dag_run(ctx, ti.dag_id, ti.run_id, "plan"))
-            run.count("deferred", deferred)
-    return deferred > 0
+            run.count("deferred", deferred_batches(ctx, ti.dag_id, ti.run_id))
+    return run.counts["deferred"] > 0
 
 
 # --- curate -------------------------------------------------------------------------------------------------------

@@ -87,6 +87,11 @@ def runs_of_dag_run(ctx: Context, dag_id: str, dag_run_id: str, stage: str) -> l
         return list(session.scalars(select(Run).where(Run.dag_id == dag_id, Run.dag_run_id == dag_run_id, Run.stage == stage)))
 
 
+def deferred_batches(ctx: Context, dag_id: str, dag_run_id: str) -> int:
+    """Batches the planners of a DAG run left for a later run (beyond the mapping bound)."""
+    return sum((r.counts or {}).get("deferred", 0) for r in runs_of_dag_run(ctx, dag_id, dag_run_id, "plan"))
+
+
 def rows_made_by(ctx: Context, model, run_ids: list[str], *conditions) -> int:
     """How many rows of `model` (a catalog table with run_id) the given runs wrote."""
     if not run_ids:
