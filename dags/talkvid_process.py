@@ -6,11 +6,10 @@ run in the GPU pool and queue. At most `max_mapped_tasks` batches map per run; a
 A run that scored clips emits the `scores` asset.
 """
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Param, TriggerRule, task
 
 from talkvid_ops.runners import inprocess
-from talkvid_ops.runners.dag_tasks import SCORES, TAGS, VIDEOS, batch_stage, dag_args, runner_config
+from talkvid_ops.runners.dag_tasks import SCORES, TAGS, VIDEOS, RecordedTriggerDagRunOperator, batch_stage, dag_args, runner_config
 
 config = runner_config()
 batch_size = {"type": ["null", "integer"], "minimum": 1, "description": "items per batch (empty: the configured size)"}
@@ -37,6 +36,6 @@ with DAG(
         python_callable=inprocess.publish_task, task_id="publish_scores", outlets=[SCORES], trigger_rule=TriggerRule.NONE_FAILED
     )("scores", "score", "scoring")
     backlog = task.short_circuit(python_callable=inprocess.backlog_task, task_id="backlog_left", trigger_rule=TriggerRule.NONE_FAILED)()
-    rerun = TriggerDagRunOperator(task_id="process_backlog", trigger_dag_id="talkvid_process", conf={})
+    rerun = RecordedTriggerDagRunOperator(task_id="process_backlog", trigger_dag_id="talkvid_process", conf={})
     segmented >> score_batches
     scored >> published >> backlog >> rerun

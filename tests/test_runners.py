@@ -205,3 +205,21 @@ def test_planning_maps_at_most_the_bound_and_leaves_the_rest_for_the_next_run(sq
     assert len(first) == 2 and len(set(planned)) == 4 and set(planned) < videos  # batches, never single items
     assert deferred_batches(ctx, "talkvid_process", "manual__2026-01-02") == 1  # so the DAG triggers another run
     assert deferred_batches(ctx, "talkvid_process", "another-run") == 0
+
+
+def test_the_backlog_trigger_records_its_run_before_handing_over_to_airflow(airflow_env, sqlite_url, tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import DagRunTriggerException
+
+    from talkvid_ops.catalog.models import Run
+    from talkvid_ops.context import Context
+    from talkvid_ops.runners.dag_tasks import RecordedTriggerDagRunOperator
+
+    monkeypatch.setenv("TALKVID_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("TALKVID_DATA_DIR", str(tmp_path))
+    op = RecordedTriggerDagRunOperator(task_id="process_backlog", trigger_dag_id="talkvid_process", conf={})
+    with pytest.raises(DagRunTriggerException) as raised:  # the task runner turns this into the new DAG run
+        op.execute(task_context(map_index=-1))
+    assert raised.value.trigger_dag_id == "talkvid_process"
+    with Context.from_env().sessions() as session:
+        (run,) = session.query(Run).all()
+    assert (run.stage, run.dag_id, run.task_id, run.map_index, run.status) == ("trigger", "talkvid_process", "score", None, "succeeded")
