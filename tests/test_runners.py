@@ -60,14 +60,20 @@ def test_catalog_url_from_an_airflow_connection(airflow_env):
 
 
 class RecordingDockerClient:
-    """The Docker Engine API as docker-py's APIClient exposes it, recording calls instead of sending them."""
+    """The Docker Engine API as docker-py's APIClient exposes it, recording calls instead of sending them.
 
-    def __init__(self):
+    With `run_locally`, `start` runs the container's command as a local process with exactly the container's
+    environment: what the operator image would do, minus the isolation.
+    """
+
+    def __init__(self, run_locally: bool = False):
         import docker
 
         self._real = docker.APIClient(base_url="tcp://127.0.0.1:9", version="1.43")  # builds payloads, never connects
+        self.run_locally = run_locally
         self.created: dict = {}
         self.calls: list[str] = []
+        self.process = None
 
     def images(self, name):
         self.calls.append("images")
@@ -82,13 +88,26 @@ class RecordingDockerClient:
         return {"Id": "c0ffee"}
 
     def attach(self, **kwargs):
-        return iter([b"scored 12 clips\n"])
+        def logs():
+            if self.process is None:
+                yield b"scored 12 clips\n"
+                return
+            out, _ = self.process.communicate(timeout=300)
+            yield from out.splitlines(keepends=True)
+
+        return logs()
 
     def start(self, container_id):
+        import subprocess
+        import sys
+
         self.calls.append("start")
+        if self.run_locally:
+            env = {**self.created["environment"], "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+            self.process = subprocess.Popen(self.created["command"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def wait(self, container_id):
-        return {"StatusCode": 0}
+        return {"StatusCode": self.process.wait() if self.process else 0}
 
     def remove_container(self, container_id, **kwargs):
         self.calls.append("remove")
@@ -223,3 +242,41 @@ def test_the_backlog_trigger_records_its_run_before_handing_over_to_airflow(airf
     with Context.from_env().sessions() as session:
         (run,) = session.query(Run).all()
     assert (run.stage, run.dag_id, run.task_id, run.map_index, run.status) == ("trigger", "talkvid_process", "score", None, "succeeded")
+
+
+def test_a_docker_runner_container_runs_its_batch_and_records_the_airflow_task(airflow_env, pg_server, cache_dir, tmp_path, monkeypatch):
+    """The container's command, environment and data mount make a working stage run: the batch is segmented into
+    the catalog named by the connection, and the run row names the Airflow task that started the container."""
+    from airflow.models.connection import Connection
+
+    from talkvid_ops.catalog import db
+    from talkvid_ops.catalog.models import Clip, Run
+    from talkvid_ops.config import Settings
+    from talkvid_ops.context import Context
+    from talkvid_ops.crawl.ingest import ingest_paths
+    from talkvid_ops.demo import demo_videos
+    from talkvid_ops.runners.config import DockerRunnerConfig
+    from talkvid_ops.runners.docker_runner import StageDockerOperator, docker_stage_kwargs
+    from talkvid_ops.runners.stages import plan
+
+    url = pg_server.create_database()
+    db.upgrade(url)
+    data_dir = tmp_path / "data"
+    ctx = Context(Settings(data_dir=data_dir, database_url=url))
+    ingest_paths(ctx, demo_videos(cache_dir, cache_dir / "demo-videos")[1:], copy=True)
+    (batch_id,) = plan(ctx, "segment")
+    catalog = make_url(url)
+    conn = Connection(conn_id="talkvid_catalog", conn_type="postgres", host=catalog.host, port=catalog.port, login=catalog.username, schema=catalog.database)
+    monkeypatch.setenv("AIRFLOW_CONN_TALKVID_CATALOG", conn.get_uri())
+    config = DockerRunnerConfig(data_volume=str(data_dir), data_volume_type="bind", data_mount=str(data_dir), model_volume=None, gpus=0)
+    op = StageDockerOperator(task_id="segment", batch_id=batch_id, **docker_stage_kwargs("segment", config))
+    client = RecordingDockerClient(run_locally=True)
+    op.__dict__["hook"] = SimpleNamespace(api_client=client)
+    op.execute(task_context(map_index=4))
+
+    assert client.created["host_config"].get("DeviceRequests") is None  # gpus: 0 asks for none
+    with ctx.sessions() as session:
+        (run,) = session.query(Run).filter(Run.stage == "segment").all()
+        clips = session.query(Clip).filter(Clip.run_id == run.id).count()
+    assert run.params["batch_id"] == batch_id and run.status == "succeeded" and clips > 0
+    assert (run.dag_id, run.dag_run_id, run.task_id, run.map_index, run.try_number) == ("talkvid_process", "manual__2026-01-02", "score", 4, 2)
