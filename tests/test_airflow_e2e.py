@@ -49,12 +49,14 @@ def catalog_env(pg_server, tmp_path_factory, airflow_db):
         "TALKVID_DATA_DIR": str(root / "data"),
         "TALKVID_CONFIG": str(root / "talkvid.yaml"),
     }
-    saved = {k: os.environ.get(k) for k in env}
+    saved = {k: v for k, v in os.environ.items() if k in env or k.startswith("AIRFLOW_CTX_")}
     os.environ.update(env)
     db.upgrade(env["TALKVID_DATABASE_URL"])
     yield env
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    # dag.test() runs tasks in this process, and Airflow leaves the last task's AIRFLOW_CTX_* in the environment
+    for key in [k for k in os.environ if k in env or k.startswith("AIRFLOW_CTX_")]:
+        del os.environ[key]
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")
