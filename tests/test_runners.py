@@ -280,3 +280,23 @@ def test_a_docker_runner_container_runs_its_batch_and_records_the_airflow_task(a
         clips = session.query(Clip).filter(Clip.run_id == run.id).count()
     assert run.params["batch_id"] == batch_id and run.status == "succeeded" and clips > 0
     assert (run.dag_id, run.dag_run_id, run.task_id, run.map_index, run.try_number) == ("talkvid_process", "manual__2026-01-02", "score", 4, 2)
+
+
+def test_the_container_entrypoint_needs_no_airflow():
+    """The operator images carry no Airflow: `talkvid <stage> --batch` must not import it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from talkvid_ops.cli import cli\n"
+        "import talkvid_ops.segment.stage, talkvid_ops.score.stage  # what a batch run executes\n"
+        "for stage in ('segment', 'score'):\n"
+        "    result = CliRunner().invoke(cli, [stage, '--help'])\n"
+        "    assert result.exit_code == 0 and '--batch' in result.output, result.output\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'airflow'))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"

@@ -167,4 +167,4 @@ def export_task() -> str:
             seed=params.get("seed", 0),
             name=name,
         )
-        return result.get("release_id") or result["run_id"]
+        return result["release_id"]
