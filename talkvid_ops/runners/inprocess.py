@@ -86,7 +86,7 @@ def crawl_batch_task(step: str, batch_id: str) -> str:
         return run_crawl_batch(ctx, step, batch_id)["run_id"]
 
 
-def publish_task(asset: str, stage: str, table: str) -> int:
+def publish_task(asset: str, stage: str, table: str) -> None:
     """Succeeds (so the task's outlet emits `asset`) only when this DAG run's `stage` runs wrote `table` rows with
     media or results; skips otherwise, so consumers are not woken for nothing."""
     from talkvid_ops.catalog.models import Scoring, Video
@@ -101,7 +101,6 @@ def publish_task(asset: str, stage: str, table: str) -> int:
             run.count(table, made)
     if not made:
         _skip(f"nothing new in this run: not emitting the {asset} asset")
-    return made
 
 
 # --- process ------------------------------------------------------------------------------------------------------
