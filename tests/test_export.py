@@ -21,6 +21,7 @@ from talkvid_ops.curate.labels import import_labels
 from talkvid_ops.curate.profiles import load_profile
 from talkvid_ops.errors import ConfigError, TalkvidError
 from talkvid_ops.export.release import export
+from talkvid_ops.score import sampler
 from tests.release_catalog import PROFILE, build_people_catalog, cli_catalog, copy_sqlite, estimated_media_catalog, make_context
 
 HEAD_SCORES = ["avg_movement", "min_movement", "avg_rotation", "min_rotation", "avg_completeness", "min_completeness",
@@ -144,8 +145,11 @@ def _frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
     return out
 
 
-def test_media_release_cuts_exact_frames_crops_and_shards(tmp_path_factory, cache_dir, pyfeat_media, tmp_path):
+def test_media_release_cuts_exact_frames_crops_and_shards(tmp_path_factory, cache_dir, pyfeat_media, tmp_path, monkeypatch):
     catalog = estimated_media_catalog(tmp_path_factory, cache_dir, pyfeat_media)[0]
+    decoded = []  # (source, start, end) of every face sampling's decode
+    sample_frames = sampler.sample_frames
+    monkeypatch.setattr(sampler, "sample_frames", lambda path, start, end, *rest: decoded.append((Path(path).name, start, end)) or sample_frames(path, start, end, *rest))
     url = copy_sqlite(catalog.url, tmp_path / "copy.sqlite")
     ctx = make_context(url, tmp_path)
     (tmp_path / "grace.csv").write_text(f"clip_id,gender\n{catalog.clips['g1']},female\n")  # the estimate said male
@@ -158,6 +162,8 @@ def test_media_release_cuts_exact_frames_crops_and_shards(tmp_path_factory, cach
     spec.write_text("name: media\nmax_held_out_share: 0.6\nsubbenchmarks:\n  gender: {label: gender, strata: {male: 1}}\n  age: {label: age_group, strata: {'0-19': 1}}\n")
     result = export(ctx, PROFILE, tmp_path / "release", formats=["talkvid-json", "jsonl", "clips", "crops", "webdataset", "bench"], bench_spec=str(spec))
     out = tmp_path / "release"
+    # labels, speakers and crops share one face sampling per range: w1's serves all three; g1, w2 and the bench clip crops
+    assert len(decoded) == len(set(decoded)) == 4 and (_source_of(catalog, "woman").name, 0.0, 6.0) in decoded
     assert result["shortfalls"] == ["age/0-19: 0 of 1 (1 short, eligible 0)"]
     with db.session_factory(url)() as session:  # the export labelled what was missing, and only that
         labelled, described = session.get(Run, result["labels_run_id"]), session.get(Run, result["speakers_run_id"])

@@ -1,21 +1,25 @@
-"""Faces of a clip for labels, speakers and crops: a few frames decoded from the source, dlib's HOG detector.
+"""Faces of a clip for labels, speakers and crops: a few frames decoded by the score stage's sampler, faces found
+by its HOG detector.
 
-The dlib model files ship in the `face_recognition_models` package; its `__init__` imports pkg_resources, so the
-files are located without importing it. Models load lazily, once per process.
+A sample keeps the frame's size, its largest face box and, for the face models (age/gender, descriptors, an
+operator's classifier), only the pixels around that face: every model reads a face chip aligned from landmarks
+near the box, so the frame itself need not be kept. Within one export the labels, speakers and crops steps share
+one `FaceSampler`, so a clip range is decoded and searched for faces once.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from talkvid_ops.errors import TalkvidError
-
-CLOCKWISE_TURNS = {90: 3, 180: 2, 270: 1}  # display rotation -> np.rot90 quarter turns (counter-clockwise)
+DETECT_SHORT_SIDE = 540  # larger frames are scaled down for detection (as the score stage does); boxes stay in frame pixels
+MAX_UPSAMPLE = 1  # a second, upsampled HOG pass only for frames where nothing was found
+FACE_MARGIN = 1.0  # kept around a face, as a share of its box on each side: the models' chips (and the
+# ethnicity classifier's margin, at most 1) lie inside it
+CROP_BUDGET = 256 << 20  # bytes of face crops a FaceSampler keeps
 
 
 @dataclass(frozen=True)
@@ -44,94 +48,91 @@ class FaceBox:
         return (self.left + self.right) / 2, (self.top + self.bottom) / 2
 
 
-@dataclass
+@dataclass(frozen=True)
+class FaceCrop:
+    """The RGB pixels around a face and the face's box in them."""
+
+    image: np.ndarray
+    box: FaceBox
+
+
+@dataclass(frozen=True)
 class FaceSample:
-    """One sampled frame (RGB) and its largest face, if any."""
+    """One sampled frame: its size (width, height), its largest face (frame pixels) and that face's crop."""
 
-    time: float
-    frame: np.ndarray
+    frame_size: tuple[int, int]
     box: FaceBox | None
-
-
-def dlib_model_path(filename: str) -> Path:
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise TalkvidError("face-recognition-models is not installed (it ships dlib's face models): pip install it")
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / filename
-    if not path.exists():
-        raise TalkvidError(f"dlib model {filename} is missing from face-recognition-models ({path})")
-    return path
+    face: FaceCrop | None
 
 
 @lru_cache(maxsize=1)
-def _hog_detector():
-    import dlib
+def _detector():
+    from talkvid_ops.score.faces import HogFaceDetector
 
-    return dlib.get_frontal_face_detector()
+    return HogFaceDetector(DETECT_SHORT_SIDE, MAX_UPSAMPLE)
 
 
 def detect_faces(frame: np.ndarray) -> list[FaceBox]:
-    """Faces in an RGB frame, largest first; small faces get a second, upsampled pass."""
-    detector = _hog_detector()
+    """Faces in an RGB frame, largest first."""
     height, width = frame.shape[:2]
-    found = detector(frame, 0) or detector(frame, 1)
     # dlib's right and bottom are inclusive; FaceBox's are exclusive, like slices
     boxes = [
-        FaceBox(max(0, r.left()), max(0, r.top()), min(width, r.right() + 1), min(height, r.bottom() + 1))
-        for r in found
+        FaceBox(max(0, round(left)), max(0, round(top)), min(width, round(right) + 1), min(height, round(bottom) + 1))
+        for left, top, right, bottom in _detector().boxes(frame)
     ]
     return sorted((b for b in boxes if b.width > 0 and b.height > 0), key=lambda b: (-b.area, b.left, b.top))
 
 
-def sample_times(start: float, end: float, count: int) -> list[float]:
-    """Centres of `count` equal parts of [start, end): never the first or last frame, which cuts may blur."""
-    step = (end - start) / count
-    return [start + step * (i + 0.5) for i in range(count)]
-
-
-def decode_frames(path: str | Path, times: list[float], rotation: int | None = None) -> list[tuple[float, np.ndarray]]:
-    """The first frame at or after each time (seconds from the start of the video), as RGB arrays.
-
-    One seek to the first time, then sequential decoding: only the picked frames are converted to RGB.
-    """
-    import av
-
-    targets = sorted(times)
-    picked: list[tuple[float, np.ndarray]] = []
-    if not targets:
-        return picked
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            offset = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-            container.seek(int((targets[0] + offset) / stream.time_base), stream=stream, backward=True)
-            for frame in container.decode(stream):
-                if frame.time is None:
-                    continue
-                t = frame.time - offset
-                while targets and t >= targets[0] - 1e-6:
-                    picked.append((targets.pop(0), _rotated(frame.to_ndarray(format="rgb24"), rotation)))
-                if not targets:
-                    break
-    except (av.error.FFmpegError, IndexError) as exc:
-        raise TalkvidError(f"cannot decode {path}: {exc}") from exc
-    return picked
-
-
-def _rotated(frame: np.ndarray, rotation: int | None) -> np.ndarray:
-    """Frames as players show them (ffmpeg applies the same rotation when cutting); rotation: clockwise degrees."""
-    turns = CLOCKWISE_TURNS.get(int(rotation or 0) % 360, 0)
-    # contiguous: PyAV pads rows of odd widths, and dlib accepts only contiguous arrays
-    return np.ascontiguousarray(np.rot90(frame, turns) if turns else frame)
+def face_crop(frame: np.ndarray, box: FaceBox) -> FaceCrop:
+    """A copy of the frame around `box`, FACE_MARGIN of its size on each side, kept inside the frame."""
+    height, width = frame.shape[:2]
+    pad_x, pad_y = round(box.width * FACE_MARGIN), round(box.height * FACE_MARGIN)
+    left, top = max(0, box.left - pad_x), max(0, box.top - pad_y)
+    image = frame[top : min(height, box.bottom + pad_y), left : min(width, box.right + pad_x)].copy()
+    return FaceCrop(image, FaceBox(box.left - left, box.top - top, box.right - left, box.bottom - top))
 
 
 def sample_faces(path: str | Path, start: float, end: float, count: int, rotation: int | None = None) -> list[FaceSample]:
-    """`count` frames spread over [start, end) with the largest face of each."""
+    """Frames at the centres of `count` equal parts of [start, end) (never the first or last frame, which cuts
+    may blur), each with its largest face."""
+    from talkvid_ops.score.sampler import sample_frames
+
+    duration = end - start
+    frames = sample_frames(path, start, end, [duration * (i + 0.5) / count for i in range(count)], rotation)
     samples = []
-    for t, frame in decode_frames(path, sample_times(start, end, count), rotation):
+    for frame in frames.frames:
         faces = detect_faces(frame)
-        samples.append(FaceSample(t, frame, faces[0] if faces else None))
+        box = faces[0] if faces else None
+        samples.append(FaceSample((frames.width, frames.height), box, face_crop(frame, box) if box else None))
     return samples
+
+
+class FaceSampler:
+    """Face samples shared by the steps of one export (labels, speakers, face-centred crops): each clip range is
+    decoded and searched for faces once. Boxes are kept for every range; face crops only while all kept crops stay
+    under `crop_budget` bytes, so memory stays bounded on large exports (a range past the budget is decoded again
+    by a later step that needs its crops)."""
+
+    def __init__(self, crop_budget: int = CROP_BUDGET):
+        self.crop_budget = crop_budget
+        self.crop_bytes = 0
+        self._kept: dict[tuple, list[FaceSample]] = {}
+
+    def sample(self, path: str | Path, start: float, end: float, count: int, rotation: int | None = None, crops: bool = True) -> list[FaceSample]:
+        """`sample_faces`, from what this sampler kept when it can; `crops=False`: the boxes are enough."""
+        key = (str(path), round(start, 6), round(end, 6), count, int(rotation or 0))
+        kept = self._kept.get(key)
+        if kept is not None and (not crops or all(s.face is not None for s in kept if s.box)):
+            return kept
+        samples = sample_faces(path, start, end, count, rotation)
+        if kept is None:
+            size = sum(s.face.image.nbytes for s in samples if s.face)
+            if self.crop_bytes + size <= self.crop_budget:
+                self.crop_bytes += size
+                self._kept[key] = samples
+            else:
+                self._kept[key] = [replace(s, face=None) for s in samples]
+        return samples
 
 
 def face_centred_square(boxes: list[FaceBox], frame_size: tuple[int, int], scale: float) -> tuple[int, int, int] | None:

@@ -431,11 +431,11 @@ def _agreeing_mean(values: list[str], confidences: list[float], chosen: str, bin
 
 def estimate_face_labels(samples, age_gender: AgeGenderEstimator, ethnicity: OnnxFaceClassifier | None) -> dict[str, tuple[str, float | None]]:
     """name -> (value, confidence) for one clip from its sampled faces; Unknown when no frame had a face."""
-    faces = [s for s in samples if s.box is not None]
+    faces = [s.face for s in samples if s.face is not None]
     names = ["age_group", "gender"] + (["ethnicity"] if ethnicity else [])
     if not faces:
         return {name: (UNKNOWN, None) for name in names}
-    ages, age_conf, genders, gender_conf = zip(*(age_gender.predict(s.frame, s.box) for s in faces))
+    ages, age_conf, genders, gender_conf = zip(*(age_gender.predict(f.image, f.box) for f in faces))
     groups = [age_group(a) for a in ages]
     group = age_group(float(np.median(ages)))
     gender = max(GENDERS, key=lambda g: (sum(c for v, c in zip(genders, gender_conf) if v == g), g))
@@ -444,7 +444,7 @@ def estimate_face_labels(samples, age_gender: AgeGenderEstimator, ethnicity: Onn
         "gender": (gender, _agreeing_mean(list(genders), list(gender_conf), gender, binary=True)),
     }
     if ethnicity:
-        mean = np.mean([ethnicity.probabilities(s.frame, s.box) for s in faces], axis=0)
+        mean = np.mean([ethnicity.probabilities(f.image, f.box) for f in faces], axis=0)
         best = int(np.argmax(mean))
         result["ethnicity"] = (normalise_value("ethnicity", ethnicity.config.labels[best]), float(mean[best]))
     return result
@@ -456,12 +456,13 @@ def estimators(config: LabelConfig) -> tuple[AgeGenderEstimator, OnnxFaceClassif
     return age_gender, ethnicity
 
 
-def estimate(ctx, clip_ids: list[str] | None = None, profile=None, limit: int | None = None, redo: bool = False) -> dict[str, Any]:
+def estimate(ctx, clip_ids: list[str] | None = None, profile=None, limit: int | None = None, redo: bool = False, faces=None) -> dict[str, Any]:
     """The labels stage: language labels from ASR and metadata (cheap), then age group and gender
     (and ethnicity when a model is configured) estimated on sampled faces of clips that have no estimate yet.
 
     `profile` (a Profile or name) limits the stage to the clips that profile passed. A clip whose source
-    media cannot be read is recorded as an error of the run; the others go on.
+    media cannot be read is recorded as an error of the run; the others go on. `faces`: a FaceSampler shared with
+    the other steps of an export.
     """
     from talkvid_ops.curate.bench import profile_row_id, passed_clip_ids
     from talkvid_ops.curate.faces import sample_faces
@@ -484,7 +485,7 @@ def estimate(ctx, clip_ids: list[str] | None = None, profile=None, limit: int | 
             try:
                 if not video.storage_path or not Path(video.storage_path).exists():
                     raise TalkvidError(f"source media missing: {video.storage_path}")
-                samples = sample_faces(video.storage_path, clip.start_time, clip.end_time, config.frames_per_clip, video.rotation)
+                samples = (faces.sample if faces else sample_faces)(video.storage_path, clip.start_time, clip.end_time, config.frames_per_clip, video.rotation)
                 estimates = estimate_face_labels(samples, age_gender, ethnicity)
             except TalkvidError as exc:
                 run.error(clip.id, str(exc))

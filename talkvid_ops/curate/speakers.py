@@ -34,11 +34,11 @@ ORIGIN = f"speakers:{MODEL}"
 def _dlib_models():
     import dlib
 
-    from talkvid_ops.curate.faces import dlib_model_path
+    from talkvid_ops.score.faces import package_file
 
     return (
-        dlib.shape_predictor(str(dlib_model_path("shape_predictor_5_face_landmarks.dat"))),
-        dlib.face_recognition_model_v1(str(dlib_model_path(f"{MODEL}.dat"))),
+        dlib.shape_predictor(str(package_file("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat"))),
+        dlib.face_recognition_model_v1(str(package_file("face_recognition_models", f"models/{MODEL}.dat"))),
     )
 
 
@@ -53,7 +53,7 @@ def face_descriptor(frame: np.ndarray, box) -> np.ndarray:
 
 def clip_descriptor(samples) -> tuple[np.ndarray | None, int]:
     """Mean descriptor over the sampled frames that had a face, and how many did."""
-    vectors = [face_descriptor(s.frame, s.box) for s in samples if s.box is not None]
+    vectors = [face_descriptor(s.face.image, s.face.box) for s in samples if s.face is not None]
     return (np.mean(vectors, axis=0) if vectors else None), len(vectors)
 
 
@@ -125,9 +125,10 @@ def cluster_speakers(items: list[tuple[str, str, np.ndarray]], threshold: float)
     return result
 
 
-def assign_speakers(ctx, clip_ids: list[str] | None = None, profile=None, limit: int | None = None, redo: bool = False) -> dict[str, Any]:
+def assign_speakers(ctx, clip_ids: list[str] | None = None, profile=None, limit: int | None = None, redo: bool = False, faces=None) -> dict[str, Any]:
     """The speakers stage: describe the faces of clips that have no descriptor yet, then cluster every stored
-    descriptor and write each clip's `person` label (Unknown for clips where no frame had a face)."""
+    descriptor and write each clip's `person` label (Unknown for clips where no frame had a face).
+    `faces`: a FaceSampler shared with the other steps of an export."""
     from talkvid_ops.curate.bench import passed_clip_ids, profile_row_id
     from talkvid_ops.curate.faces import sample_faces
 
@@ -145,7 +146,7 @@ def assign_speakers(ctx, clip_ids: list[str] | None = None, profile=None, limit:
             try:
                 if not video.storage_path:
                     raise TalkvidError("source media missing: the video has no storage path")
-                samples = sample_faces(video.storage_path, clip.start_time, clip.end_time, config.frames_per_clip, video.rotation)
+                samples = (faces.sample if faces else sample_faces)(video.storage_path, clip.start_time, clip.end_time, config.frames_per_clip, video.rotation)
                 vector, frames = clip_descriptor(samples)
             except TalkvidError as exc:
                 run.error(clip.id, str(exc))

@@ -23,7 +23,7 @@ class OnnxClassifierConfig(BaseModel):
     mean: list[float] = Field([0.485, 0.456, 0.406], min_length=3, max_length=3, description="on 0-1 RGB")
     std: list[float] = Field([0.229, 0.224, 0.225], min_length=3, max_length=3)
     outputs: Literal["logits", "probabilities"] = "logits"
-    margin: float = Field(0.2, ge=0, description="share of the face box added on each side before resizing")
+    margin: float = Field(0.2, ge=0, le=1, description="share of the face box added on each side before resizing (at most 1: the face crops labels keep)")
 
 
 class LabelConfig(BaseModel):

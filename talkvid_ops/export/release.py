@@ -29,7 +29,7 @@ from talkvid_ops.catalog.models import Release, ReleaseClip, Source, Video
 from talkvid_ops.catalog.runs import code_version
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.curate.bench import BenchCandidate, BenchDraw, as_profile, draw, load_bench_spec, profile_row_id
-from talkvid_ops.curate.faces import face_centred_square, sample_faces
+from talkvid_ops.curate.faces import FaceSampler, face_centred_square
 from talkvid_ops.curate.labels import UNKNOWN
 from talkvid_ops.errors import ConfigError, TalkvidError
 from talkvid_ops.export import media
@@ -90,8 +90,8 @@ def assign_splits(records: list[ClipRecord], bench: BenchDraw | None) -> None:
 class _Writer:
     """Writes one release directory and remembers every file it wrote."""
 
-    def __init__(self, out_dir: Path, ctx, run):
-        self.out, self.config, self.run = out_dir, ctx.config.export, run
+    def __init__(self, out_dir: Path, ctx, run, faces: FaceSampler):
+        self.out, self.config, self.run, self.faces = out_dir, ctx.config.export, run, faces
         self.written: set[Path] = set()
         self._audio: dict[str, bool] = {}
 
@@ -123,8 +123,8 @@ class _Writer:
         try:
             if not out.exists():
                 fps, video = record.clip.fps, record.video
-                samples = sample_faces(video.storage_path, window[0] / fps, window[1] / fps, self.config.labels.frames_per_clip, video.rotation)
-                frame_size = (samples[0].frame.shape[1], samples[0].frame.shape[0]) if samples else (0, 0)
+                samples = self.faces.sample(video.storage_path, window[0] / fps, window[1] / fps, self.config.labels.frames_per_clip, video.rotation, crops=False)
+                frame_size = samples[0].frame_size if samples else (0, 0)
                 square = face_centred_square([s.box for s in samples if s.box], frame_size, self.config.crop_face_scale)
                 if square is None:
                     raise TalkvidError("no face found in the sampled frames: no crop")
@@ -234,7 +234,8 @@ def export(ctx, profile, out_dir, formats=None, bench_spec=None, seed: int = 0, 
     name = name or f"{profile.name}-{profile.content_hash[:8]}" + (f"-{spec.name}-seed{seed}" if spec else "")
     with ctx.sessions() as session:
         profile_row_id(session, profile)  # no decisions: one clear error before any work
-    prepared = _label_missing(ctx, profile) if config.label_missing else {}
+    faces = FaceSampler()  # labels, speakers and crops sample each clip's faces once
+    prepared = _label_missing(ctx, profile, faces) if config.label_missing else {}
     params = {"profile": profile.name, "profile_hash": profile.content_hash, "out_dir": str(out), "formats": formats,
               "bench_spec": spec.name if spec else None, "bench_spec_hash": spec.content_hash if spec else None,
               "seed": seed, "name": name}  # fmt: skip
@@ -248,7 +249,7 @@ def export(ctx, profile, out_dir, formats=None, bench_spec=None, seed: int = 0, 
         assign_splits(records, bench)
         by_id = {r.id: r for r in records}
         out.mkdir(parents=True, exist_ok=True)
-        writer = _Writer(out, ctx, run)
+        writer = _Writer(out, ctx, run, faces)
         files: dict[str, dict[str, Path | None]] = defaultdict(dict)  # clip id -> kind -> file
 
         if {"clips", "webdataset", "crops"} & set(formats):
@@ -352,13 +353,16 @@ def export(ctx, profile, out_dir, formats=None, bench_spec=None, seed: int = 0, 
         }
 
 
-def _label_missing(ctx, profile) -> dict[str, str]:
+def _label_missing(ctx, profile, faces: FaceSampler) -> dict[str, str]:
     """Labels and speakers for the profile's passed clips that have none yet, each stage with its own run, so that a
     release made straight after `decide` (the curate DAG, `talkvid run`) has its labels and a leak-free bench."""
     from talkvid_ops.curate.labels import estimate
     from talkvid_ops.curate.speakers import assign_speakers
 
-    return {"labels_run_id": estimate(ctx, profile=profile)["run_id"], "speakers_run_id": assign_speakers(ctx, profile=profile)["run_id"]}
+    return {
+        "labels_run_id": estimate(ctx, profile=profile, faces=faces)["run_id"],
+        "speakers_run_id": assign_speakers(ctx, profile=profile, faces=faces)["run_id"],
+    }
 
 
 def _write_bench(writer: _Writer, bench: BenchDraw, by_id: dict[str, ClipRecord], files, out: Path) -> None:

@@ -67,7 +67,7 @@ def estimate_pose(landmarks: np.ndarray, width: int, height: int) -> tuple[float
     return float(angles[0]), float(angles[1]), float(angles[2])
 
 
-def _package_file(package: str, name: str) -> Path:
+def package_file(package: str, name: str) -> Path:
     """A data file of an installed package, found without importing it (face_recognition_models imports
     pkg_resources on import)."""
     spec = importlib.util.find_spec(package)
@@ -115,7 +115,7 @@ class DlibBackend(HeadScorer):
         import dlib
 
         self.detector = HogFaceDetector(self.config.head_detect_short_side, self.config.head_max_upsample)
-        predictor = _package_file("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat")
+        predictor = package_file("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat")
         self.predictor = dlib.shape_predictor(str(predictor))
 
     def detect(self, image: np.ndarray) -> list[Face]:
@@ -161,7 +161,7 @@ class FaceAlignmentBackend(HeadScorer):
 
         self.detector = HogFaceDetector(self.config.head_detect_short_side, self.config.head_max_upsample)
         # The CUDA branch of face-alignment's dlib detector would download its CNN model; give it the packaged one.
-        cnn_detector = _package_file("face_recognition_models", "models/mmod_human_face_detector.dat")
+        cnn_detector = package_file("face_recognition_models", "models/mmod_human_face_detector.dat")
         with _torch_hub_dir(weights.parent.parent), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*this detector is deprecated.*")  # we pass its boxes in
             self.network = face_alignment.FaceAlignment(

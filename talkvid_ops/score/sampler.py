@@ -194,3 +194,14 @@ def sample_clip(path: str | Path, start_time: float, end_time: float, specs: Ite
     if turns % 2:
         width, height = height, width
     return ClipFrames(duration, native_fps, width, height, sets, decoded, converted)
+
+
+def sample_frames(path: str | Path, start_time: float, end_time: float, times: Iterable[float], rotation: int | None = None) -> FrameSet:
+    """RGB frames at native size of [start_time, end_time) at `times` (clip seconds): the frame covering each time,
+    once even when several times fall on it."""
+    duration = end_time - start_time
+    wanted = list(times)
+    # the grid at the native rate has `count` frames over the range, so a time's frame is its share of `count`
+    # (the epsilon keeps a time on a frame boundary on that frame despite rounding, as `_grid` does)
+    spec = FrameSpec(select=lambda count: [int(t / duration * count + 1e-6) for t in wanted])
+    return sample_clip(path, start_time, end_time, [spec], rotation)[spec]
