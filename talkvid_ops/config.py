@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from talkvid_ops.crawl.config import CrawlConfig
 from talkvid_ops.curate.config import CurateConfig
-from talkvid_ops.errors import ConfigError, format_validation_error
 from talkvid_ops.export.config import ExportConfig
 from talkvid_ops.runners.config import RunnerConfig
 from talkvid_ops.score.config import ScoreConfig
 from talkvid_ops.segment.config import SegmentConfig
+from talkvid_ops.yamlfile import load_yaml_model
 
 ENV_DATABASE_URL = "TALKVID_DATABASE_URL"
 ENV_DATA_DIR = "TALKVID_DATA_DIR"
@@ -36,19 +35,7 @@ class PipelineConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "PipelineConfig":
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: (top level): expected a mapping of stage names")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise format_validation_error(str(path), exc) from None
+        return load_yaml_model(cls, path, "a mapping of stage names", kind="config file", empty_ok=True)
 
 
 class Settings(BaseModel):

@@ -17,20 +17,19 @@ import hashlib
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from talkvid_ops.catalog.models import Clip, Decision, Profile as ProfileRow
 from talkvid_ops.curate.labels import AGE_GROUPS, ETHNICITIES, GENDERS, LANGUAGES, UNKNOWN, resolve_labels, select_in
 from talkvid_ops.curate.profiles import Profile, load_profile
-from talkvid_ops.errors import ConfigError, TalkvidError, format_validation_error
+from talkvid_ops.errors import TalkvidError
 from talkvid_ops.ids import content_hash
+from talkvid_ops.yamlfile import load_shipped_or_file
 
 SHIPPED_PACKAGE = "talkvid_ops.curate.shipped_specs"
 STRATA_VALUES = {"age_group": AGE_GROUPS, "gender": GENDERS, "ethnicity": ETHNICITIES, "language": LANGUAGES}
@@ -75,29 +74,11 @@ class BenchSpec(BaseModel):
         return content_hash(self.body())
 
 
-def shipped_specs() -> dict[str, Path]:
-    folder = resources.files(SHIPPED_PACKAGE)
-    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
-
-
 def load_bench_spec(spec: "str | Path | BenchSpec") -> BenchSpec:
     """A shipped spec by name, a YAML file by path, or a spec as is."""
     if isinstance(spec, BenchSpec):
         return spec
-    shipped = shipped_specs()
-    path = shipped.get(str(spec)) or Path(spec)
-    if not path.exists():
-        raise ConfigError(f"bench spec {str(spec)!r}: neither a shipped spec ({', '.join(sorted(shipped))}) nor a file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: (top level): expected a mapping with name and subbenchmarks")
-    try:
-        return BenchSpec.model_validate(data)
-    except ValidationError as exc:
-        raise format_validation_error(str(path), exc) from None
+    return load_shipped_or_file(BenchSpec, spec, SHIPPED_PACKAGE, "bench spec", "a mapping with name and subbenchmarks")
 
 
 def as_profile(profile: "Profile | str | Path") -> Profile:

@@ -8,16 +8,15 @@ with no usable score for a criterion is undecided. `backend: any` matches a metr
 from __future__ import annotations
 
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from talkvid_ops.errors import ConfigError, format_validation_error
+from talkvid_ops.errors import ConfigError
 from talkvid_ops.ids import content_hash
 from talkvid_ops.score.metrics import get_metric
+from talkvid_ops.yamlfile import load_shipped_or_file, shipped_yaml, validate_mapping
 
 ANY_BACKEND = "any"
 SHIPPED_PACKAGE = "talkvid_ops.curate.shipped_profiles"
@@ -92,30 +91,17 @@ class Profile(BaseModel):
         return validate_profile(body, source="thresholds")
 
 
+TOP_LEVEL = "a mapping with name and criteria"
+
+
 def validate_profile(data: Any, source: str = "profile") -> Profile:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: (top level): expected a mapping with name and criteria")
-    try:
-        return Profile.model_validate(data)
-    except ValidationError as exc:
-        raise format_validation_error(source, exc) from None
+    return validate_mapping(Profile, data, source, TOP_LEVEL)
 
 
 def shipped_profiles() -> dict[str, Path]:
-    folder = resources.files(SHIPPED_PACKAGE)
-    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
+    return shipped_yaml(SHIPPED_PACKAGE)
 
 
 def load_profile(name_or_path: str | Path) -> Profile:
     """A shipped profile by name, or a YAML file by path."""
-    shipped = shipped_profiles()
-    path = shipped.get(str(name_or_path)) or Path(name_or_path)
-    if not path.exists():
-        raise ConfigError(
-            f"profile {str(name_or_path)!r}: neither a shipped profile ({', '.join(sorted(shipped))}) nor a file"
-        )
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return validate_profile(data, source=str(path))
+    return load_shipped_or_file(Profile, name_or_path, SHIPPED_PACKAGE, "profile", TOP_LEVEL)
