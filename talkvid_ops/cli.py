@@ -53,6 +53,40 @@ def echo_json(payload) -> None:
     click.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
 
 
+def batch_stage_command(name: str, item: str, item_help: str, plan_help: str):
+    """A stage command over batches of `item`s (segment: videos, score: clips): --<item> (repeatable), --batch,
+    --limit, --plan-batches and --size, passed to the command as ids, batch_id, limit, plan and size."""
+    verb = name.capitalize()
+    options = [
+        click.option(f"--{item}", "ids", multiple=True, metavar="ID", help=item_help),
+        click.option("--batch", "batch_id", metavar="ID", help=f"{verb} exactly the {item}s of this batch."),
+        click.option("--limit", type=click.IntRange(min=1), help=f"{verb} at most this many {item}s."),
+        click.option("--plan-batches", "plan", is_flag=True, help=plan_help),
+        click.option("--size", type=click.IntRange(min=1), help=f"With --plan-batches: {item}s per batch (default: {name}.batch_size)."),
+    ]
+
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return click.command(name)(func)
+
+    return decorate
+
+
+def run_batch_stage(plan_batches, run, item: str, ids: tuple[str, ...], batch_id: str | None, limit: int | None, plan: bool, size: int | None) -> None:
+    """What a `batch_stage_command` does: print the planned batch ids (`plan_batches(ctx, size=)`), or run the stage
+    (`run(ctx, <item>_ids=, batch_id=, limit=)`) on one batch, the chosen items or everything pending and print its counts."""
+    if batch_id and ids:
+        raise click.UsageError(f"--batch and --{item} exclude each other")
+    if size and not plan:
+        raise click.UsageError("--size goes with --plan-batches")
+    ctx = get_context()
+    if plan:
+        echo_json({"batches": plan_batches(ctx, size=size)})
+        return
+    echo_json(run(ctx, **{f"{item}_ids": list(ids) or None}, batch_id=batch_id, limit=limit))
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="talkvid")
 def cli() -> None:
