@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from talkvid_ops.catalog.models import Clip, Decision, Profile as ProfileRow
 from talkvid_ops.curate.labels import AGE_GROUPS, ETHNICITIES, GENDERS, LANGUAGES, UNKNOWN, resolve_labels, select_in
-from talkvid_ops.curate.profiles import Profile, load_profile
+from talkvid_ops.curate.profiles import Profile, as_profile
 from talkvid_ops.errors import TalkvidError
 from talkvid_ops.ids import content_hash
 from talkvid_ops.yamlfile import load_shipped_or_file
@@ -79,10 +79,6 @@ def load_bench_spec(spec: "str | Path | BenchSpec") -> BenchSpec:
     if isinstance(spec, BenchSpec):
         return spec
     return load_shipped_or_file(BenchSpec, spec, SHIPPED_PACKAGE, "bench spec", "a mapping with name and subbenchmarks")
-
-
-def as_profile(profile: "Profile | str | Path") -> Profile:
-    return profile if isinstance(profile, Profile) else load_profile(profile)
 
 
 def profile_row_id(session: Session, profile: "Profile | str | Path") -> str:

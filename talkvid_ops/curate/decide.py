@@ -19,15 +19,11 @@ from sqlalchemy.orm import Session
 from talkvid_ops.catalog.models import Decision, DecisionFailure, Profile as ProfileRow, utcnow
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.context import Context
-from talkvid_ops.curate.profiles import ANY_BACKEND, Profile, load_profile
+from talkvid_ops.curate.profiles import ANY_BACKEND, Profile, as_profile
 from talkvid_ops.ids import make_id
 
 STAGE = "decide"
 STATUSES = ("passed", "failed", "undecided")
-
-
-def as_profile(profile: Profile | str | Path) -> Profile:
-    return profile if isinstance(profile, Profile) else load_profile(profile)
 
 
 def store_profile(session: Session, profile: Profile) -> str:

@@ -105,3 +105,8 @@ def shipped_profiles() -> dict[str, Path]:
 def load_profile(name_or_path: str | Path) -> Profile:
     """A shipped profile by name, or a YAML file by path."""
     return load_shipped_or_file(Profile, name_or_path, SHIPPED_PACKAGE, "profile", TOP_LEVEL)
+
+
+def as_profile(profile: Profile | str | Path) -> Profile:
+    """A profile as is, or loaded by `load_profile`."""
+    return profile if isinstance(profile, Profile) else load_profile(profile)

@@ -28,9 +28,10 @@ from sqlalchemy import delete, select
 from talkvid_ops.catalog.models import Release, ReleaseClip, Source, Video
 from talkvid_ops.catalog.runs import code_version
 from talkvid_ops.catalog.upsert import upsert
-from talkvid_ops.curate.bench import BenchCandidate, BenchDraw, as_profile, draw, load_bench_spec, profile_row_id
+from talkvid_ops.curate.bench import BenchCandidate, BenchDraw, draw, load_bench_spec, profile_row_id
 from talkvid_ops.curate.faces import FaceSampler, face_centred_square
 from talkvid_ops.curate.labels import UNKNOWN
+from talkvid_ops.curate.profiles import as_profile
 from talkvid_ops.errors import ConfigError, TalkvidError
 from talkvid_ops.export import media
 from talkvid_ops.export.config import ALL_FORMATS, DEFAULT_FORMATS
