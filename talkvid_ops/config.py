@@ -69,6 +69,13 @@ class Settings(BaseModel):
     def media_dir(self) -> Path:
         return self.data_dir / "media"
 
+    def media_path(self, stored: str | None) -> Path | None:
+        """A stored media path as a file on this host: relative paths live under the data dir."""
+        if not stored:
+            return None
+        path = Path(stored).expanduser()
+        return path if path.is_absolute() else self.data_dir / path
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -156,11 +156,6 @@ def _write(session: Session, clip_id: str, outcome: ClipOutcome, run_id: str) ->
     upsert(session, Score, scores, ["clip_id", "backend", "metric"])
 
 
-def media_path(ctx: Context, stored: str) -> Path:
-    path = Path(stored).expanduser()
-    return path if path.is_absolute() else ctx.settings.data_dir / path
-
-
 def score(ctx: Context, clip_ids: Iterable[str] | None = None, batch_id: str | None = None, limit: int | None = None) -> dict[str, Any]:
     """Score the given clips, a batch's, or every pending one (at most `limit`)."""
     config = ctx.config.score
@@ -192,7 +187,7 @@ def score(ctx: Context, clip_ids: Iterable[str] | None = None, batch_id: str | N
             if not row.storage_path:
                 outcome = ClipOutcome(failures={s: "media: the clip's video has no stored file" for s in scorers})
             else:
-                outcome = score_clip(media_path(ctx, row.storage_path), row.start_time, row.end_time, row.rotation, scorers)
+                outcome = score_clip(ctx.settings.media_path(row.storage_path), row.start_time, row.end_time, row.rotation, scorers)
             with ctx.sessions() as session:
                 _write(session, clip_id, outcome, run.id)
                 session.commit()

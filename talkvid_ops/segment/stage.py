@@ -117,14 +117,6 @@ def plan_batches(ctx: Context, size: int | None = None) -> list[str]:
     return batch_ids
 
 
-def media_path(ctx: Context, stored: str | None) -> Path | None:
-    """A stored path as a file on this host: relative paths live under the data dir."""
-    if not stored:
-        return None
-    path = Path(stored).expanduser()
-    return path if path.is_absolute() else ctx.settings.data_dir / path
-
-
 def segment(
     ctx: Context, video_ids: Iterable[str] | None = None, batch_id: str | None = None, limit: int | None = None
 ) -> dict[str, Any]:
@@ -174,7 +166,7 @@ def _segment_video(ctx: Context, video_id: str, config: SegmentConfig, asr: AsrB
         try:
             audio = None
             if not _is_settled(session, video.id, config):
-                analysis = analyse_video(media_path(ctx, video.storage_path), media_path(ctx, video.subtitles_path), config)
+                analysis = analyse_video(ctx.settings.media_path(video.storage_path), ctx.settings.media_path(video.subtitles_path), config)
                 _write_segmentation(session, video, analysis, config, run.id)
                 run.count("videos_segmented")
                 run.count("clips", len(analysis.clips))
@@ -286,7 +278,7 @@ def _transcribe(session: Session, ctx: Context, video: Video, audio: np.ndarray 
         transcript = session.get(Transcript, transcript_id)
         if transcript is None:  # not even from another generation with this range
             if audio is None:
-                audio = decode_audio(media_path(ctx, video.storage_path))
+                audio = decode_audio(ctx.settings.media_path(video.storage_path))
             piece = audio[round(clip.start_time * AUDIO_RATE) : round(clip.end_time * AUDIO_RATE)]
             result = asr.transcribe(piece)
             transcript = Transcript(
