@@ -184,7 +184,21 @@ def profiles_validate(profile: str) -> None:
     click.echo(f"{loaded.name}: valid ({len(loaded.criteria)} criteria, content_hash {loaded.content_hash})")
 
 
+def _setup_logging() -> None:
+    """Our own messages (progress, crawl notes) on stderr; libraries stay at warnings."""
+    import logging
+    import os
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("talkvid")
+    logger.addHandler(handler)
+    logger.setLevel(os.environ.get("TALKVID_LOG_LEVEL", "INFO").upper())
+    logger.propagate = False
+
+
 def main() -> None:
+    _setup_logging()
     try:
         code = cli(standalone_mode=False)
     except click.exceptions.Abort:

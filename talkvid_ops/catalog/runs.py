@@ -11,13 +11,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from talkvid_ops import __version__
 from talkvid_ops.catalog.models import Run, utcnow
 
+T = TypeVar("T")
 MAX_RECORDED_ERRORS = 200  # a run over a huge batch keeps the first errors, and counts all of them
 
 
@@ -75,6 +76,12 @@ class RunRecorder:
 
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
+
+    def progress(self, items: Iterable[T], total: int | None, unit: str) -> Iterator[T]:
+        """Iterate `items`, showing this run's progress (a terminal bar, or log lines in task logs)."""
+        from talkvid_ops.progress import track
+
+        return track(items, total, f"{self.stage} {unit}")
 
     def error(self, item: str, reason: str, **extra: Any) -> None:
         self.count("errors")

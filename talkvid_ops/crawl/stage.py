@@ -441,7 +441,8 @@ def download(ctx: Context, source_ids: list[str] | None = None, limit: int | Non
                 }
             throttled: set[str] = set()
             tried = 0
-            for source_id, video_id in _round_robin(queues):
+            queued = sum(len(q) for q in queues.values())
+            for source_id, video_id in run.progress(_round_robin(queues), min(queued, limit) if limit is not None else queued, "videos"):
                 if limit is not None and tried >= limit:
                     break
                 if source_id in throttled:

@@ -481,7 +481,7 @@ def estimate(ctx, clip_ids: list[str] | None = None, profile=None, limit: int | 
             run.count("language_labels", derive_language_labels(session, run.id, clip_ids))
             session.commit()
             targets = _clips_missing(session, clip_ids, origins, redo)[: limit if limit is not None else None]
-        for clip, video in targets:
+        for clip, video in run.progress(targets, len(targets), "clips"):
             try:
                 if not video.storage_path or not Path(video.storage_path).exists():
                     raise TalkvidError(f"source media missing: {video.storage_path}")

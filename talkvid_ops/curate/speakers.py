@@ -142,7 +142,8 @@ def assign_speakers(ctx, clip_ids: list[str] | None = None, profile=None, limit:
             pairs = select_in(session, select(Clip, Video).join(Video, Video.id == Clip.video_id), Clip.id, clip_ids)
             done = set() if redo else set(session.scalars(select(FaceEmbedding.clip_id).where(FaceEmbedding.model == MODEL)))
         targets = sorted(((c, v) for c, v in pairs if c.id not in done), key=lambda p: p[0].id)
-        for clip, video in targets[: limit if limit is not None else None]:
+        targets = targets[: limit if limit is not None else None]
+        for clip, video in run.progress(targets, len(targets), "clips"):
             try:
                 if not video.storage_path:
                     raise TalkvidError("source media missing: the video has no storage path")

@@ -254,7 +254,8 @@ def export(ctx, profile, out_dir, formats=None, bench_spec=None, seed: int = 0, 
         files: dict[str, dict[str, Path | None]] = defaultdict(dict)  # clip id -> kind -> file
 
         if {"clips", "webdataset", "crops"} & set(formats):
-            for record in (r for r in records if r.split == "train"):
+            train = [r for r in records if r.split == "train"]
+            for record in run.progress(train, len(train), "clips cut"):
                 clip_file = writer.cut(record, out / "clips" / f"{record.id}.mp4", (record.clip.start_frame, record.clip.end_frame))
                 if clip_file is None:
                     record.split = "media_failed"

@@ -179,7 +179,7 @@ def score(ctx: Context, clip_ids: Iterable[str] | None = None, batch_id: str | N
                 )
             }
         scorers = scorers_for(config)
-        for clip_id in ids:
+        for clip_id in run.progress(ids, len(ids), "clips"):
             row = rows.get(clip_id)
             if row is None:
                 run.error(clip_id, "no such clip")

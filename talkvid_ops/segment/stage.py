@@ -144,7 +144,7 @@ def segment(
                 ids = pending_video_ids(session, config, limit)
         if limit is not None:
             ids = ids[:limit]
-        for video_id in ids:
+        for video_id in run.progress(ids, len(ids), "videos"):
             _segment_video(ctx, video_id, config, asr, run)
         if batch_id is not None:
             with ctx.sessions() as session:
