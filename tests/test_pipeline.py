@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from talkvid_ops.catalog.models import ALL_TABLES, Base, Release, Run, Video
+from talkvid_ops.catalog.models import ALL_TABLES, Base, Clip, Release, Run, Video
 from talkvid_ops.context import Context
 
 TALKVID = [sys.executable, "-c", "from talkvid_ops.cli import main; main()"]
@@ -47,9 +47,11 @@ def test_run_demo_makes_a_release_and_says_where(run_env, talkvid_env, tmp_path)
         stages = set(session.scalars(select(Run.stage)))
         release = session.scalars(select(Release)).one()
         videos = session.scalar(select(func.count()).select_from(Video))
+        languages = set(session.scalars(select(Clip.language)))
     assert {"ingest", "plan", "segment", "score", "decide", "export"} <= stages
     assert videos == 2 and release.out_dir == str(out.resolve()) and release.counts["candidates"] > 0
     assert f"{release.counts['candidates']} candidates" in proc.stdout
+    assert "en" in languages  # the demo transcribes with the registry's multilingual Whisper model
 
     before = row_counts(ctx)
     again = talkvid("run", "demo", "--out", str(out), env=run_env)
