@@ -1,4 +1,4 @@
-"""Read-side queries: counts per stage for `talkvid status`, recent runs."""
+"""Read-side queries: counts per stage for `talkvid status`, recent runs, and what the catalog dashboard lists."""
 
 from __future__ import annotations
 
@@ -7,7 +7,18 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from talkvid_ops.catalog.models import Clip, Decision, Profile, Release, Run, Score, Scoring, Source, Video
+from talkvid_ops.catalog.models import (
+    Clip,
+    Decision,
+    Profile,
+    Release,
+    Run,
+    Score,
+    Scoring,
+    Segmentation,
+    Source,
+    Video,
+)
 
 
 def _grouped(session: Session, column, *filters) -> dict[str, int]:
@@ -51,7 +62,90 @@ def catalog_status(session: Session, recent_runs: int = 10) -> dict[str, Any]:
                 "finished_at": r.finished_at.isoformat() if r.finished_at else None,
                 "counts": r.counts,
                 "dag_id": r.dag_id,
+                "dag_run_id": r.dag_run_id,
+                "task_id": r.task_id,
+                "map_index": r.map_index,
             }
             for r in runs
         ],
     }
+
+
+def _latest_failures(session: Session, model, group, subject, reason, examples: int) -> dict[str, dict[str, Any]]:
+    """Failed rows of `model` per `group`: how many, and the `examples` most recently updated with their reason."""
+    ranked = (
+        select(
+            group.label("grp"),
+            subject.label("subject"),
+            reason.label("reason"),
+            func.row_number().over(partition_by=group, order_by=(model.updated_at.desc(), subject)).label("rank"),
+        )
+        .where(model.status == "failed")
+        .subquery()
+    )
+    out: dict[str, dict[str, Any]] = {
+        str(k): {"count": n, "examples": []} for k, n in _grouped(session, group, model.status == "failed").items()
+    }
+    latest = select(ranked.c.grp, ranked.c.subject, ranked.c.reason).where(ranked.c.rank <= examples)
+    for grp, subject_id, why in session.execute(latest.order_by(ranked.c.grp, ranked.c.rank)):
+        out[str(grp)]["examples"].append({"id": subject_id, "reason": why})
+    return out
+
+
+def failure_examples(session: Session, examples: int = 3) -> dict[str, dict[str, dict[str, Any]]]:
+    """Failed downloads/probes and segmentations by error class, failed scorings by scorer, each with recent reasons."""
+    return {
+        "videos": _latest_failures(session, Video, Video.error_class, Video.id, Video.error_message, examples),
+        "segmentations": _latest_failures(
+            session, Segmentation, Segmentation.error_class, Segmentation.video_id, Segmentation.error, examples
+        ),
+        "scorings": _latest_failures(session, Scoring, Scoring.scorer, Scoring.clip_id, Scoring.error, examples),
+    }
+
+
+def gone_videos(session: Session, limit: int = 20) -> list[dict[str, Any]]:
+    """Videos the site no longer serves (found by `recheck`), most recently checked first."""
+    rows = session.scalars(
+        select(Video)
+        .where(Video.availability == "gone")
+        .order_by(Video.availability_checked_at.desc().nulls_last(), Video.id)
+        .limit(limit)
+    )
+    return [
+        {
+            "id": v.id,
+            "platform": v.platform,
+            "platform_id": v.platform_id,
+            "title": v.title,
+            "url": v.url,
+            "reason": v.availability_reason,
+            "checked_at": v.availability_checked_at.isoformat() if v.availability_checked_at else None,
+        }
+        for v in rows
+    ]
+
+
+def recent_releases(session: Session, limit: int = 10) -> list[dict[str, Any]]:
+    """The latest releases with their profile and counts, how many files they wrote and those at their top level
+    (card, report, manifest, tables; clip files live in subfolders and can number in the hundreds of thousands)."""
+    rows = session.execute(
+        select(Release, Profile.name, Profile.content_hash)
+        .join(Profile, Profile.id == Release.profile_id)
+        .order_by(Release.created_at.desc(), Release.id)
+        .limit(limit)
+    )
+    return [
+        {
+            "id": r.id,
+            "name": r.name,
+            "profile": f"{name}@{chash}",
+            "created_at": r.created_at.isoformat() if r.created_at else None,
+            "formats": r.formats,
+            "counts": r.counts,
+            "out_dir": r.out_dir,
+            "file_count": len(r.files),
+            "top_files": sorted(path for path in r.files if "/" not in path),
+            "run_id": r.run_id,
+        }
+        for r, name, chash in rows
+    ]

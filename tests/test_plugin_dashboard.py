@@ -1,0 +1,363 @@
+"""The catalog dashboard plugin: loaded and mounted by Airflow itself, behind Airflow's login, serving counts that
+match the catalog (SQLite and PostgreSQL) as JSON and as a page that renders in Chromium, and a 503 with the reason
+when the catalog cannot be read."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from talkvid_ops.catalog import db
+from talkvid_ops.catalog.models import Clip, Release, Scoring, Segmentation, Source, Video
+from talkvid_ops.catalog.upsert import upsert
+from talkvid_ops.config import Settings
+from talkvid_ops.context import Context
+from talkvid_ops.crawl.ingest import ingest_paths
+from talkvid_ops.ids import make_id
+from tests.factories import add_clip, add_run, add_source, add_video
+from tests.release_catalog import add_decision, add_profile
+
+PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
+HEAVY = ("torch", "cv2", "av", "yt_dlp", "onnxruntime", "faster_whisper", "scenedetect", "transformers", "dlib",
+         "talkvid_ops")  # fmt: skip
+AIRFLOW_TASK = {"AIRFLOW_CTX_DAG_ID": "talkvid_crawl", "AIRFLOW_CTX_DAG_RUN_ID": "manual__2026-03-01T00:00:00+00:00",
+                "AIRFLOW_CTX_TASK_ID": "ingest", "AIRFLOW_CTX_MAP_INDEX": "2", "AIRFLOW_CTX_TRY_NUMBER": "1"}  # fmt: skip
+DECISIONS = ["passed", "passed", "passed", "failed", "undecided"]
+GONE_REASON = "Video unavailable: this video has been removed by the uploader"
+SCORING_ERROR = "no face found in 12 sampled frames"
+
+
+def fill_catalog(url: str, root: Path) -> dict:
+    """A catalog made by the real ingest stage (as an Airflow task: two unreadable files) plus factory rows for every
+    later stage: probed, gone and failed videos, clips, a failed segmentation, scorings, decisions and a release whose
+    files exist. Returns what the test needs to find again."""
+    drop = root / "drop"
+    drop.mkdir(parents=True)
+    (drop / "empty.mp4").write_bytes(b"")
+    (drop / "notes.mp4").write_text("meeting notes, not a video\n" * 40)
+    ctx = Context(Settings(data_dir=root / "data", database_url=url))
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in AIRFLOW_TASK.items():
+            env.setenv(key, value)
+        ingest = ingest_paths(ctx, [drop])
+    assert ingest["failed"] == 2
+
+    with ctx.sessions() as session:
+        run_id = add_run(session, "score")
+        source_id = add_source(session, "https://talks.example.invalid/list")
+        videos = [add_video(session, source_id, f"talk-{i}", status="probed", availability="available") for i in range(3)]
+        add_video(session, source_id, "talk-gone", status="probed", availability="gone", availability_reason=GONE_REASON,
+                  title="a removed talk", url="https://talks.example.invalid/talk-gone")  # fmt: skip
+        add_video(session, source_id, "talk-private", status="failed", error_class="permanent", error_message="Private video")
+        upsert(session, Segmentation, [dict(id=make_id("segmentation", videos[2], "p0"), video_id=videos[2], segmenter="test",
+               segmenter_version="1", params_hash="p0", status="failed", error="no audio stream", error_class="no_audio",
+               run_id=run_id)], ["video_id", "params_hash"])  # fmt: skip
+        profile_id = add_profile(session)
+        clips = [add_clip(session, videos[i % 2], run_id, 150 * i, 150 * i + 150) for i in range(len(DECISIONS))]
+        for i, (clip_id, status) in enumerate(zip(clips, DECISIONS)):
+            add_decision(session, clip_id, profile_id, run_id, status)
+            failed = i == len(clips) - 1
+            upsert(session, Scoring, [dict(id=make_id("scoring", clip_id, "head", "dlib"), clip_id=clip_id, scorer="head",
+                   backend="dlib", scorer_version="1", status="failed" if failed else "ok",
+                   error=SCORING_ERROR if failed else None, run_id=run_id)], ["clip_id", "scorer", "backend"])  # fmt: skip
+        out_dir = root / "releases" / "talkvid-code-test"
+        files = {"README.md": "# card\n", "report.html": "<html><body>report</body></html>", "manifest.json": "{}",
+                 f"clips/{clips[0]}.mp4": "not really a video"}  # fmt: skip
+        for path, text in files.items():
+            (out_dir / path).parent.mkdir(parents=True, exist_ok=True)
+            (out_dir / path).write_text(text)
+        release_id = make_id("release", "talkvid-code-test")
+        session.add(Release(id=release_id, name="talkvid-code-test", profile_id=profile_id, formats=["talkvid-json"],
+                            out_dir=str(out_dir), files={p: hashlib.sha256(t.encode()).hexdigest() for p, t in files.items()},
+                            counts={"candidates": 5, "passed": 3}, code_version="test", run_id=run_id))  # fmt: skip
+        session.commit()
+    return {"url": url, "data_dir": root / "data", "ingest_run": ingest["run_id"], "release_id": release_id,
+            "out_dir": out_dir, "clips": clips}  # fmt: skip
+
+
+def sqlite_catalog(root: Path) -> dict:
+    url = f"sqlite:///{root / 'catalog.sqlite'}"
+    db.upgrade(url)
+    return fill_catalog(url, root)
+
+
+def grouped(url: str, column) -> dict[str, int]:
+    """Counts straight from the catalog, to compare the dashboard with."""
+    with db.session_factory(url)() as session:
+        return {str(k): n for k, n in session.execute(select(column, func.count()).group_by(column))}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def filled(request, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp(f"dashboard-{request.param}")
+    if request.param == "sqlite":
+        catalog = sqlite_catalog(root)
+    else:
+        url = request.getfixturevalue("pg_server").create_database()
+        db.upgrade(url)
+        catalog = fill_catalog(url, root)
+    yield catalog
+    db.get_engine(catalog["url"]).dispose()
+
+
+@pytest.fixture(scope="module")
+def plugin_module(airflow_env):
+    """The plugin file imported as Airflow imports it (after Airflow is configured: it imports airflow)."""
+    spec = importlib.util.spec_from_file_location("talkvid_catalog", PLUGINS / "talkvid_catalog.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def client(plugin_module):
+    from fastapi.testclient import TestClient
+
+    with TestClient(plugin_module.create_app()) as test_client:
+        yield test_client
+
+
+def use_catalog(monkeypatch, url: str, data_dir: Path | str) -> None:
+    monkeypatch.setenv("TALKVID_DATABASE_URL", url)
+    monkeypatch.setenv("TALKVID_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("TALKVID_CONFIG", raising=False)
+
+
+class PageParts(HTMLParser):
+    """Table rows as cell texts, stat cards as label -> number, and every link and resource reference."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.cards: dict[str, str] = {}
+        self.hrefs: list[str] = []
+        self.resources: list[str] = []  # src= attributes, <link>, <script>
+        self._cell: list[str] | None = None
+        self._card_part: str | None = None
+        self._number = ""
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "div" and attrs.get("class") in ("n", "label"):
+            self._card_part = attrs["class"]
+        if "href" in attrs:
+            self.hrefs.append(attrs["href"])
+        if "src" in attrs or tag in ("link", "script", "img", "iframe"):
+            self.resources.append(f"{tag} {attrs}")
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "div" and self._card_part:
+            self._card_part = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._card_part == "n":
+            self._number = data
+        elif self._card_part == "label":
+            self.cards[data] = self._number
+
+    def row(self, first: str) -> list[str]:
+        (found,) = [r for r in self.rows if r and r[0] == first]
+        return found
+
+
+def test_json_and_page_show_the_catalog(filled, client, monkeypatch):
+    use_catalog(monkeypatch, filled["url"], filled["data_dir"])
+    response = client.get("/api/status")
+    assert response.status_code == 200, response.text
+    report = response.json()
+    status = report["status"]
+    assert status["videos"] == grouped(filled["url"], Video.status) == {"failed": 3, "probed": 4}
+    assert status["sources"] == grouped(filled["url"], Source.status) and sum(status["sources"].values()) == 2
+    assert status["scorings"] == grouped(filled["url"], Scoring.status) == {"ok": 4, "failed": 1}
+    assert status["clips"] == sum(grouped(filled["url"], Clip.params_hash).values()) == 5
+    assert status["videos_gone"] == 1 and status["releases"] == 1
+    (profile,) = status["decisions"]
+    assert profile.startswith("talkvid-code@") and status["decisions"][profile] == {"passed": 3, "failed": 1, "undecided": 1}
+    assert report["catalog"] == {"url": Settings.from_env().redacted_database_url(), "data_dir": str(filled["data_dir"])}
+
+    failures = report["failures"]
+    assert failures["videos"]["media"]["count"] == 2
+    assert {x["reason"] for x in failures["videos"]["media"]["examples"]} >= {"empty file (0 bytes)"}
+    private = make_id("video", "test", "talk-private")
+    assert failures["videos"]["permanent"] == {"count": 1, "examples": [{"id": private, "reason": "Private video"}]}
+    assert failures["segmentations"]["no_audio"]["examples"][0]["reason"] == "no audio stream"
+    assert failures["scorings"]["head"] == {"count": 1, "examples": [{"id": filled["clips"][-1], "reason": SCORING_ERROR}]}
+    (gone,) = report["gone"]
+    assert (gone["platform_id"], gone["reason"]) == ("talk-gone", GONE_REASON)
+    ingest_run = next(r for r in status["runs"] if r["id"] == filled["ingest_run"])
+    assert (ingest_run["dag_id"], ingest_run["dag_run_id"], ingest_run["task_id"], ingest_run["map_index"]) == (
+        "talkvid_crawl", AIRFLOW_TASK["AIRFLOW_CTX_DAG_RUN_ID"], "ingest", 2)
+    (release,) = report["releases"]
+    top_files = ["README.md", "manifest.json", "report.html"]
+    assert (release["name"], release["file_count"], release["top_files"]) == ("talkvid-code-test", 4, top_files)
+
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    parts = PageParts(page.text)
+    assert parts.cards["videos"] == "7" and parts.cards["videos failed"] == "3" and parts.cards["clips"] == "5"
+    assert parts.cards["videos gone since crawl"] == "1" and parts.cards["scorings"] == "5" and parts.cards["releases"] == "1"
+    assert parts.row(profile)[1:5] == ["3", "1", "1", "5"]
+    assert parts.row("media")[1] == "2" and "empty file (0 bytes)" in parts.row("media")[2]
+    assert parts.row("head")[2] == f"{filled['clips'][-1]} {SCORING_ERROR}"
+    assert any(AIRFLOW_TASK["AIRFLOW_CTX_DAG_RUN_ID"] in cell and "[2]" in cell for row in parts.rows for cell in row)
+    assert parts.row("talkvid-code-test")[4] == "README.md manifest.json report.html"
+    assert any(GONE_REASON in cell for cell in parts.row("test:talk-gone"))
+    # self-contained and relative: nothing loaded from anywhere, every link stays under the mount point
+    assert parts.resources == []
+    assert parts.hrefs and all(not h.startswith("/") and "://" not in h and not h.startswith("..") for h in parts.hrefs)
+    assert "api/status" in parts.hrefs
+
+    # the release links serve the files of the manifest, and nothing else
+    report_link = next(h for h in parts.hrefs if h.endswith("/report.html"))
+    assert report_link == f"releases/{filled['release_id']}/files/report.html"
+    assert client.get(report_link).text == (filled["out_dir"] / "report.html").read_text()
+    assert client.get(f"releases/{filled['release_id']}/files/clips/{filled['clips'][0]}.mp4").status_code == 200
+    assert client.get(f"releases/{filled['release_id']}/files/../catalog.sqlite").status_code == 404
+    unlisted = client.get(f"releases/{filled['release_id']}/files/notes.txt")
+    assert unlisted.json()["detail"] == "release talkvid-code-test has no file notes.txt"
+    assert client.get("releases/nope/files/report.html").status_code == 404
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreadable_catalog_answers_503_with_the_reason(client, pg_server, tmp_path, monkeypatch):
+    port = free_port()  # nothing listens there
+    use_catalog(monkeypatch, f"postgresql+psycopg2://talkvid:s3cret@127.0.0.1:{port}/talkvid", tmp_path)
+    response = client.get("/api/status")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["catalog"] == f"postgresql+psycopg2://talkvid:***@127.0.0.1:{port}/talkvid"
+    assert body["reason"].startswith("cannot reach the catalog: connection to server at \"127.0.0.1\"") and "refused" in body["reason"]
+    page = client.get("/")
+    assert page.status_code == 503 and "cannot reach the catalog" in page.text and "***" in page.text
+    assert "s3cret" not in response.text + page.text and "Traceback" not in page.text
+
+    missing = tmp_path / "nowhere" / "catalog.sqlite"
+    use_catalog(monkeypatch, f"sqlite:///{missing}", tmp_path)
+    response = client.get("/api/status")
+    assert response.status_code == 503 and response.json()["reason"] == f"no catalog file at {missing}: run `talkvid init`"
+    assert not missing.parent.exists()  # looking did not create a catalog
+
+    use_catalog(monkeypatch, pg_server.create_database(), tmp_path)  # a database nobody ran `talkvid init` on
+    response = client.get("/api/status")
+    assert response.status_code == 503 and response.json()["reason"] == "the catalog is not initialised: run `talkvid init`"
+
+    bad_config = tmp_path / "talkvid.yaml"
+    bad_config.write_text("score:\n  batch_size: many\n")
+    monkeypatch.setenv("TALKVID_CONFIG", str(bad_config))
+    response = client.get("/")
+    assert response.status_code == 503 and "talkvid settings are invalid" in response.text and "batch_size" in response.text
+
+
+AIRFLOW_CHECK = r"""
+import json, sys
+from airflow import plugins_manager
+plugins, errors = plugins_manager._get_plugins()
+out = {"plugins": [p.name for p in plugins], "errors": errors,
+       "heavy_after_load": sorted(m for m in HEAVY if m in sys.modules)}
+out["fastapi_apps"] = [{k: v for k, v in a.items() if k != "app"} for a in plugins_manager.get_fastapi_plugins()[0]]
+out["external_views"] = plugins_manager._get_ui_plugins()[0]
+
+from fastapi.testclient import TestClient
+from airflow.api_fastapi.app import create_app, get_auth_manager
+from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+client = TestClient(create_app("core"))
+token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+bearer = {"Authorization": f"Bearer {token}"}
+anonymous = client.get("/talkvid/api/status")
+forged = client.get("/talkvid/api/status", headers={"Authorization": "Bearer " + token[:-4] + "AAAA"})
+status = client.get("/talkvid/api/status", headers=bearer)
+page = client.get("/talkvid/", cookies={"_token": token})  # what the UI's iframe sends
+listed = client.get("/api/v2/plugins", headers=bearer).json()["plugins"]
+out.update(anonymous=anonymous.status_code, forged=forged.status_code, status=status.status_code,
+           videos=status.json()["status"]["videos"], page=page.status_code, page_title="<h1>talkvid catalog</h1>" in page.text,
+           listed=[p for p in listed if p["name"] == "talkvid_catalog"],
+           heavy_after_request=sorted(m for m in HEAVY if m in sys.modules and m != "talkvid_ops"))
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_airflow_loads_mounts_and_guards_the_plugin(airflow_db, tmp_path):
+    """In a fresh interpreter, as the API server runs it: Airflow's plugins manager finds the plugin without importing
+    talkvid or a model library, validates its nav entry, mounts the app at /talkvid behind its own login."""
+    catalog = sqlite_catalog(tmp_path)
+    env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS), "TALKVID_DATABASE_URL": catalog["url"],
+           "TALKVID_DATA_DIR": str(catalog["data_dir"])}  # fmt: skip
+    env.pop("TALKVID_CONFIG", None)
+    script = f"HEAVY = {HEAVY!r}\n" + AIRFLOW_CHECK
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+    out = json.loads(line[len("RESULT "):])
+    assert out["plugins"] == ["talkvid_catalog"] and out["errors"] == {}
+    assert out["heavy_after_load"] == []
+    assert out["fastapi_apps"] == [{"url_prefix": "/talkvid", "name": "talkvid catalog"}]
+    nav_entry = {"name": "Catalog", "href": "talkvid/", "url_route": "talkvid-catalog", "destination": "nav", "category": "browse"}
+    assert out["external_views"] == [nav_entry]
+    assert (out["anonymous"], out["forged"], out["status"], out["page"], out["page_title"]) == (401, 403, 200, 200, True)
+    assert out["videos"] == grouped(catalog["url"], Video.status)
+    (listed,) = out["listed"]
+    assert listed["external_views"][0]["href"] == "talkvid/" and listed["fastapi_apps"][0]["url_prefix"] == "/talkvid"
+    assert out["heavy_after_request"] == []
+
+
+def test_the_page_renders_in_chromium(plugin_module, tmp_path, monkeypatch):
+    """Served by uvicorn under the same prefix as in Airflow; the screenshot shows text and the decision bar."""
+    import uvicorn
+    from fastapi import FastAPI
+    from PIL import Image
+
+    catalog = sqlite_catalog(tmp_path)
+    use_catalog(monkeypatch, catalog["url"], catalog["data_dir"])
+    root = FastAPI()
+    root.mount("/talkvid", plugin_module.create_app())
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(root, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started
+        shot = tmp_path / "dashboard.png"
+        subprocess.run(["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1280,1400", f"--screenshot={shot}",
+                        f"http://127.0.0.1:{port}/talkvid/"], check=True, capture_output=True, timeout=60)  # fmt: skip
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1280, 1400)
+    colors = image.getcolors(maxcolors=1 << 20)
+    background = max(colors)[1]
+    inked = sum(n for n, c in colors if sum(abs(a - b) for a, b in zip(c, background)) > 60)
+    assert inked > 0.01 * image.size[0] * image.size[1]  # text and tables, not a blank or error page
+    counts = dict((c, n) for n, c in colors)
+    assert counts.get((0x2E, 0x7D, 0x32), 0) > 200 and counts.get((0xC6, 0x28, 0x28), 0) > 50  # the passed and failed bar
