@@ -42,6 +42,7 @@ COPY --from=wheel /wheels /opt/talkvid/wheels
 RUN pip install --no-cache-dir -c /opt/talkvid/constraints.txt "$(ls /opt/talkvid/wheels/talkvid-*.whl)[airflow,cpu]" \
  && pip install --no-cache-dir -c /opt/talkvid/constraints.txt --no-deps --force-reinstall opencv-contrib-python-headless
 COPY --chown=airflow:root dags /opt/airflow/dags
+COPY --chown=airflow:root plugins /opt/airflow/plugins
 ENV TALKVID_DATA_DIR=/data \
     TORCH_HOME=/models/torch \
     HF_HOME=/models/huggingface \
