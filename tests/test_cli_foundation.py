@@ -112,7 +112,16 @@ def test_threshold_overrides_make_a_new_profile_version():
     with pytest.raises(ConfigError, match="thresholds.avg_wobble"):
         code.with_thresholds({"avg_wobble": {"min": 1}})
     with pytest.raises(ConfigError, match="min .* is above max"):
-        code.with_thresholds({"quality": {"min": 9, "max": 1}})
+        code.with_thresholds({"avg_movement": {"min": 9, "max": 1}})
+    # quality is measured on two scales (DOVER 0-10, classical 0-100): a bare bound would be wrong for one of them
+    with pytest.raises(ConfigError, match=r"thresholds\.quality: its rules measure on different scales \(dover: dover_technical, classical: quality_technical\)"):
+        code.with_thresholds({"quality": {"min": 7}})
+    dover_only = code.with_thresholds({"quality": {"backend": "dover", "min": 7}})
+    assert [(r.backend, r.min) for r in dover_only.criteria["quality"].rules] == [("dover", 7), ("classical", code.criteria["quality"].rules[1].min)]
+    with pytest.raises(ConfigError, match=r"thresholds\.quality\.backend: 'cotracker3' has no rule"):
+        code.with_thresholds({"quality": {"backend": "cotracker3", "min": 7}})
+    with pytest.raises(ConfigError, match=r"thresholds\.avg_movement\.mean: only min, max and backend"):
+        code.with_thresholds({"avg_movement": {"mean": 7}})
 
 
 def test_config_file_errors_name_the_field(tmp_path):

@@ -138,12 +138,14 @@ def test_rerun_replaces_and_changed_thresholds_are_a_new_version(scored):
         assert session.scalar(select(func.count()).select_from(DecisionFailure)) == 1 + 3 + 1
         assert set(session.scalars(select(Decision.run_id))) == {again["run_id"]}
 
-    lenient = PROFILE.with_thresholds({"quality": {"min": 25}, "motion": {"min": 0.5, "max": None}}, name="test-lenient")
+    lenient = PROFILE.with_thresholds({"quality": {"backend": "dover", "min": 25}, "motion": {"min": 0.5, "max": None}}).with_thresholds(
+        {"quality": {"backend": "classical", "min": 25}}, name="test-lenient"
+    )
     relaxed = decide(ctx, lenient)
     assert relaxed["profile_id"] != first["profile_id"]
     got = decisions(ctx, relaxed["profile_id"])
     assert got[clips["fails_three"]]["failures"] == {"avg_resolution": ("avg_resolution", "dlib", 20.0, 50.0, None)}
-    # overridden bounds apply to every rule of the criterion, DOVER's included
+    # both quality rules were lowered (one backend at a time); motion's rules share one metric, so one bound sets both
     assert got[clips["dover_first"]]["failures"] == {"quality": ("dover_overall", "dover", 6.5, 25.0, None)}
     # the stricter profile's decisions are kept beside the new ones
     assert decisions(ctx, first["profile_id"])[clips["dover_first"]]["status"] == "failed"
@@ -151,7 +153,7 @@ def test_rerun_replaces_and_changed_thresholds_are_a_new_version(scored):
 
 def test_diff_lists_clips_entering_and_leaving(scored):
     ctx, clips = scored
-    lenient_quality = PROFILE.with_thresholds({"quality": {"min": 5}}, name="test-b")
+    lenient_quality = PROFILE.with_thresholds({"quality": {"backend": "dover", "min": 5}}, name="test-b")
     result = diff(ctx, PROFILE, lenient_quality)
     assert result["enter"] == [clips["dover_first"]] and result["leave"] == []
     assert (result["a"]["passed"], result["b"]["passed"]) == (2, 3)

@@ -191,7 +191,7 @@ def test_changing_the_profile_redecides_without_calling_a_scorer(scored, monkeyp
     monkeypatch.setattr(sampler, "sample_clip", forbidden)
     monkeypatch.setattr(stage, "sample_clip", forbidden)
     code = load_profile("talkvid-code")
-    lenient = code.with_thresholds({"quality": {"min": scores["blurred"]["quality_technical"] - 1}}, name="code-lenient-quality")
+    lenient = code.with_thresholds({"quality": {"backend": "classical", "min": scores["blurred"]["quality_technical"] - 1}}, name="code-lenient-quality")
     before = failures_by_clip(ctx, decide(ctx, code)["profile_id"])
     after = failures_by_clip(ctx, decide(ctx, lenient)["profile_id"])
     assert before[clips["blurred"]]["status"] == "failed" and after[clips["blurred"]]["status"] == "passed"

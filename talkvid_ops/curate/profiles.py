@@ -73,20 +73,33 @@ class Profile(BaseModel):
     def content_hash(self) -> str:
         return content_hash(self.body())
 
-    def with_thresholds(self, overrides: dict[str, dict[str, float | None]], name: str | None = None) -> "Profile":
+    def with_thresholds(self, overrides: dict[str, dict[str, Any]], name: str | None = None) -> "Profile":
         """A derived profile with per-criterion bounds replaced, e.g. {"avg_movement": {"min": 85}}.
 
-        The bounds apply to every rule of the criterion; the result is validated like a file would be.
+        The bounds apply to every rule of the criterion when its rules share one metric; when they measure on
+        different scales (quality: DOVER 0-10 vs classical 0-100), `backend` must say which rule the bounds are for:
+        {"quality": {"backend": "dover", "min": 7.5}}. The result is validated like a file would be.
         """
         body = self.body()
         for criterion, bounds in overrides.items():
+            where = f"thresholds.{criterion}"
             if criterion not in body["criteria"]:
-                raise ConfigError(f"thresholds.{criterion}: no such criterion in profile {self.name!r}")
-            for rule in body["criteria"][criterion]["rules"]:
-                for key, value in bounds.items():
-                    if key not in ("min", "max"):
-                        raise ConfigError(f"thresholds.{criterion}.{key}: only min and max can be overridden")
-                    rule[key] = value
+                raise ConfigError(f"{where}: no such criterion in profile {self.name!r} ({', '.join(body['criteria'])})")
+            unknown = set(bounds) - {"min", "max", "backend"}
+            if unknown:
+                raise ConfigError(f"{where}.{sorted(unknown)[0]}: only min, max and backend can be given")
+            rules = body["criteria"][criterion]["rules"]
+            backend = bounds.get("backend")
+            if backend is not None:
+                rules = [r for r in rules if r["backend"] == backend]
+                if not rules:
+                    backends = ", ".join(r["backend"] for r in body["criteria"][criterion]["rules"])
+                    raise ConfigError(f"{where}.backend: {backend!r} has no rule in this criterion ({backends})")
+            elif len({r["metric"] for r in rules}) > 1:
+                scales = ", ".join(f"{r['backend']}: {r['metric']}" for r in rules)
+                raise ConfigError(f"{where}: its rules measure on different scales ({scales}); add backend to say which")
+            for rule in rules:
+                rule.update({k: v for k, v in bounds.items() if k in ("min", "max")})
         body["name"] = name or f"{self.name}.custom"
         return validate_profile(body, source="thresholds")
 

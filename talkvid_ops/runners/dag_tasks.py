@@ -82,7 +82,7 @@ THRESHOLDS_SCHEMA = {
     "propertyNames": {"pattern": r"^[a-z][a-z0-9_]*$"},
     "additionalProperties": {
         "type": "object",
-        "properties": {"min": BOUND, "max": BOUND},
+        "properties": {"min": BOUND, "max": BOUND, "backend": {"type": "string", "minLength": 1}},
         "additionalProperties": False,
         "minProperties": 1,
     },
@@ -105,7 +105,7 @@ def curate_params() -> dict[str, Param]:
             examples=sorted(shipped_profiles()),
         ),
         "thresholds": Param(
-            {}, title="Threshold overrides", description='bounds per criterion, e.g. {"avg_movement": {"min": 85}}', **THRESHOLDS_SCHEMA
+            {}, title="Threshold overrides", description='bounds per criterion, e.g. {"avg_movement": {"min": 85}} or {"quality": {"backend": "dover", "min": 7.5}}; names are checked against the profile when decide starts', **THRESHOLDS_SCHEMA
         ),
         "bench_spec": Param(
             None, type=["null", "string"], minLength=1, title="Bench spec", description="a shipped bench spec name or YAML path (empty: the configured one)"
