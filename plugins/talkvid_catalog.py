@@ -12,7 +12,6 @@ the UI's session cookie (sent by the iframe) or a bearer token, as the REST API 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import html
 from pathlib import Path
 from typing import Any, Callable
@@ -39,25 +38,9 @@ class CatalogUnavailable(Exception):
         self.catalog = catalog
 
 
-@functools.lru_cache(maxsize=4)
-def _expected_revision(database_url: str) -> str | None:
-    from talkvid_ops.catalog import db
-
-    return db.head_revision(database_url)
-
-
-def _database_error(exc: Exception) -> str:
-    """The driver's first line (no SQL, no URL), e.g. 'connection to server at ... failed: Connection refused'."""
-    message = str(getattr(exc, "orig", None) or exc).strip()
-    return message.splitlines()[0] if message else type(exc).__name__
-
-
 def open_catalog():
     """The talkvid Context for this request, after checking that its catalog exists and is at the code's schema."""
     try:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import SQLAlchemyError
-
         from talkvid_ops.catalog import db
         from talkvid_ops.context import Context
         from talkvid_ops.errors import TalkvidError
@@ -68,25 +51,9 @@ def open_catalog():
     except TalkvidError as exc:
         raise CatalogUnavailable(f"talkvid settings are invalid: {exc}") from None
     try:
-        url = make_url(ctx.settings.database_url)
-    except SQLAlchemyError:
-        raise CatalogUnavailable("TALKVID_DATABASE_URL is not a database URL", "(unparseable URL, not shown)") from None
-    where = url.render_as_string(hide_password=True)
-    sqlite_file = url.database if url.get_backend_name() == "sqlite" and url.database != ":memory:" else None
-    if sqlite_file and not Path(sqlite_file).exists():
-        # connecting would create an empty file: a dashboard must not make catalogs
-        raise CatalogUnavailable(f"no catalog file at {sqlite_file}: run `talkvid init`", where)
-    try:
-        current = db.current_revision(ctx.settings.database_url)
-    except SQLAlchemyError as exc:
-        raise CatalogUnavailable(f"cannot reach the catalog: {_database_error(exc)}", where) from None
-    expected = _expected_revision(ctx.settings.database_url)
-    if current is None:
-        raise CatalogUnavailable("the catalog is not initialised: run `talkvid init`", where)
-    if current != expected:
-        raise CatalogUnavailable(
-            f"the catalog schema is at revision {current}, this code expects {expected}: run `talkvid init`", where
-        )
+        db.check_catalog(ctx.settings.database_url)
+    except db.CatalogUnavailable as exc:
+        raise CatalogUnavailable(exc.reason, exc.catalog) from None
     return ctx
 
 
@@ -94,6 +61,7 @@ def catalog_report() -> dict[str, Any]:
     """Everything the page shows, as JSON: `catalog_status` plus failure reasons, gone videos and releases."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from talkvid_ops.catalog import db
     from talkvid_ops.catalog.queries import catalog_status, failure_examples, gone_videos, recent_releases
 
     ctx = open_catalog()
@@ -109,7 +77,7 @@ def catalog_report() -> dict[str, Any]:
                 "releases": recent_releases(session, limit=LISTED_ROWS),
             }
     except SQLAlchemyError as exc:
-        raise CatalogUnavailable(f"reading the catalog failed: {_database_error(exc)}", where) from None
+        raise CatalogUnavailable(f"reading the catalog failed: {db.database_error(exc)}", where) from None
 
 
 # --- the page: server-rendered, self-contained (inline CSS, no script, relative links only) -----------------------

@@ -11,6 +11,7 @@ import json
 import sys
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from talkvid_ops import __version__
 from talkvid_ops.errors import TalkvidError
@@ -42,11 +43,16 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
 
-def get_context():
-    """The stage context from the environment (TALKVID_DATABASE_URL, TALKVID_DATA_DIR, TALKVID_CONFIG)."""
+def get_context(require_catalog: bool = True):
+    """The stage context from the environment (TALKVID_DATABASE_URL, TALKVID_DATA_DIR, TALKVID_CONFIG); unless told
+    otherwise, after checking that the catalog answers and is initialised (one clear error, never a traceback)."""
+    from talkvid_ops.catalog.db import check_catalog
     from talkvid_ops.context import Context
 
-    return Context.from_env()
+    ctx = Context.from_env()
+    if require_catalog:
+        check_catalog(ctx.settings.database_url)
+    return ctx
 
 
 def echo_json(payload) -> None:
@@ -102,8 +108,11 @@ def init() -> None:
     """Create the catalog, or migrate it to the current schema (safe to run again)."""
     from talkvid_ops.catalog import db
 
-    ctx = get_context()
-    ctx.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ctx = get_context(require_catalog=False)
+    try:
+        ctx.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TalkvidError(f"cannot create the data dir {ctx.settings.data_dir}: {exc.strerror}") from None
     before = db.current_revision(ctx.settings.database_url)
     db.upgrade(ctx.settings.database_url)
     after = db.current_revision(ctx.settings.database_url)
@@ -119,13 +128,9 @@ def init() -> None:
 @click.option("--runs", default=10, show_default=True, help="How many recent runs to list.")
 def status(as_json: bool, runs: int) -> None:
     """Counts per stage, failures with their class, and the last runs."""
-    from talkvid_ops.catalog import db
     from talkvid_ops.catalog.queries import catalog_status
 
     ctx = get_context()
-    url = ctx.settings.database_url
-    if db.current_revision(url) != db.head_revision(url):
-        raise TalkvidError(f"catalog at {ctx.settings.redacted_database_url()} is not initialised: run `talkvid init`")
     with ctx.sessions() as session:
         report = catalog_status(session, recent_runs=runs)
     if as_json:
@@ -203,12 +208,17 @@ def main() -> None:
         code = cli(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(130)
+        sys.exit(1)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except TalkvidError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except SQLAlchemyError as exc:  # the catalog failed mid-command (connection lost, disk full): what ran is recorded
+        from talkvid_ops.catalog.db import database_error
+
+        click.echo(f"error: the catalog failed: {database_error(exc)}", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 

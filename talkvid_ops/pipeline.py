@@ -116,7 +116,7 @@ def run_command(sources: tuple[str, ...], out_dir: Path, profile: str | None) ->
     """The main job: bring SOURCES in (`demo`, URLs, local files or folders), segment, score, decide, export."""
     from talkvid_ops.cli import get_context
 
-    ctx = get_context()
+    ctx = get_context(require_catalog=False)  # run creates or migrates the catalog itself
     result = run_pipeline(ctx, list(sources), out_dir.resolve(), profile)
     exported = result["export"]
     counts = exported["counts"]

@@ -29,9 +29,16 @@ def load_yaml_model(model: type[Model], path: str | Path, expected: str, kind: s
     """The YAML file at `path` validated as `model`; `empty_ok`: an empty file is an empty mapping (all defaults)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        with path.open(encoding="utf-8") as handle:  # a stream, so YAML errors name the file, not "<unicode string>"
+            data = yaml.safe_load(handle)
     except FileNotFoundError:
         raise ConfigError(f"{path}: {kind} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a {kind}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {kind}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (YAML must be UTF-8)") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None and empty_ok:

@@ -141,3 +141,44 @@ def test_config_file_errors_name_the_field(tmp_path):
     assert settings.pipeline.segment.threshold == 0.1
     pg = Settings.from_env({"TALKVID_DATA_DIR": str(tmp_path), "TALKVID_DATABASE_URL": "postgresql://u:secret@h/db"})
     assert pg.database_url.startswith("postgresql+psycopg2://") and "secret" not in pg.redacted_database_url()
+
+
+def test_stage_commands_on_a_missing_or_unreachable_catalog_say_so(tmp_path):
+    fresh = {"TALKVID_DATA_DIR": str(tmp_path / "fresh")}
+    for args in (["source", "list"], ["segment"], ["decide", "--profile", "talkvid-code"], ["status"]):
+        proc = talkvid(*args, env=fresh, check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert "no catalog file at" in proc.stderr and "run `talkvid init`" in proc.stderr
+    assert not (tmp_path / "fresh" / "catalog.sqlite").exists()  # asking never creates a catalog
+    dead = {**fresh, "TALKVID_DATABASE_URL": "postgresql+psycopg2://u:s3cret@127.0.0.1:1/x"}
+    for args in (["status"], ["ingest", str(tmp_path)], ["init"]):
+        proc = talkvid(*args, env=dead, check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert "127.0.0.1" in proc.stderr and "s3cret" not in proc.stderr
+    assert "cannot reach the catalog" in talkvid("status", env=dead, check=False).stderr
+    bad_driver = talkvid("status", env={**fresh, "TALKVID_DATABASE_URL": "mysql://u@h/x"}, check=False)
+    assert bad_driver.returncode == 1 and "Traceback" not in bad_driver.stderr and "cannot reach the catalog" in bad_driver.stderr
+
+
+def test_unreadable_config_and_profile_files_are_one_clear_error(tmp_path):
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    for env, args, message in (
+        ({"TALKVID_CONFIG": str(tmp_path)}, ["status"], "is a folder, not a config file"),
+        ({"TALKVID_CONFIG": str(binary)}, ["status"], "not a text file"),
+        ({}, ["profiles", "validate", str(tmp_path)], "is a folder, not a profile"),
+        ({"TALKVID_DATA_DIR": "/proc/talkvid-cannot-be-here"}, ["init"], "cannot create the data dir"),
+    ):
+        proc = talkvid(*args, env={"TALKVID_DATA_DIR": str(tmp_path / "d"), **env}, check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr and message in proc.stderr, proc.stderr
+
+
+def test_failed_items_are_reported_with_their_reasons(tmp_path):
+    env = {"TALKVID_DATA_DIR": str(tmp_path / "data")}
+    talkvid("init", env=env)
+    (tmp_path / "media").mkdir()
+    (tmp_path / "media" / "empty.mp4").write_bytes(b"")
+    proc = talkvid("ingest", str(tmp_path / "media"), env=env, check=False)
+    assert proc.returncode == 0  # a partial run: the rest of the batch went on
+    assert "ingest: 1 item(s) failed" in proc.stderr and "empty.mp4" in proc.stderr
+    assert json.loads(proc.stdout)["errors"] == 1

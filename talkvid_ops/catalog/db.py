@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from talkvid_ops.errors import TalkvidError
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -87,3 +89,50 @@ def head_revision(database_url: str) -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+
+
+class CatalogUnavailable(TalkvidError):
+    """The catalog cannot be used: unreachable, missing, not initialised, or at another schema revision."""
+
+    def __init__(self, reason: str, catalog: str = "") -> None:
+        super().__init__(f"catalog at {catalog}: {reason}" if catalog else reason)
+        self.reason = reason
+        self.catalog = catalog
+
+
+def database_error(exc: BaseException) -> str:
+    """The driver's first line (no SQL, no URL), e.g. 'connection to server at ... failed: Connection refused'."""
+    message = str(getattr(exc, "orig", None) or exc).strip()
+    return message.splitlines()[0] if message else type(exc).__name__
+
+
+@lru_cache(maxsize=1)
+def _code_head() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def check_catalog(database_url: str) -> None:
+    """Raise CatalogUnavailable unless the catalog exists, answers and is at this code's schema revision.
+
+    Never creates anything: connecting to a missing SQLite file would make an empty one.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        url = make_url(database_url)
+    except SQLAlchemyError:
+        raise CatalogUnavailable("TALKVID_DATABASE_URL is not a database URL", "(unparseable URL, not shown)") from None
+    where = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" and not Path(url.database).exists():
+        raise CatalogUnavailable(f"no catalog file at {url.database}: run `talkvid init`", where)
+    try:
+        current = current_revision(database_url)
+    except (SQLAlchemyError, ImportError) as exc:  # ImportError: the URL names a driver that is not installed
+        raise CatalogUnavailable(f"cannot reach the catalog: {database_error(exc)}", where) from None
+    expected = _code_head()
+    if current is None:
+        raise CatalogUnavailable("the catalog is not initialised: run `talkvid init`", where)
+    if current != expected:
+        raise CatalogUnavailable(f"the catalog schema is at revision {current}, this code expects {expected}: run `talkvid init`", where)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -19,7 +20,9 @@ from talkvid_ops import __version__
 from talkvid_ops.catalog.models import Run, utcnow
 
 T = TypeVar("T")
-MAX_RECORDED_ERRORS = 200  # a run over a huge batch keeps the first errors, and counts all of them
+MAX_RECORDED_ERRORS = 200
+ERRORS_LOGGED = 20
+log = logging.getLogger("talkvid.run")  # a run over a huge batch keeps the first errors, and counts all of them
 
 
 @lru_cache(maxsize=1)
@@ -125,3 +128,16 @@ def stage_run(factory: sessionmaker[Session], stage: str, params: dict[str, Any]
             run.counts = dict(recorder.counts)
             run.errors = list(recorder.errors)
             session.commit()
+        if status == "partial":
+            report_errors(recorder)
+
+
+def report_errors(recorder: RunRecorder, shown: int = ERRORS_LOGGED) -> None:
+    """The reasons of a run's failed items, as warnings on stderr / in the task log (they are also in the catalog)."""
+    total = recorder.counts.get("errors", len(recorder.errors))
+    log.warning("%s: %d item(s) failed (run %s)", recorder.stage, total, recorder.id)
+    for error in recorder.errors[:shown]:
+        extra = ", ".join(f"{k}={v}" for k, v in sorted(error.items()) if k not in ("item", "reason", "traceback"))
+        log.warning("  %s: %s%s", error.get("item") or "-", error.get("reason"), f" ({extra})" if extra else "")
+    if total > shown:
+        log.warning("  ... and %d more: `talkvid status` counts them, the run row lists the first %d", total - shown, MAX_RECORDED_ERRORS)
