@@ -1,5 +1,5 @@
 """`talkvid ingest`: local files and folders become a local_folder source, probed and hashed; bad files are
-recorded with their reason; re-ingesting is a no-op."""
+recorded with their reason; re-ingesting is a no-op; a watched folder's new files come in with each crawl."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from talkvid_ops.catalog.models import Source, Video
+from talkvid_ops.catalog.models import Run, Source, Video
 from talkvid_ops.cli import cli
+from talkvid_ops.crawl import stage
 from talkvid_ops.crawl.ingest import ingest_paths
+from talkvid_ops.crawl.sources import add_source
 from talkvid_ops.crawl.stage import media_folder, recheck
 from tests.loopback import loopback_context
 
@@ -108,3 +110,89 @@ def test_recheck_notices_a_local_file_that_disappeared(drop_folder, sqlite_url, 
     with ctx.sessions() as session:
         good = session.scalar(select(Video).where(Video.status == "probed"))
     assert good.availability == "gone" and good.availability_reason == f"file {drop_folder / 'good.mp4'} is missing"
+
+
+def _sources(ctx) -> list[Source]:
+    with ctx.sessions() as session:
+        return session.scalars(select(Source).order_by(Source.created_at)).all()
+
+
+def _videos_of(ctx, source_id: str) -> dict[str, Video]:
+    with ctx.sessions() as session:
+        return {Path(v.platform_id).name: v for v in session.scalars(select(Video).where(Video.source_id == source_id))}
+
+
+def test_ingest_again_keeps_the_sources_name_and_a_named_non_media_file_makes_no_source(drop_folder, sqlite_url, tmp_path):
+    ctx = loopback_context(tmp_path / "data", sqlite_url)
+    ingest_paths(ctx, [drop_folder], name="myvids")
+    ingest_paths(ctx, [drop_folder])
+    ingest_paths(ctx, [drop_folder / "good.mp4"])
+    assert [s.name for s in _sources(ctx)] == ["myvids"]  # not renamed to "drop"
+    ingest_paths(ctx, [drop_folder], name="field-recordings")
+    assert [s.name for s in _sources(ctx)] == ["field-recordings"]  # --name renames
+
+    stray = tmp_path / "somefile.yaml"
+    stray.write_text("crawl:\n  retries: 3\n")
+    result = ingest_paths(ctx, [stray])
+    assert (result["errors"], result["source_ids"]) == (1, [])
+    assert [s.locator for s in _sources(ctx)] == [str(drop_folder)]  # no source for the yaml file's folder
+    with ctx.sessions() as session:
+        (error,) = session.get(Run, result["run_id"]).errors
+    assert error["item"] == str(stray) and error["reason"].startswith("not a media file by its extension (.yaml)")
+
+
+def test_a_watched_folder_brings_in_new_files_with_every_download_run(pyfeat_media, sqlite_url, tmp_path):
+    ctx = loopback_context(tmp_path / "data", sqlite_url)
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    with ctx.sessions() as session:
+        source_id, _ = add_source(session, str(watched))  # `talkvid source add FOLDER`
+        session.commit()
+    assert stage.discover(ctx)["sources"] == 0  # nothing to list: the download run looks at the folder
+    shutil.copyfile(pyfeat_media["single_face.mp4"], watched / "a.mp4")
+    first = stage.download(ctx)
+    assert (first["sources"], first["ingested"]) == (1, 1)
+
+    (watched / "day2").mkdir()
+    shutil.copyfile(pyfeat_media["no_face.mp4"], watched / "day2" / "b.mov")
+    (watched / "day2" / "notes.txt").write_text("not a video")
+    second = stage.download(ctx)
+    assert (second["ingested"], second["unchanged"], second["skipped_not_media"]) == (1, 1, 1)
+    videos = _videos_of(ctx, source_id)
+    assert {n: (v.status, v.storage_path) for n, v in videos.items()} == {
+        "a.mp4": ("probed", str(watched / "a.mp4")), "b.mov": ("probed", str(watched / "day2" / "b.mov"))}
+    assert (videos["a.mp4"].run_id, videos["b.mov"].run_id) == (first["run_id"], second["run_id"])  # so the run publishes them
+
+    for name in ("c.mp4", "d.mp4"):
+        shutil.copyfile(pyfeat_media["WolfgangLanger_Pexels.mp4"], watched / name)
+    capped = stage.download(ctx, limit=1)
+    assert capped.get("ingested", 0) + capped.get("duplicate", 0) == 1 and len(_videos_of(ctx, source_id)) == 3
+    rest = stage.download(ctx)
+    assert rest.get("ingested", 0) + rest.get("duplicate", 0) == 1 and len(_videos_of(ctx, source_id)) == 4
+
+    shutil.rmtree(watched)
+    missing = stage.download(ctx)
+    assert missing["errors"] == 1 and len(_videos_of(ctx, source_id)) == 4  # what we hold stays
+    (source,) = _sources(ctx)
+    assert source.last_error == f"setup: folder {watched} is not there (moved, deleted or not mounted?)"
+    with ctx.sessions() as session:
+        (error,) = session.get(Run, missing["run_id"]).errors
+    assert (error["item"], error["error_class"], error["locator"]) == (source_id, "setup", str(watched))
+
+
+def test_a_folder_that_holds_a_named_file_is_not_watched_until_it_is_named(pyfeat_media, sqlite_url, tmp_path):
+    ctx = loopback_context(tmp_path / "data", sqlite_url)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    shutil.copyfile(pyfeat_media["single_face.mp4"], downloads / "talk.mp4")
+    shutil.copyfile(pyfeat_media["no_face.mp4"], downloads / "holiday.mp4")
+    (source_id,) = ingest_paths(ctx, [downloads / "talk.mp4"])["source_ids"]
+    assert stage.download(ctx).get("ingested") is None  # naming talk.mp4 does not pull in the rest of the folder
+    assert set(_videos_of(ctx, source_id)) == {"talk.mp4"}
+    ingest_paths(ctx, [downloads])
+    shutil.copyfile(pyfeat_media["WolfgangLanger_Pexels.mp4"], downloads / "lecture.mp4")
+    assert stage.download(ctx)["ingested"] == 1  # named itself, the folder is watched from now on
+    assert set(_videos_of(ctx, source_id)) == {"talk.mp4", "holiday.mp4", "lecture.mp4"}
+    ingest_paths(ctx, [downloads / "talk.mp4"])  # naming a file in it again does not stop the watch
+    shutil.copyfile(pyfeat_media["single_face.mp4"], downloads / "again.mp4")
+    assert stage.download(ctx)["duplicate"] == 1

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from yt_dlp.extractor import gen_extractor_classes
 
 from talkvid_ops.crawl.config import CrawlConfig
 from talkvid_ops.crawl.sources import (
@@ -21,6 +22,7 @@ from talkvid_ops.crawl.sources import (
     SourceSettings,
     classify_locator,
     cookies_path,
+    default_name,
     discovery_url,
     item_for_url,
     item_from_entry,
@@ -91,10 +93,73 @@ def test_local_locators_and_bad_ones(tmp_path):
         classify_locator("https://www.youtube.com/feed/trending")
 
 
-def test_search_lists_newest_first_so_a_rerun_sees_what_is_new():
+def test_a_media_file_or_a_file_without_urls_is_refused_as_a_url_list(tmp_path, pyfeat_media):
+    video = tmp_path / "talk.mp4"
+    video.write_bytes(pyfeat_media["single_face.mp4"].read_bytes())
+    with pytest.raises(TalkvidError, match=r"talk.mp4 is a media file, not a text file of URLs: register it with `talkvid ingest"):
+        classify_locator(str(video))
+    with pytest.raises(TalkvidError, match="is a media file"):
+        classify_locator(str(video), kind=URL_LIST)
+    renamed = tmp_path / "talk.bin"  # a video under another name: its bytes give it away
+    renamed.write_bytes(video.read_bytes())
+    with pytest.raises(TalkvidError, match="talk.bin: binary content, not a text file of URLs"):
+        classify_locator(str(renamed))
+    latin1 = tmp_path / "liste.txt"
+    latin1.write_bytes("https://example.org/caf\xe9.mp4\n".encode("latin-1"))
+    with pytest.raises(TalkvidError, match=r"liste.txt: not UTF-8 text \(byte 0xe9 at offset 23\)"):
+        classify_locator(str(latin1))
+    config = tmp_path / "talkvid.yaml"
+    config.write_text("crawl:\n  retries: 3\n")
+    with pytest.raises(TalkvidError, match="no line is an http\\(s\\) URL"):
+        classify_locator(str(config))
+    later = tmp_path / "to-fill.txt"  # empty for now: the list is read again at every discovery
+    later.write_text("# URLs go here\n")
+    assert classify_locator(str(later)) == (URL_LIST, str(later.resolve()))
+    windows = tmp_path / "windows.txt"
+    windows.write_bytes("\ufeffhttps://example.org/a.mp4\r\n".encode("utf-8"))
+    assert read_url_list(str(windows)) == ["https://example.org/a.mp4"]  # a byte-order mark is not part of the URL
+
+
+def extractor_for(url: str) -> str:
+    """The key of the extractor yt-dlp hands `url` to: the first that says it is suitable (Generic comes last)."""
+    return next(ie.ie_key() for ie in gen_extractor_classes() if ie.suitable(url))
+
+
+def test_a_search_is_listed_by_the_installed_yt_dlps_youtube_search_extractor():
+    # yt-dlp dropped `ytsearchdate` (YouTube no longer sorts search by date): that prefix falls to the generic
+    # extractor, which fails every run with "Unsupported url scheme"
     settings = SourceSettings(search_results=30)
-    assert discovery_url(YOUTUBE_SEARCH, "talking head", settings) == "ytsearchdate30:talking head"
-    assert discovery_url(YOUTUBE_CHANNEL, "https://www.youtube.com/@x/videos", settings) == "https://www.youtube.com/@x/videos"
+    url = discovery_url(YOUTUBE_SEARCH, "talking head", settings)
+    assert extractor_for(url) == "YoutubeSearch"
+    search = next(ie for ie in gen_extractor_classes() if ie.ie_key() == "YoutubeSearch")
+    assert search._match_valid_url(url).group("prefix", "query") == ("30", "talking head")  # search_results are listed
+    assert extractor_for("ytsearchdate30:talking head") == "Generic"  # what the old URL got
+    channel = discovery_url(YOUTUBE_CHANNEL, "https://www.youtube.com/@x/videos", settings)
+    assert (channel, extractor_for(channel)) == ("https://www.youtube.com/@x/videos", "YoutubeTab")
+    playlist = discovery_url(YOUTUBE_PLAYLIST, "https://www.youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG", settings)
+    assert extractor_for(playlist) == "YoutubeTab"
+
+
+@pytest.mark.parametrize(
+    "locator, name",
+    [
+        ("https://youtu.be/dQw4w9WgXcQ?si=abc", "youtube:dQw4w9WgXcQ"),
+        ("https://www.youtube.com/watch?v=a-9_ZzY8kLm", "youtube:a-9_ZzY8kLm"),
+        ("https://www.youtube.com/@exampletalks", "youtube:@exampletalks"),
+        ("https://www.youtube.com/@exampletalks/streams", "youtube:@exampletalks/streams"),
+        ("https://www.youtube.com/channel/UCq6aw03lNILzV96UvEAASfQ", "youtube:channel/UCq6aw03lNILzV96UvEAASfQ"),
+        ("https://www.youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG", "youtube:playlist:PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG"),
+        ("https://www.youtube.com/results?search_query=talking+head", "youtube:search:talking head"),
+        ("https://example.org/watch?id=5#t=3", "example.org/watch?id=5"),
+        ("https://example.org/talks/", "example.org/talks"),
+    ],
+)
+def test_default_names_tell_sources_apart(locator, name):
+    assert default_name(*classify_locator(locator)) == name
+
+
+def test_default_names_fit_the_column():
+    assert len(default_name(YOUTUBE_SEARCH, "talk " * 100)) == 255
 
 
 def test_settings_defaults_and_errors_name_the_field():

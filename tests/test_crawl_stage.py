@@ -18,9 +18,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 import yaml
+import yt_dlp
 from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
@@ -424,3 +426,57 @@ def test_a_throttled_listing_pauses_discovery_and_a_dead_one_is_recorded(server,
     with ctx.sessions() as session:
         run = session.get(Run, second["run_id"])
     assert {e["item"] for e in run.errors} == {dead, "0" * 24}
+
+
+def test_a_youtube_search_source_is_listed_by_youtubes_search_api(sqlite_url, tmp_path, monkeypatch):
+    """Up to the network's edge (YouTube cannot be reached here): discovering a search source runs yt-dlp's YouTube
+    search extractor, which asks YouTube's search API for the query; the failure is the source's, with its reason."""
+    from yt_dlp.networking.exceptions import TransportError
+
+    asked = []
+
+    def offline(ydl, request):
+        asked.append(request)
+        raise TransportError("no network in tests")
+
+    monkeypatch.setattr(yt_dlp.YoutubeDL, "urlopen", offline)
+    ctx = loopback_context(tmp_path / "data", sqlite_url)
+    source_id = _source(ctx, "ytsearch:talking head interview", search_results=5)
+    result = stage.discover(ctx)
+    api = [r for r in asked if urlparse(r.url).path == "/youtubei/v1/search"]
+    assert api and json.loads(api[0].data)["query"] == "talking head interview"
+    assert {urlparse(r.url).hostname for r in asked} == {"www.youtube.com"}
+    source = source_of(ctx, source_id)
+    assert source.last_error.startswith("transient: ") and "no network in tests" in source.last_error
+    assert "Unsupported url scheme" not in source.last_error
+    with ctx.sessions() as session:
+        (error,) = session.get(Run, result["run_id"]).errors
+    assert (error["item"], error["locator"], error["error_class"]) == (source_id, "talking head interview", "transient")
+
+
+def test_an_unreadable_url_list_fails_its_source_and_the_others_go_on(server, sqlite_url, tmp_path, pyfeat_media):
+    ctx = loopback_context(tmp_path / "data", sqlite_url)
+    good = _source(ctx, url_list(tmp_path, "good.txt", [server.url("/media/talk.mp4")]))
+    binary = _source(ctx, url_list(tmp_path, "binary.txt", [server.url("/media/interview.mp4")]))
+    latin1 = _source(ctx, url_list(tmp_path, "latin1.txt", [server.url("/media/lecture.mp4")]))
+    gone = _source(ctx, url_list(tmp_path, "gone.txt", [server.url("/media/lecture.mp4")]))
+    (tmp_path / "binary.txt").write_bytes(pyfeat_media["single_face.mp4"].read_bytes())  # replaced after it was added
+    (tmp_path / "latin1.txt").write_bytes("https://example.org/caf\xe9.mp4\n".encode("latin-1"))
+    (tmp_path / "gone.txt").unlink()
+    result = stage.discover(ctx)
+    assert (result["sources"], result["new"], result["errors"]) == (4, 1, 3)
+    assert [v.source_id for v in videos_by_url(ctx).values()] == [good]
+    reasons = {
+        binary: f"setup: {tmp_path / 'binary.txt'}: binary content, not a text file of URLs",
+        latin1: f"setup: {tmp_path / 'latin1.txt'}: not UTF-8 text (byte 0xe9 at offset 23)",
+        gone: f"setup: {tmp_path / 'gone.txt'}: cannot read the URL list: No such file or directory",
+    }
+    for source_id, reason in reasons.items():
+        assert source_of(ctx, source_id).last_error.startswith(reason)
+    with ctx.sessions() as session:
+        run = session.get(Run, result["run_id"])
+    assert run.status == "partial"
+    assert {e["item"]: (e["error_class"], e["locator"]) for e in run.errors} == {
+        s: ("setup", str(tmp_path / name)) for s, name in ((binary, "binary.txt"), (latin1, "latin1.txt"), (gone, "gone.txt"))
+    }
+    assert all(e["reason"].startswith(str(tmp_path)) for e in run.errors)  # the reason says which file and why

@@ -36,7 +36,7 @@ def source() -> None:
 @click.argument("locator")
 @click.option("--kind", type=click.Choice(KINDS),
               help="What LOCATOR is (guessed when omitted: a URL, an existing folder, or a text file of URLs).")
-@click.option("--name", help="A name to refer to the source by (default: from the locator).")
+@click.option("--name", help="A name to refer to the source by (default: from the locator; an existing source keeps its own).")
 @click.option("--min-height", type=click.IntRange(min=0), help="Reject videos below this height in pixels [default: 1080].")
 @click.option("--max-duration", type=float, help="Reject videos longer than this many seconds.")
 @click.option("--language", "languages", multiple=True, help="A wanted language, e.g. en (repeatable; default: any).")
@@ -49,7 +49,7 @@ def source() -> None:
 @click.option("--cookies", "cookies_file", help="Path of a Netscape cookies file (only the path is stored).")
 @click.option("--cookies-connection", help="Airflow connection id whose extra holds cookies_file or cookies.")
 def source_add(locator: str, kind: str | None, name: str | None, **options) -> None:
-    """Add the source at LOCATOR (adding it again replaces its name and settings)."""
+    """Add the source at LOCATOR (adding it again replaces its settings, and its name when --name is given)."""
     from talkvid_ops.crawl.sources import SourceSettings, add_source
 
     given = {k: v for k, v in options.items() if v not in (None, ())}
@@ -161,14 +161,15 @@ def source_remove(ref: str, yes: bool) -> None:
 
 @click.command("crawl")
 @click.option("--discover", is_flag=True, help="List the sources and add new items to the catalog.")
-@click.option("--download", is_flag=True, help="Download the items that are due.")
+@click.option("--download", is_flag=True, help="Download the items that are due and ingest new files of watched folders.")
 @click.option("--recheck", is_flag=True, help="Ask the sites whether the videos we hold are still online (no download).")
 @click.option("--source", "refs", multiple=True, metavar="ID", help="Only this source (id or name; repeatable). Not with --recheck.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many downloads / re-checks.")
 def crawl(discover: bool, download: bool, recheck: bool, refs: tuple[str, ...], limit: int | None) -> None:
     """Discover and download (the default: both), or re-check availability. Prints each step's counts as JSON.
 
-    Paused sources are skipped until their pause ends; failures are recorded on the video rows.
+    The download step also ingests the files added to watched local folders. Paused sources are skipped until
+    their pause ends; failures are recorded on the video rows.
     """
     from talkvid_ops.crawl import stage
 
@@ -194,7 +195,7 @@ def crawl(discover: bool, download: bool, recheck: bool, refs: tuple[str, ...], 
 @click.command("ingest")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--copy", is_flag=True, help="Copy the files into the data dir (default: register them where they are).")
-@click.option("--name", help="Name of the local_folder source (default: the folder's name).")
+@click.option("--name", help="Name of the local_folder source (default: the folder's name; an existing source keeps its own).")
 def ingest(paths: tuple[Path, ...], copy: bool, name: str | None) -> None:
     """Register local media files and folders (searched recursively): probed, hashed, failures recorded."""
     from talkvid_ops.crawl.ingest import ingest_paths

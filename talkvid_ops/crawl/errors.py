@@ -6,8 +6,10 @@
   source is paused with an exponential back-off; retrying at once would only deepen the block.
 - transient: anything else (timeouts, resets, 5xx, short reads, expired media URLs). yt-dlp retries within the
   run; the next runs retry with a growing delay, up to a limit.
-Two more classes come from our own checks, not from yt-dlp: `media` (the file is unreadable or truncated) and
-`policy` (the item does not meet the source's settings: too short a height, too long, wrong language).
+Three more classes come from our own checks, not from yt-dlp: `media` (the file is unreadable or truncated),
+`policy` (the item does not meet the source's settings: too short a height, too long, wrong language) and `setup`
+(the source itself cannot be used as it is set up: a URL list that is not text, a missing cookies file or folder;
+the user fixes it, and every run tries again).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ THROTTLED = "throttled"
 TRANSIENT = "transient"
 MEDIA = "media"
 POLICY = "policy"
+SETUP = "setup"
 
 MAX_MESSAGE_CHARS = 2000
 MAX_BODY_BYTES = 64 * 1024

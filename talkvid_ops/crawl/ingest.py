@@ -4,6 +4,10 @@ and hash as a download. Files stay where they are unless asked to be copied into
 A file is keyed by its absolute path. Ingesting it again is a no-op while its size is the same and it was not
 modified after it was recorded; a file whose content another video already has is recorded as a `duplicate`.
 Files that are not usable media are recorded as `failed` with the probe's reason, and the rest go on.
+
+A folder named to ingest (or added with `talkvid source add`) is watched: every download run of the crawl ingests
+the files added to it since (`sweep_folder`). A folder that became a source only because files in it were named is
+not: naming ~/Downloads/talk.mp4 must not pull in the rest of ~/Downloads.
 """
 
 from __future__ import annotations
@@ -17,17 +21,17 @@ from typing import Any, Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from talkvid_ops.catalog.models import Video
+from talkvid_ops.catalog.models import Source, Video
 from talkvid_ops.catalog.runs import RunRecorder
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.context import Context
 from talkvid_ops.crawl import errors
 from talkvid_ops.crawl.probe import ProbeError, probe, sha256_file
-from talkvid_ops.crawl.sources import LOCAL_FOLDER, PLATFORM_LOCAL, SourceSettings, add_source, platform_key
+from talkvid_ops.crawl.sources import LOCAL_FOLDER, MEDIA_SUFFIXES, PLATFORM_LOCAL, SourceSettings, add_source, platform_key
 from talkvid_ops.crawl.stage import FAILED, PROBED, as_utc, media_folder, video_id_for
 
-MEDIA_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".flv", ".wmv", ".3gp"}
 DUPLICATE = "duplicate"
+UNCHANGED = "unchanged"
 # Local files are taken as they are: no height bar (the profiles judge quality later).
 LOCAL_SETTINGS = SourceSettings(min_height=0)
 
@@ -70,7 +74,7 @@ def _ingest_file(session: Session, run: RunRecorder, source_id: str, path: Path,
     video_id = video_id_for(PLATFORM_LOCAL, key)
     existing = session.get(Video, video_id)
     if existing is not None and _unchanged(existing, path):
-        return "unchanged"
+        return UNCHANGED
     now = dt.datetime.now(dt.timezone.utc)
     row: dict[str, Any] = dict(
         id=video_id,
@@ -91,7 +95,7 @@ def _ingest_file(session: Session, run: RunRecorder, source_id: str, path: Path,
     except ProbeError as exc:
         row.update(status=FAILED, error_class=errors.MEDIA, error_message=str(exc), storage_path=str(path))
         upsert(session, Video, [row], ["platform", "platform_id"])
-        run.error(str(path), str(exc), error_class=errors.MEDIA)
+        run.error(str(path), str(exc), error_class=errors.MEDIA, video_id=video_id)
         return "failed"
     row.update(media.as_row(), sha256=sha256_file(path))
     twin = session.scalar(
@@ -114,20 +118,38 @@ def _ingest_file(session: Session, run: RunRecorder, source_id: str, path: Path,
     return "ingested"
 
 
-def _targets(paths: Iterable[str | Path], run: RunRecorder) -> list[tuple[Path, list[Path]]]:
-    """(folder that becomes the source, files to ingest) for each path; missing paths are recorded."""
+def _targets(paths: Iterable[str | Path], run: RunRecorder) -> list[tuple[Path, list[Path], bool]]:
+    """(folder that becomes the source, files to ingest, whether the folder itself was named) for each path.
+
+    Missing paths and named files that are not media by their extension are recorded as errors and make no source,
+    as such files inside a folder are skipped.
+    """
     targets = []
     for raw in paths:
         path = Path(raw).expanduser().resolve()
         if path.is_dir():
             files, others = _media_files(path)
             run.count("skipped_not_media", others)
-            targets.append((path, files))
+            targets.append((path, files, True))
+        elif path.is_file() and path.suffix.lower() in MEDIA_SUFFIXES:
+            targets.append((path.parent, [path], False))
         elif path.is_file():
-            targets.append((path.parent, [path]))  # named explicitly: tried whatever its extension
+            run.error(str(path), f"not a media file by its extension ({path.suffix or 'none'}): ingest takes folders and video files (.mp4, .mov, .mkv, .webm...)")
         else:
             run.error(str(path), "no such file or folder")
     return targets
+
+
+def _local_source(session: Session, folder: Path, name: str | None, watch: bool) -> str:
+    """The id of the folder's source. A new one gets the local settings; an existing one keeps its name (unless
+    `name` is given) and settings, except that naming the folder itself turns watching on."""
+    existing = session.scalar(select(Source).where(Source.kind == LOCAL_FOLDER, Source.locator == str(folder)))
+    settings = None
+    if existing is None:
+        settings = LOCAL_SETTINGS.model_copy(update={"watch": watch})
+    elif watch and not existing.settings.get("watch", True):
+        settings = SourceSettings.load(existing.settings).model_copy(update={"watch": True})
+    return add_source(session, str(folder), kind=LOCAL_FOLDER, name=name, settings=settings)[0]
 
 
 def ingest_paths(ctx: Context, paths: Iterable[str | Path], copy: bool = False, name: str | None = None) -> dict[str, Any]:
@@ -136,11 +158,35 @@ def ingest_paths(ctx: Context, paths: Iterable[str | Path], copy: bool = False, 
     with ctx.run("ingest", {"paths": paths, "copy": copy, "name": name}) as run:
         source_ids = []
         with ctx.sessions() as session:
-            for folder, files in _targets(paths, run):
-                source_id, _ = add_source(session, str(folder), kind=LOCAL_FOLDER, name=name, settings=LOCAL_SETTINGS)
+            for folder, files, named in _targets(paths, run):
+                source_id = _local_source(session, folder, name, watch=named)
                 source_ids.append(source_id)
                 for file in files:
                     run.count(_ingest_file(session, run, source_id, file, copy, ctx.settings.media_dir))
                     session.commit()
             session.commit()
         return {"run_id": run.id, "source_ids": sorted(set(source_ids)), **run.counts}
+
+
+def sweep_folder(session: Session, run: RunRecorder, source: Source, media_dir: Path, budget: int | None) -> int:
+    """Ingest the files of a watched folder source that are new or changed since they were recorded (the others are
+    no-ops), in place, at most `budget` of them; returns how many were worked on. A folder that is not there is an
+    error of the source: its videos stay, and the next run looks again."""
+    folder = Path(source.locator)
+    if not folder.is_dir():
+        reason = f"folder {folder} is not there (moved, deleted or not mounted?)"
+        source.last_error = f"{errors.SETUP}: {reason}"
+        run.error(source.id, reason, error_class=errors.SETUP, kind="source", locator=source.locator)
+        return 0
+    files, others = _media_files(folder)
+    run.count("skipped_not_media", others)
+    worked = 0
+    for file in files:
+        if budget is not None and worked >= budget:
+            break  # the rest wait for the next run
+        outcome = _ingest_file(session, run, source.id, file, False, media_dir)
+        run.count(outcome)
+        session.commit()
+        worked += outcome != UNCHANGED
+    source.last_crawled_at, source.last_error = dt.datetime.now(dt.timezone.utc), None
+    return worked

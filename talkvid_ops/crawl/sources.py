@@ -23,7 +23,7 @@ YOUTUBE_PLAYLIST = "youtube_playlist"
 YOUTUBE_SEARCH = "youtube_search"
 URL_LIST = "url_list"  # a text file of URLs, one video per line, read again at every discovery
 PAGE = "page"  # any URL yt-dlp understands: one video or a playlist-like page
-LOCAL_FOLDER = "local_folder"
+LOCAL_FOLDER = "local_folder"  # media files on disk; a watched folder's new files are ingested by each download run
 KINDS = (YOUTUBE_CHANNEL, YOUTUBE_PLAYLIST, YOUTUBE_SEARCH, URL_LIST, PAGE, LOCAL_FOLDER)
 REMOTE_KINDS = tuple(k for k in KINDS if k != LOCAL_FOLDER)
 
@@ -32,12 +32,16 @@ PLATFORM_WEB = "web"  # anything the generic extractor handles: keyed by URL
 PLATFORM_LOCAL = "local"  # ingested files: keyed by absolute path
 GENERIC_EXTRACTORS = {"generic", "html5mediaembed"}
 MAX_PLATFORM_ID = 255
+MAX_NAME = 255
+MEDIA_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".flv", ".wmv", ".3gp"}
+BINARY_SNIFF_BYTES = 8192  # media and archives have NUL bytes in their first blocks; text never does
 
 _YOUTUBE_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com", "youtube-nocookie.com", "www.youtube-nocookie.com"}
 _VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
 _CHANNEL_TABS = {"videos", "shorts", "streams"}
 _SEARCH_PREFIX_RE = re.compile(r"^ytsearch(?:date)?(?:\d+|all)?:(?P<query>.+)$", re.IGNORECASE)
 _CONNECTION_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+_URL_RE = re.compile(r"^https?://", re.IGNORECASE)
 
 
 class SourceSettings(BaseModel):
@@ -56,6 +60,7 @@ class SourceSettings(BaseModel):
     max_download_rate: int | None = Field(None, gt=0, description="bytes per second")
     cookies_file: str | None = Field(None, description="path of a Netscape cookies file (never its contents)")
     cookies_connection: str | None = Field(None, description="Airflow connection id holding the cookies")
+    watch: bool = Field(True, description="local_folder only: each download run ingests files added to the folder")
 
     @field_validator("languages")
     @classmethod
@@ -171,7 +176,7 @@ def classify_locator(locator: str, kind: str | None = None) -> tuple[str, str]:
                 raise TalkvidError(f"{locator}: not a YouTube search URL")
             text = found[1]
         return YOUTUBE_SEARCH, text
-    if re.match(r"https?://", text, re.IGNORECASE):
+    if _URL_RE.match(text):
         found = classify_youtube_url(text)
         if found is not None:
             if kind not in (None, found[0]):
@@ -188,24 +193,41 @@ def classify_locator(locator: str, kind: str | None = None) -> tuple[str, str]:
     if kind == URL_LIST or (kind is None and path.is_file()):
         if not path.is_file():
             raise TalkvidError(f"{locator}: no such file (a url_list source is a text file of URLs)")
+        if path.suffix.lower() in MEDIA_SUFFIXES:
+            raise TalkvidError(f"{locator} is a media file, not a text file of URLs: register it with `talkvid ingest {locator}`")
+        lines = read_url_list(str(path))
+        if lines and not any(_URL_RE.match(line) for line in lines):
+            raise TalkvidError(f"{locator}: no line is an http(s) URL; a url_list source is a text file of URLs, one per line")
         return URL_LIST, str(path)
     raise TalkvidError(f"{locator}: neither a URL, nor an existing folder or URL-list file; pass --kind")
 
 
 def discovery_url(kind: str, locator: str, settings: SourceSettings) -> str:
-    """What yt-dlp is asked to list for a remote source (url_list sources are read, not extracted)."""
+    """What yt-dlp is asked to list for a remote source (url_list sources are read, not extracted).
+
+    A search lists its first `search_results` results in YouTube's own order: YouTube dropped sorting search by
+    upload date, and yt-dlp its `ytsearchdate` prefix with it, so a search is re-listed whole every run and only
+    the results the catalog does not hold yet are added.
+    """
     if kind == YOUTUBE_SEARCH:
-        return f"ytsearchdate{settings.search_results}:{locator}"
+        return f"ytsearch{settings.search_results}:{locator}"
     return locator
 
 
 def read_url_list(path: str) -> list[str]:
-    """URLs of a url_list file: one per line; blank lines and `#` comments ignored."""
+    """Lines of a url_list file: one URL per line; blank lines and `#` comments ignored. A file that cannot be read
+    or is not UTF-8 text (a video, an archive) raises TalkvidError saying why."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        with open(path, "rb") as fh:
+            head = fh.read(BINARY_SNIFF_BYTES)
+            if b"\0" in head:
+                raise TalkvidError(f"{path}: binary content, not a text file of URLs (media files go in with `talkvid ingest`)")
+            text = (head + fh.read()).decode("utf-8-sig")
     except OSError as exc:
         raise TalkvidError(f"{path}: cannot read the URL list: {exc.strerror or exc}") from None
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    except UnicodeDecodeError as exc:
+        raise TalkvidError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); a url_list is a text file of URLs") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 # --- catalog keys of discovered items ----------------------------------------------------------------------------
@@ -370,14 +392,23 @@ def cookies_path(settings: SourceSettings, environ: dict[str, str] | None = None
 
 
 def default_name(kind: str, locator: str) -> str:
+    """A name that tells sources apart: `youtube:<video id>`, `youtube:@handle`, `youtube:playlist:<id>`,
+    `youtube:search:<query>`, a page's host, path and query, a file's or folder's name."""
     if kind in (LOCAL_FOLDER, URL_LIST):
-        return Path(locator).name or locator
-    if kind == YOUTUBE_SEARCH:
-        return f"search: {locator}"
-    parsed = urlparse(locator)
-    if kind == YOUTUBE_PLAYLIST:
-        return f"playlist {parse_qs(parsed.query).get('list', [''])[0]}"
-    return (parsed.netloc + parsed.path).rstrip("/")[:255]
+        name = Path(locator).name or locator
+    elif kind == YOUTUBE_SEARCH:
+        name = f"youtube:search:{locator}"
+    elif kind == YOUTUBE_PLAYLIST:
+        name = f"youtube:playlist:{parse_qs(urlparse(locator).query).get('list', [''])[0]}"
+    elif kind == YOUTUBE_CHANNEL:
+        parts = [unquote(p) for p in urlparse(locator).path.split("/") if p]
+        name = "youtube:" + "/".join(parts[:-1] if parts[-1:] == ["videos"] else parts)  # the videos tab is the default
+    elif youtube_video_id(locator):
+        name = f"youtube:{youtube_video_id(locator)}"
+    else:
+        parsed = urlparse(locator)
+        name = (parsed.netloc + parsed.path).rstrip("/") + (f"?{parsed.query}" if parsed.query else "")
+    return name[:MAX_NAME]
 
 
 def add_source(
@@ -387,24 +418,24 @@ def add_source(
     name: str | None = None,
     settings: SourceSettings | None = None,
 ) -> tuple[str, bool]:
-    """Create the source of `locator` (kind guessed when not given), or replace the name and settings of the
-    existing one; returns (source id, created?)."""
+    """Create the source of `locator` (kind guessed when not given), or update the existing one: the name and the
+    settings that are given replace its own, those not given are kept. Returns (source id, created?)."""
     from talkvid_ops.catalog.models import Source
     from talkvid_ops.catalog.upsert import upsert
     from talkvid_ops.ids import make_id
 
     kind, locator = classify_locator(locator, kind)
     source_id = make_id("source", kind, locator)
-    created = session.get(Source, source_id) is None
+    existing = session.get(Source, source_id)
     row = dict(
         id=source_id,
         kind=kind,
         locator=locator,
-        name=name or default_name(kind, locator),
-        settings=(settings or SourceSettings()).model_dump(),
+        name=name or (existing.name if existing else default_name(kind, locator)),
+        settings=settings.model_dump() if settings is not None else (existing.settings if existing else SourceSettings().model_dump()),
     )
     upsert(session, Source, [row], ["kind", "locator"], update=["name", "settings"])
-    return source_id, created
+    return source_id, existing is None
 
 
 def add_url_sources(ctx, urls: list[str], settings: SourceSettings | None = None) -> list[str]:

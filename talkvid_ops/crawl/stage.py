@@ -7,6 +7,8 @@ folder of the media dir (`.partial/<video id>/`, kept between attempts so that y
 by probing it, and only then moves the folder to `<id[:2]>/<id>/` and marks the row `probed`. A killed or failed
 download therefore never looks complete.
 
+Watched local folders have nothing to list: a download run ingests the files added to them (see `ingest`).
+
 Failures are data on the video row (status `failed`, `error_class`, `error_message`, `attempts`,
 `next_attempt_at`): permanent ones are never retried, transient ones are retried by later runs with a growing
 delay up to `crawl.max_attempts`, throttling pauses the whole source (`source.status = paused`, `paused_until`,
@@ -34,6 +36,7 @@ from talkvid_ops.crawl.errors import Classified
 from talkvid_ops.crawl.politeness import Spacers, backoff_delay, pause_until
 from talkvid_ops.crawl.probe import ProbeError, probe, sha256_file
 from talkvid_ops.crawl.sources import (
+    KINDS,
     LOCAL_FOLDER,
     PLATFORM_LOCAL,
     REMOTE_KINDS,
@@ -124,7 +127,7 @@ class Crawl:
     # --- sources --------------------------------------------------------------------------------------------------
     def sources(self, session: Session, source_ids: list[str] | None, kinds: Iterable[str] = REMOTE_KINDS) -> list[Source]:
         """Enabled, unpaused sources of `kinds` (all, or those of `source_ids`), counting the ones left out."""
-        query = select(Source).order_by(Source.created_at, Source.id)
+        query = select(Source).where(Source.kind.in_(kinds)).order_by(Source.created_at, Source.id)
         if source_ids is not None:
             known = set(session.scalars(select(Source.id).where(Source.id.in_(source_ids))))
             for missing in sorted(set(source_ids) - known):
@@ -132,9 +135,7 @@ class Crawl:
             query = query.where(Source.id.in_(source_ids))
         chosen = []
         for source in session.scalars(query):
-            if source.kind not in kinds:
-                self.run.count("sources_not_crawled")  # local folders are ingested, not crawled
-            elif not source.enabled:
+            if not source.enabled:
                 self.run.count("sources_disabled")
             elif is_paused(source, self.now):
                 self.run.count("sources_paused")
@@ -165,7 +166,7 @@ class Crawl:
             self.pause(source, failure)
         else:
             source.last_error = f"{failure.error_class}: {failure.message}"
-        self.run.error(source.id, failure.message, error_class=failure.error_class, kind="source")
+        self.run.error(source.id, failure.message, error_class=failure.error_class, kind="source", locator=source.locator)
 
     # --- discovery ------------------------------------------------------------------------------------------------
     def listed_items(self, source: Source, settings: SourceSettings, cookiefile: str | None) -> Iterator[Item]:
@@ -273,7 +274,7 @@ class Crawl:
                 _remove(work)
             if failure.error_class == errors.PERMANENT:
                 video.availability, video.availability_checked_at, video.availability_reason = "gone", self.now, failure.message
-        self.run.error(video.id, failure.message, error_class=failure.error_class)
+        self.run.error(video.id, failure.message, error_class=failure.error_class, url=video.url)
         return f"failed_{failure.error_class}"
 
     def _reject(self, video: Video, reason: str, work: Path) -> str:
@@ -293,7 +294,7 @@ class Crawl:
         except ProbeError as exc:
             video.status, video.error_class, video.error_message, video.next_attempt_at = FAILED, errors.MEDIA, str(exc), None
             _remove(work)
-            self.run.error(video.id, str(exc), error_class=errors.MEDIA)
+            self.run.error(video.id, str(exc), error_class=errors.MEDIA, url=video.url)
             return f"failed_{errors.MEDIA}"
         _apply_probe(video, media)
         if media.display_height < settings.min_height:
@@ -324,7 +325,7 @@ class Crawl:
                 if failure.error_class != errors.PERMANENT:
                     if failure.error_class == errors.THROTTLED:
                         self.pause(source, failure)
-                    self.run.error(video.id, failure.message, error_class=failure.error_class, kind="recheck")
+                    self.run.error(video.id, failure.message, error_class=failure.error_class, kind="recheck", url=video.url)
                     return
                 gone = failure.message
         video.availability = "gone" if gone else "available"
@@ -392,8 +393,8 @@ def _open_cookies(crawl: Crawl, stack: ExitStack, session: Session, sources: lis
             settings = crawl.settings_of(source)
             ready[source.id] = (settings, stack.enter_context(cookies_path(settings)))
         except TalkvidError as exc:
-            source.last_error = str(exc)
-            crawl.run.error(source.id, str(exc), kind="source")
+            source.last_error = f"{errors.SETUP}: {exc}"
+            crawl.run.error(source.id, str(exc), error_class=errors.SETUP, kind="source", locator=source.locator)
     session.commit()
     return ready
 
@@ -411,23 +412,27 @@ def discover(ctx: Context, source_ids: list[str] | None = None) -> dict[str, Any
                     session.rollback()
                     source = session.get(Source, source.id)
                     crawl.source_failed(source, exc.classified)
-                except TalkvidError as exc:
+                except TalkvidError as exc:  # our own checks: an unreadable URL list, cookies that are not there
                     session.rollback()
                     source = session.get(Source, source.id)
-                    crawl.source_failed(source, Classified(errors.TRANSIENT, str(exc)))
+                    crawl.source_failed(source, Classified(errors.SETUP, str(exc)))
                 session.commit()
             run.count("sources", len(sources))
         return {"run_id": run.id, **run.counts}
 
 
 def download(ctx: Context, source_ids: list[str] | None = None, limit: int | None = None) -> dict[str, Any]:
-    """Download the due videos of every enabled, unpaused remote source, one source after another in turn."""
+    """Download the due videos of every enabled, unpaused remote source, one source after another in turn; then
+    ingest the files added to watched local folders. `limit` bounds both together."""
+    from talkvid_ops.crawl.ingest import sweep_folder  # ingest builds on this module
+
     with ctx.run("crawl.download", {"source_ids": source_ids, "limit": limit}) as run:
         crawl = Crawl(ctx, run)
         with ExitStack() as stack:
             with ctx.sessions() as session:
-                sources = crawl.sources(session, source_ids)
-                ready = _open_cookies(crawl, stack, session, sources)
+                sources = crawl.sources(session, source_ids, kinds=KINDS)
+                watched = [s.id for s in sources if s.kind == LOCAL_FOLDER and crawl.settings_of(s).watch]
+                ready = _open_cookies(crawl, stack, session, [s for s in sources if s.kind != LOCAL_FOLDER])
                 queues = {
                     source_id: list(
                         session.scalars(
@@ -454,6 +459,12 @@ def download(ctx: Context, source_ids: list[str] | None = None, limit: int | Non
                 tried += 1
                 if outcome == f"failed_{errors.THROTTLED}":
                     throttled.add(source_id)
+        with ctx.sessions() as session:
+            for source_id in watched:
+                if limit is not None and tried >= limit:
+                    break
+                tried += sweep_folder(session, run, session.get(Source, source_id), crawl.media_dir, None if limit is None else limit - tried)
+                session.commit()
         run.count("sources", len(sources))
         return {"run_id": run.id, **run.counts}
 
@@ -463,7 +474,7 @@ def recheck(ctx: Context, limit: int | None = None) -> dict[str, Any]:
     with ctx.run("crawl.recheck", {"limit": limit}) as run:
         crawl = Crawl(ctx, run)
         with ExitStack() as stack, ctx.sessions() as session:
-            sources = {s.id: s for s in crawl.sources(session, None, kinds=(*REMOTE_KINDS, LOCAL_FOLDER))}
+            sources = {s.id: s for s in crawl.sources(session, None, kinds=KINDS)}
             ready = _open_cookies(crawl, stack, session, list(sources.values()))
             videos = session.scalars(
                 select(Video)
