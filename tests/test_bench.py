@@ -11,11 +11,11 @@ import yaml
 from talkvid_ops.catalog import db
 from talkvid_ops.catalog.models import Run
 from talkvid_ops.cli import cli
-from talkvid_ops.curate.bench import bench_candidates, draw, draw_bench, load_bench_spec, profile_row_id
+from talkvid_ops.curate.bench import bench_candidates, draw, draw_bench, limits_note, load_bench_spec, profile_row_id
 from talkvid_ops.curate.labels import LANGUAGES
 from talkvid_ops.errors import ConfigError, TalkvidError
 from tests.factories import add_clip, add_run, add_source, add_video
-from tests.release_catalog import PROFILE, add_decision, add_profile, build_people_catalog, cli_catalog, make_context
+from tests.release_catalog import PROFILE, SMALL_SPEC_SHORTFALLS, add_decision, add_profile, build_people_catalog, cli_catalog, make_context
 
 
 def test_shipped_spec_is_talkvid_bench():
@@ -63,7 +63,7 @@ def test_draw_balances_holds_out_videos_and_speakers_and_reports_shortfalls_exac
         ("age", "19-30", 2, 2, 0, 4),
         ("age", "60+", 2, 1, 1, 1),  # the 4 s clip is too short, the clip without a speaker and the human Unknown do not count
     ]
-    assert result.shortfalls == ["gender/female: 2 of 3 (1 short, eligible 4)", "age/60+: 1 of 2 (1 short, eligible 1)"]
+    assert result.shortfalls == SMALL_SPEC_SHORTFALLS
     person_of = built["person_of"]
     persons = [person_of[p.candidate.clip_id] for p in result.picks]
     assert len(persons) == len(set(persons)) == 8  # every speaker at most once in the bench
@@ -99,7 +99,16 @@ def test_the_hold_out_budget_keeps_the_bench_from_eating_the_training_set(sqlite
     # scarce strata first: the two women (two videos each) take 4 of the 5, a man would take 2 more; then the one
     # 60+ speaker (one video) takes the last, and nobody of 19-30 fits
     assert [(r["stratum"], r["achieved"], r["over_budget"]) for r in report["strata"]] == [("male", 0, 8), ("female", 2, 0), ("19-30", 0, 4), ("60+", 1, 0)]
-    assert report["shortfalls"][0] == "gender/male: 0 of 3 (3 short, eligible 8, 8 over the hold-out budget)"
+    assert report["shortfalls"][0] == "gender/male: 0 of 3 (3 short: hold-out budget; eligible 8, 8 over the hold-out budget)"
+    assert [r["reason"] for r in report["strata"]] == ["hold-out budget", "per-video/per-speaker caps", "hold-out budget", "not enough eligible clips"]
+    assert report["limited_by"] == ["hold-out budget", "not enough eligible clips", "per-video/per-speaker caps"]
+    assert limits_note(report).startswith(
+        "The hold-out budget, not the data, limited 2 of its 4 short strata: max_held_out_share 0.3 lets the "
+        "bench take at most 5 of the 18 passed clips from training"
+    )
+    unlimited = draw(candidates, spec.model_copy(update={"max_held_out_share": None}), seed=0).report()
+    assert unlimited["limited_by"] == ["not enough eligible clips", "per-video/per-speaker caps"]
+    assert limits_note(unlimited).startswith("The data, not the hold-out budget, limited this bench: too few eligible clips (5 s or longer")
 
 
 def test_draw_is_stable_when_unrelated_clips_arrive(sqlite_url, tmp_path):
@@ -125,10 +134,13 @@ def test_bench_draw_from_the_cli_and_without_decisions(talkvid_env, tmp_path):
     assert as_json.exit_code == 0, as_json.output
     report = json.loads(as_json.output)
     assert (report["requested"], report["achieved"], report["seed"]) == (10, 8, 3)
-    assert report["shortfalls"] == ["gender/female: 2 of 3 (1 short, eligible 4)", "age/60+: 1 of 2 (1 short, eligible 1)"]
+    assert report["shortfalls"] == SMALL_SPEC_SHORTFALLS
     with db.session_factory(url)() as session:
         run = session.get(Run, report["run_id"])
         assert (run.stage, run.status, run.counts["achieved"]) == ("bench", "succeeded", 8)
     shipped = runner.invoke(cli, ["bench", "draw"]).output  # the default: TalkVid-Bench, which this catalog cannot fill
     assert "bench talkvid-bench (seed 0) from talkvid-code: 3 of 500 clips" in shipped  # 20 % of 18 clips may be held out
-    assert "language/Thai: 0 of 13 (13 short, eligible 0)" in shipped
+    assert "language/Thai: 0 of 13 (13 short: not enough eligible clips; eligible 0)" in shipped
+    assert "gender/male: 0 of 50 (50 short: hold-out budget; eligible 8, 8 over the hold-out budget)" in shipped
+    assert "The hold-out budget, not the data, limited 3 of its 25 short strata: max_held_out_share 0.2 lets the bench take at most 3 of the 18 passed clips" in shipped
+    assert "`talkvid bench draw --spec FILE`. The data, not the hold-out budget, limited the other 22: too few eligible clips" in shipped

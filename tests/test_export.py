@@ -3,7 +3,10 @@ clips.parquet/.jsonl, clips cut on exact frames, crops, WebDataset shards, and t
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import jsonschema
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from talkvid_ops.catalog import db
 from talkvid_ops.catalog.models import FaceEmbedding, Label, Release, ReleaseClip, Run, Video
@@ -22,7 +25,16 @@ from talkvid_ops.curate.profiles import load_profile
 from talkvid_ops.errors import ConfigError, TalkvidError
 from talkvid_ops.export.release import export
 from talkvid_ops.score import sampler
-from tests.release_catalog import PROFILE, build_people_catalog, cli_catalog, copy_sqlite, estimated_media_catalog, make_context
+from tests.release_catalog import (
+    PROFILE,
+    SMALL_SPEC,
+    SMALL_SPEC_SHORTFALLS,
+    build_people_catalog,
+    cli_catalog,
+    copy_sqlite,
+    estimated_media_catalog,
+    make_context,
+)
 
 HEAD_SCORES = ["avg_movement", "min_movement", "avg_rotation", "min_rotation", "avg_completeness", "min_completeness",
                "avg_resolution", "min_resolution", "avg_orientation", "min_orientation"]  # fmt: skip
@@ -107,7 +119,7 @@ def test_export_twice_gives_identical_manifests_and_leaks_nothing(catalog_url, t
     assert not bench_people & {r["info"]["Person ID"] for r in train}
     assert not bench_links & {r["info"]["Video Link"] for r in train}
     report = json.loads((out / "bench" / "report.json").read_text())
-    assert report["shortfalls"] == first["shortfalls"] == ["gender/female: 2 of 3 (1 short, eligible 4)", "age/60+: 1 of 2 (1 short, eligible 1)"]
+    assert report["shortfalls"] == first["shortfalls"] == SMALL_SPEC_SHORTFALLS
 
     row = rows[0]
     assert row["scores"]["classical.quality_technical"] is not None and row["lineage"]["decision_run_id"]
@@ -132,7 +144,64 @@ def test_export_twice_gives_identical_manifests_and_leaks_nothing(catalog_url, t
     assert {m.clip_id for m in members if m.split == "train"} == {r["id"] for r in train}
     assert {(m.subbench, m.stratum) for m in members if m.split == "bench"} == {("gender", "male"), ("gender", "female"), ("age", "19-30"), ("age", "60+")}
     card = (out / "README.md").read_text()
-    assert "talkvid-code (content hash" in card and "### Per gender" in card and "gender/female: 2 of 3 (1 short, eligible 4)" in card
+    assert "talkvid-code (content hash" in card and "### Per gender" in card and SMALL_SPEC_SHORTFALLS[0] in card
+    assert "**The data, not the hold-out budget, limited this bench: too few eligible clips (5 s or longer" in card
+    assert "`talkvid crawl --recheck` updates it" in card  # the command that exists
+    assert _card_files(card) == [("README.md", ""), ("talkvid.json", ""), ("clips.jsonl", ""), ("clips.parquet", ""),
+                                 ("bench/", "3"), ("report.html", ""), ("manifest.json", "")]  # fmt: skip
+
+
+def _card_files(card: str) -> list[tuple[str, str]]:
+    """(entry, file count) rows of the card's Files section."""
+    section = card.split("\n## Files\n", 1)[1]
+    return re.findall(r"^\| `([^`]+)` \| (\d*) \|", section, flags=re.M)
+
+
+def test_the_card_lists_what_the_release_holds(sqlite_url, tmp_path):
+    ctx = make_context(sqlite_url, tmp_path)
+    built = build_people_catalog(ctx, tmp_path)
+    export(ctx, PROFILE, tmp_path / "release", formats=["parquet"], bench_spec=str(built["spec"]))
+    card = (tmp_path / "release" / "README.md").read_text()
+    listed = [entry for entry, _ in _card_files(card)]
+    assert listed == ["README.md", "clips.parquet", "report.html", "manifest.json"]
+    assert sorted(listed) == sorted(_files(tmp_path / "release"))
+    assert "`clips.parquet` |  | every candidate clip" in card
+
+
+def test_a_bench_the_hold_out_budget_kept_empty_says_so(sqlite_url, tmp_path):
+    ctx = make_context(sqlite_url, tmp_path)
+    build_people_catalog(ctx, tmp_path)
+    tight = tmp_path / "tight.yaml"  # like a tiny catalog under the shipped 0.2: no clip fits the budget
+    tight.write_text(SMALL_SPEC.replace("name: small", "name: tight").replace("max_held_out_share: null", "max_held_out_share: 0.05"))
+    result = export(ctx, PROFILE, tmp_path / "release", formats=["jsonl", "bench"], bench_spec=str(tight))
+    out = tmp_path / "release"
+    report = json.loads((out / "bench" / "report.json").read_text())
+    assert (report["achieved"], report["limited_by"], [r["reason"] for r in report["strata"]]) == (0, ["hold-out budget"], ["hold-out budget"] * 4)
+    assert report["held_out"] == {"budget": 0, "max_share": 0.05, "candidates": 18, "clips": 0, "videos": 0, "persons": 0}
+    assert report["shortfalls"] == result["shortfalls"] and report["shortfalls"][3] == "age/60+: 0 of 2 (2 short: hold-out budget; eligible 1, 1 over the hold-out budget)"
+    note = ("The hold-out budget, not the data, limited this bench: max_held_out_share 0.05 lets the bench take at most 0 "
+            "of the 18 passed clips from training (its clips and every clip of their videos and speakers), so no clip could be drawn.")  # fmt: skip
+    card = (out / "README.md").read_text()
+    assert f"**{note}" in card and "`talkvid export --bench-spec FILE`" in card and "| gender | male | 3 | 0 | 3 | 8 | 8 | 0 | hold-out budget |" in card
+    assert html.escape(note) in (out / "report.html").read_text()
+    assert result["counts"]["held_out"] == 0 and result["counts"]["train"] == 18  # nothing taken from training
+
+
+def test_a_release_shows_catalog_values_as_stored_and_nothing_of_where_it_was_written(sqlite_url, tmp_path):
+    ctx = make_context(sqlite_url, tmp_path)
+    built = build_people_catalog(ctx, tmp_path)
+    local = Path("/srv/talkvid-media/P1 talk.mp4").as_uri()  # how `talkvid ingest` records a local file
+    with db.session_factory(sqlite_url)() as session:
+        session.execute(update(Video).where(Video.id == built["videos"]["P1-video0"]).values(url=local, availability_checked_at=dt.datetime(2025, 3, 4, 5, 6)))
+        session.commit()
+    for name in ("one", "two"):
+        export(ctx, PROFILE, tmp_path / name, formats=MANIFESTS_ONLY, bench_spec=str(built["spec"]), seed=0)
+    one = _files(tmp_path / "one")
+    assert one == _files(tmp_path / "two")  # no export-time timestamp, no path of the output folder
+    assert not any(str(tmp_path / name).encode() in content for content in one.values() for name in ("one", "two"))
+    rows = [json.loads(line) for line in one["clips.jsonl"].decode().splitlines()]
+    assert {r["video_url"] for r in rows if r["video_id"] == built["videos"]["P1-video0"]} == {local}  # as stored
+    assert "last re-check 2025-03-04" in one["README.md"].decode()
 
 
 def _frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
@@ -164,7 +233,7 @@ def test_media_release_cuts_exact_frames_crops_and_shards(tmp_path_factory, cach
     out = tmp_path / "release"
     # labels, speakers and crops share one face sampling per range: w1's serves all three; g1, w2 and the bench clip crops
     assert len(decoded) == len(set(decoded)) == 4 and (_source_of(catalog, "woman").name, 0.0, 6.0) in decoded
-    assert result["shortfalls"] == ["age/0-19: 0 of 1 (1 short, eligible 0)"]
+    assert result["shortfalls"] == ["age/0-19: 0 of 1 (1 short: not enough eligible clips; eligible 0)"]
     with db.session_factory(url)() as session:  # the export labelled what was missing, and only that
         labelled, described = session.get(Run, result["labels_run_id"]), session.get(Run, result["speakers_run_id"])
         assert labelled.counts.get("clips_estimated") == 1 and described.counts.get("clips_embedded") == 1

@@ -20,11 +20,14 @@ from talkvid_ops.catalog.runs import stage_run
 from talkvid_ops.cli import cli
 from talkvid_ops.curate.labels import (
     ETHNICITIES,
+    LANGUAGES,
     PROVENANCE_RANK,
     derive_language_labels,
     estimate,
     import_labels,
     label_row,
+    language_bucket,
+    normalise_value,
     resolve_labels,
     write_labels,
 )
@@ -124,6 +127,63 @@ def test_human_labels_override_estimates_and_every_label_says_where_it_came_from
         assert estimated.value == "60+"  # estimates are kept beside the human label, not overwritten
 
 
+def test_an_import_row_is_whole_or_skipped_and_languages_are_iso_codes_or_bench_names(catalog_url, tmp_path):
+    factory = db.session_factory(catalog_url)
+    with factory() as session:
+        ids = _synthetic(session)
+        session.commit()
+    annotations = tmp_path / "walkthrough.csv"
+    annotations.write_text(
+        "clip_id,language,gender,ethnicity\n"
+        f"{ids['c1']},xx-bogus,robot,\n"  # two bad fields: nothing of the row may be stored
+        f"{ids['c2']},ENG,female,\n"
+        f"{ids['c3']},cmn,m,asian\n"
+        "no-such-clip,Klingon,male,\n"
+    )
+    result = import_labels(make_context(catalog_url, tmp_path), annotations)
+    assert (result["rows_imported"], result["rows_skipped"], result["labels"]) == (2, 2, 5)
+    expected = "expected an ISO 639-1 or 639-3 code (en, eng, en-US) or one of " + ", ".join(LANGUAGES)
+    assert [(e["item"], e["reason"]) for e in result["errors"]] == [
+        ("walkthrough.csv:2", f"language 'xx-bogus': {expected}; gender 'robot': expected male or female"),
+        ("walkthrough.csv:5", f"no clip 'no-such-clip' in the catalog; language 'Klingon': {expected}"),
+    ]
+    with factory() as session:
+        human = session.execute(select(Label.subject_id, Label.name, Label.value).where(Label.provenance == "human")).all()
+    assert sorted(human) == sorted([(ids["c2"], "language", "en"), (ids["c2"], "gender", "female"),
+                                    (ids["c3"], "language", "cmn"), (ids["c3"], "gender", "male"), (ids["c3"], "ethnicity", "Asian")])  # fmt: skip
+    unsure = tmp_path / "unsure.jsonl"
+    unsure.write_text(json.dumps({"clip_id": ids["c1"], "gender": "female", "confidence": 95}) + "\n")
+    refused = import_labels(make_context(catalog_url, tmp_path), unsure)
+    assert (refused.get("labels", 0), refused["errors"]) == (0, [{"item": "unsure.jsonl:1", "reason": "confidence 95: expected a number from 0 to 1"}])
+    labels = _resolved(catalog_url, [ids["c1"], ids["c2"], ids["c3"]])
+    c1 = labels[ids["c1"]]  # only its estimates, as before the import
+    assert set(c1) == {"age_group", "gender"} and (c1["gender"].value, c1["gender"].provenance) == ("male", "estimated")
+    assert labels[ids["c2"]]["language"].display == "English" and labels[ids["c3"]]["language"].display == "Chinese"
+
+
+@pytest.mark.parametrize(
+    "raw, stored",
+    [("en", "en"), ("EN", "en"), ("eng", "en"), ("English", "en"), ("english", "en"), ("en-US", "en"), ("zh_Hans", "zh"), ("chinese", "zh"), ("Arabic", "ar"),
+     ("zho", "zh"), ("ger", "de"), ("yue", "yue"), ("haw", "haw"), ("iw", "he"), ("OTHER", "other"), ("und", "Unknown")],
+)  # fmt: skip
+def test_languages_are_stored_in_one_canonical_form(raw, stored):
+    assert normalise_value("language", raw) == stored
+
+
+@pytest.mark.parametrize("raw", ["xx", "xx-bogus", "zzz", "e", "bogus", "en-", "Klingon", "Mandarin Chinese"])
+def test_anything_but_an_iso_639_code_or_a_bench_name_is_no_language(raw):
+    with pytest.raises(ValueError, match=f"language '{raw}': expected an ISO 639-1 or 639-3 code"):
+        normalise_value("language", raw)
+
+
+def test_every_whisper_language_code_reads_as_a_language():
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES as WHISPER
+
+    stored = {code: normalise_value("language", code) for code in WHISPER}
+    assert len(WHISPER) == 100 and stored["jw"] == "jv" and stored["zh"] == "zh"
+    assert {language_bucket(stored[code]) for code in ("en", "zh", "yue", "ar", "hi")} == {"English", "Chinese", "Arabic", "Hindi"}
+
+
 def test_labels_cli_import_and_list(talkvid_env, tmp_path):
     runner, url, _ = cli_catalog(talkvid_env)
     with db.session_factory(url)() as session:
@@ -144,6 +204,14 @@ def test_labels_cli_import_and_list(talkvid_env, tmp_path):
         assert output.exit_code == 0 and json.loads(output.output)["errors"] == 1
     missing = runner.invoke(cli, ["labels", "import", str(tmp_path / "nope.csv")])
     assert isinstance(missing.exception, TalkvidError) and "annotation file not found" in str(missing.exception)
+
+    bogus = runner.invoke(cli, ["labels", "list", "--name", "bogus"])
+    assert bogus.exit_code == 2 and "no labels match 'bogus': label names are language, age_group, gender, ethnicity, person, category" in bogus.output
+    assert runner.invoke(cli, ["labels", "list", "--name", "ethnicity"]).output.startswith("no ethnicity labels yet")
+    assert "female" in runner.invoke(cli, ["labels", "list", "--name", "Gender"]).output  # written as in TalkVid's info
+    for command in (["speakers", "--limit", "-1"], ["speakers", "--limit", "0"], ["labels", "estimate", "--limit", "0"]):
+        refused = runner.invoke(cli, command)
+        assert refused.exit_code == 2 and "Invalid value for '--limit'" in refused.output and ">=1" in refused.output, command
 
 
 def test_age_and_gender_estimates_on_real_faces(media, tmp_path):

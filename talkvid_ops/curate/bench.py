@@ -8,7 +8,8 @@ serves one sub-benchmark; caps per video and per speaker keep the bench diverse.
 Held out are whole source videos and whole speakers: the training release leaves out every clip of a video or a
 person that has a clip in the bench (TalkVid's released bench shares source videos with its training set). A budget
 (`max_held_out_share` of the passed clips) keeps a bench from eating a small catalog's training set: a clip whose
-hold-out would exceed it is passed over and counted in its stratum's report row.
+hold-out would exceed it is passed over and counted in its stratum's report row, and a stratum it kept short says
+so (`reason`: the hold-out budget, the caps, or not enough eligible clips).
 """
 
 from __future__ import annotations
@@ -32,6 +33,15 @@ from talkvid_ops.ids import content_hash
 from talkvid_ops.yamlfile import load_shipped_or_file
 
 SHIPPED_PACKAGE = "talkvid_ops.curate.shipped_specs"
+# Why a stratum ran short, most actionable first: a larger `max_held_out_share` would have let clips in; eligible
+# clips were passed over for the caps per video and speaker (or serve another sub-benchmark); the catalog has too few.
+SHORT_OF_BUDGET = "hold-out budget"
+SHORT_OF_CAPS = "per-video/per-speaker caps"
+SHORT_OF_CLIPS = "not enough eligible clips"
+# How a stratum's report row is shown (the card and the HTML report): column title -> key
+STRATA_COLUMNS = {"sub-benchmark": "subbenchmark", "stratum": "stratum", "requested": "requested", "achieved": "achieved",
+                  "shortfall": "shortfall", "eligible clips": "eligible", "over hold-out budget": "over_budget",
+                  "passed over by the caps": "capped", "short for": "reason"}  # fmt: skip
 STRATA_VALUES = {"age_group": AGE_GROUPS, "gender": GENDERS, "ethnicity": ETHNICITIES, "language": LANGUAGES}
 
 
@@ -137,16 +147,22 @@ class BenchDraw:
     held_out_persons: set[str] = field(default_factory=set)
     held_out_clips: int = 0
     held_out_budget: int | None = None
+    candidates: int = 0  # the passed clips drawn from; the budget is a share of them
 
     @property
     def shortfalls(self) -> list[str]:
-        return [
-            f"{row['subbenchmark']}/{row['stratum']}: {row['achieved']} of {row['requested']} "
-            f"({row['shortfall']} short, eligible {row['eligible']}"
-            + (f", {row['over_budget']} over the hold-out budget)" if row["over_budget"] else ")")
-            for row in self.strata
-            if row["shortfall"]
-        ]
+        def line(row: dict[str, Any]) -> str:
+            passed_over = [f"{row['over_budget']} over the hold-out budget"] if row["over_budget"] else []
+            passed_over += [f"{row['capped']} passed over by the caps"] if row["capped"] else []
+            return (f"{row['subbenchmark']}/{row['stratum']}: {row['achieved']} of {row['requested']} "
+                    f"({row['shortfall']} short: {row['reason']}; eligible {', '.join([str(row['eligible']), *passed_over])})")  # fmt: skip
+
+        return [line(row) for row in self.strata if row["shortfall"]]
+
+    @property
+    def budget_limited(self) -> bool:
+        """Whether the hold-out budget, not the catalog, kept some stratum short."""
+        return any(row["reason"] == SHORT_OF_BUDGET for row in self.strata)
 
     def holds_out(self, video_id: str, person: str | None) -> bool:
         return video_id in self.held_out_videos or (person is not None and person in self.held_out_persons)
@@ -157,12 +173,15 @@ class BenchDraw:
             "spec_hash": self.spec.content_hash,
             "seed": self.seed,
             "clip_seconds": self.spec.clip_seconds,
+            "require_person": self.spec.require_person,
             "requested": sum(r["requested"] for r in self.strata),
             "achieved": sum(r["achieved"] for r in self.strata),
             "strata": self.strata,
             "shortfalls": self.shortfalls,
+            "limited_by": sorted({row["reason"] for row in self.strata if row["reason"]}),
             "held_out": {"videos": len(self.held_out_videos), "persons": len(self.held_out_persons),
-                         "clips": self.held_out_clips, "budget": self.held_out_budget},  # fmt: skip
+                         "clips": self.held_out_clips, "budget": self.held_out_budget,
+                         "max_share": self.spec.max_held_out_share, "candidates": self.candidates},  # fmt: skip
         }
 
 
@@ -215,11 +234,12 @@ def draw(candidates: list[BenchCandidate], spec: BenchSpec, seed: int = 0) -> Be
         pools = {s: [c for c in eligible if c.labels.get(sub.label, UNKNOWN) == s] for s in sub.strata}
         order = list(sub.strata)
         for stratum in sorted(order, key=lambda s: (len(pools[s]), order.index(s))):
-            requested, taken, over_budget = sub.strata[stratum], 0, 0
+            requested, taken, over_budget, capped = sub.strata[stratum], 0, 0, 0
             for candidate in pools[stratum]:
                 if taken == requested:
                     break
                 if not allowed(candidate):
+                    capped += 1
                     continue
                 if budget is not None and len(held | taken_from_training(candidate)) > budget:
                     over_budget += 1
@@ -241,6 +261,8 @@ def draw(candidates: list[BenchCandidate], spec: BenchSpec, seed: int = 0) -> Be
                 "shortfall": requested - taken,
                 "eligible": len(pools[stratum]),
                 "over_budget": over_budget,
+                "capped": capped,
+                "reason": None if taken == requested else SHORT_OF_BUDGET if over_budget else SHORT_OF_CAPS if capped else SHORT_OF_CLIPS,
             }
     strata = [rows[(name, s)] for name, sub in spec.subbenchmarks.items() for s in sub.strata]
     picks.sort(key=lambda p: (list(spec.subbenchmarks).index(p.subbenchmark), list(spec.subbenchmarks[p.subbenchmark].strata).index(p.stratum), p.candidate.clip_id))
@@ -253,7 +275,35 @@ def draw(candidates: list[BenchCandidate], spec: BenchSpec, seed: int = 0) -> Be
         held_out_persons={p.candidate.person for p in picks if p.candidate.person},
         held_out_clips=len(held),
         held_out_budget=budget,
+        candidates=len(candidates),
     )
+
+
+def limits_note(report: dict[str, Any]) -> str | None:
+    """What kept a bench short, in words (the card, the HTML report, `talkvid bench draw`); None when nothing did."""
+    short = [row for row in report["strata"] if row["reason"]]
+    by_budget = [row for row in short if row["reason"] == SHORT_OF_BUDGET]
+    held = report["held_out"]
+    notes = []
+    if by_budget:
+        which = "this bench" if len(by_budget) == len(short) else f"{len(by_budget)} of its {len(short)} short strata"
+        notes.append(
+            f"The hold-out budget, not the data, limited {which}: max_held_out_share {held['max_share']:g} lets the "
+            f"bench take at most {held['budget']} of the {held['candidates']} passed clips from training (its clips and "
+            "every clip of their videos and speakers), so "
+            + ("no clip could be drawn. " if held["budget"] == 0 else "eligible clips were passed over. ")
+            + "A spec with a larger max_held_out_share (null: no budget) draws more: `talkvid export --bench-spec FILE`, "
+            "`talkvid bench draw --spec FILE`."
+        )
+    if len(short) > len(by_budget):
+        which = "this bench" if not by_budget else f"the other {len(short) - len(by_budget)}"
+        notes.append(
+            f"The data, not the hold-out budget, limited {which}: too few eligible clips "
+            f"({report['clip_seconds']:g} s or longer, with the stratum's label"
+            f"{' and a known speaker' if report['require_person'] else ''}) or too few different videos and speakers "
+            "for the caps per video and speaker."
+        )
+    return " ".join(notes) or None
 
 
 def bench_candidates(session: Session, profile_id: str, min_language_probability: float = 0.5) -> list[BenchCandidate]:

@@ -9,7 +9,8 @@ Where a label comes from is data (`label.provenance`, `label.origin`):
 
 Resolving a clip's label picks, in order: the best provenance (human > asr > metadata > estimated), the clip's own
 label before its video's, the higher confidence, then the origin name (so ties resolve the same way every time).
-Stored values use one vocabulary (TalkVid's buckets; languages as ISO 639-1 codes); `Unknown` never counts.
+Stored values use one vocabulary (TalkVid's buckets; languages as ISO 639-1 codes, ISO 639-3 where a language has
+no 639-1 code); `Unknown` never counts.
 """
 
 from __future__ import annotations
@@ -39,12 +40,17 @@ AGE_GROUPS = ("0-19", "19-30", "31-45", "46-60", "60+")
 GENDERS = ("male", "female")
 ETHNICITIES = ("Black", "White", "Asian")
 LANGUAGE_BUCKETS = {
-    "en": "English", "zh": "Chinese", "yue": "Chinese", "ar": "Arabic", "pl": "Polish", "de": "German",
-    "ru": "Russian", "fr": "French", "ko": "Korean", "pt": "Portuguese", "ja": "Japanese", "th": "Thai",
-    "es": "Spanish", "it": "Italian", "hi": "Hindi",
+    "en": "English", "zh": "Chinese", "ar": "Arabic", "pl": "Polish", "de": "German", "ru": "Russian",
+    "fr": "French", "ko": "Korean", "pt": "Portuguese", "ja": "Japanese", "th": "Thai", "es": "Spanish",
+    "it": "Italian", "hi": "Hindi",
+    "yue": "Chinese", "cmn": "Chinese", "arb": "Arabic",  # Cantonese, Mandarin, Standard Arabic (ISO 639-3 only)
 }  # fmt: skip
 OTHER_LANGUAGE = "Other"
 LANGUAGES = (*dict.fromkeys(LANGUAGE_BUCKETS.values()), OTHER_LANGUAGE)  # TalkVid's 15 language buckets
+# A bucket name (any case) -> its stored code; "Other" is stored as "other", a language outside the 14 named ones
+_LANGUAGE_BY_NAME = {**{name.lower(): code for code, name in reversed(LANGUAGE_BUCKETS.items())}, "other": "other"}
+# retired ISO 639-1 codes still in use (Java and Android locales, some sites' hints; Whisper says jw for Javanese)
+_RETIRED_LANGUAGE_CODES = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "mo": "ro"}
 LABEL_NAMES = ("language", "age_group", "gender", "ethnicity", "person", "category")
 PROVENANCE_RANK = {"human": 0, "asr": 1, "metadata": 2, "estimated": 3}
 CHUNK = 5000  # ids per IN (...) query
@@ -74,18 +80,37 @@ def age_group(age: float) -> str:
     return "60+"
 
 
+@lru_cache(maxsize=1)
+def _iso_639_codes() -> dict[str, str]:
+    """Every ISO 639-1, 639-3 and 639-2/B code, lower case -> the stored form of its language: the 639-1 code where
+    the language has one, else its 639-3 code (so `eng`, `en` and `EN` are one language and one bench stratum)."""
+    import pycountry
+
+    codes: dict[str, str] = {}
+    for language in pycountry.languages:
+        stored = getattr(language, "alpha_2", language.alpha_3)
+        codes[language.alpha_3] = codes[getattr(language, "alpha_2", language.alpha_3)] = stored
+    for language in pycountry.languages:
+        if hasattr(language, "bibliographic"):  # ger, fre, chi ...: never another language's 639-3 code
+            codes.setdefault(language.bibliographic, codes[language.alpha_3])
+    codes.update(_RETIRED_LANGUAGE_CODES)
+    codes["und"] = UNKNOWN  # ISO 639's "undetermined"
+    return codes
+
+
 def language_code(raw: str) -> str:
-    """An ISO 639 code from a code ('en', 'en-US', 'zh_Hans') or a TalkVid bucket name ('English', 'Other')."""
-    text = raw.strip()
-    by_name = {name.lower(): code for code, name in LANGUAGE_BUCKETS.items() if code != "yue"}
-    if text.lower() in by_name:
-        return by_name[text.lower()]
-    if text.lower() == OTHER_LANGUAGE.lower():
-        return "other"
-    code = re.split(r"[-_]", text, maxsplit=1)[0].lower()
-    if not re.fullmatch(r"[a-z]{2,3}", code):
-        raise ValueError(f"{raw!r} is neither a language code (en, zh-CN) nor one of {', '.join(LANGUAGES)}")
-    return code
+    """The stored form of a language (see `_iso_639_codes`) from an ISO 639-1/-3 code, alone or as the first part of
+    a tag ('en', 'eng', 'en-US', 'zh_Hans'), or a bench language name ('English', 'Other'), in any case."""
+    text = str(raw).strip().lower()
+    if text in _LANGUAGE_BY_NAME:
+        return _LANGUAGE_BY_NAME[text]
+    primary, *subtags = re.split(r"[-_]", text)
+    stored = _iso_639_codes().get(primary)
+    if stored is None or not all(re.fullmatch(r"[a-z0-9]{1,8}", tag) for tag in subtags):
+        raise ValueError(
+            f"language {raw!r}: expected an ISO 639-1 or 639-3 code (en, eng, en-US) or one of {', '.join(LANGUAGES)}"
+        )
+    return stored
 
 
 def language_bucket(code: str) -> str:
@@ -154,6 +179,14 @@ def _canonical_column(key: str) -> str:
     return _NAME_ALIASES.get(name, name)
 
 
+def label_name(raw: str) -> str:
+    """A label name as people write it ('Age Group', 'age', 'speaker'); ValueError naming the valid ones."""
+    name = _canonical_column(raw)
+    if name not in LABEL_NAMES:
+        raise ValueError(f"no labels match {raw!r}: label names are {', '.join(LABEL_NAMES)}")
+    return name
+
+
 def read_annotation_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(row number, fields) from a CSV with a header, a JSON list (or {"labels": [...]}) or JSON lines.
 
@@ -189,14 +222,42 @@ def read_annotation_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield start + offset, {_canonical_column(k): v for k, v in flat.items() if k is not None}
 
 
-def _annotations_of(fields: dict[str, Any]) -> list[tuple[str, str, float | None]]:
-    """(name, raw value, confidence) pairs of one row, long (name, value) or wide (one column per label)."""
-    confidence = fields.get("confidence")
-    confidence = float(confidence) if confidence not in (None, "") else 1.0
+def _confidence_of(fields: dict[str, Any]) -> float:
+    raw = fields.get("confidence")
+    if raw in (None, ""):
+        return 1.0
+    try:
+        if 0 <= float(raw) <= 1:
+            return float(raw)
+    except (TypeError, ValueError):
+        pass
+    raise ValueError(f"confidence {raw!r}: expected a number from 0 to 1")
+
+
+def _row_labels(fields: dict[str, Any]) -> list[tuple[str, str, float]]:
+    """(name, stored value, confidence) of every label of one row, long (`name`, `value`) or wide (one column per
+    label); ValueError naming every invalid field, so that a row is imported whole or not at all."""
     if "name" in fields and "value" in fields:
-        return [(_canonical_column(str(fields["name"])), fields["value"], confidence)]
-    skip = {*_SUBJECT_KEYS, "confidence", "note", "annotator", "description"}
-    return [(k, v, confidence) for k, v in fields.items() if k not in skip and v not in (None, "")]
+        annotations = [(_canonical_column(str(fields["name"])), fields["value"])]
+    else:
+        skip = {*_SUBJECT_KEYS, "confidence", "note", "annotator", "description"}
+        annotations = [(k, v) for k, v in fields.items() if k not in skip and v not in (None, "")]
+    if not annotations:
+        raise ValueError("no label in this row")
+    labels, problems = [], []
+    try:
+        confidence = _confidence_of(fields)
+    except ValueError as exc:
+        confidence = 1.0  # still check the values, to name every bad field at once
+        problems.append(str(exc))
+    for name, raw in annotations:
+        try:
+            labels.append((name, normalise_value(name, raw), confidence))
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ValueError("; ".join(problems))
+    return labels
 
 
 class _SubjectIndex:
@@ -255,8 +316,9 @@ class _SubjectIndex:
 def import_labels(ctx, path: str | Path) -> dict[str, Any]:
     """Human annotations from a file, stored with provenance `human` and origin `import:<file name>`.
 
-    A row that names no known subject or an invalid value is recorded as an error of the run and skipped; the
-    rest is imported. Importing the same file again updates its labels in place.
+    A row is imported whole or not at all: one that names no known subject or has any invalid value is recorded as
+    an error of the run (its line and every bad field) and skipped; the other rows are imported. Importing the same
+    file again updates its labels in place.
     """
     path = Path(path)
     origin = f"import:{path.name}"
@@ -266,22 +328,24 @@ def import_labels(ctx, path: str | Path) -> dict[str, Any]:
         with ctx.sessions() as session:
             index = _SubjectIndex(session, [fields for _, fields in rows])
             for line, fields in rows:
-                where = f"{path.name}:{line}"
+                problems = []
                 try:
                     kind, subject_id = index.find(fields)
-                    annotations = _annotations_of(fields)
-                    if not annotations:
-                        raise ValueError("no label in this row")
-                    for name, raw, confidence in annotations:
-                        value = normalise_value(name, raw)
-                        key = (kind, subject_id, name)
-                        if key in labels and labels[key]["value"] != value:
-                            run.count("conflicting")  # the file's last row wins, as a spreadsheet reads
-                        labels[key] = label_row(kind, subject_id, name, value, confidence, "human", origin, run.id)
-                except (ValueError, TypeError) as exc:
-                    run.error(where, str(exc))
+                except ValueError as exc:
+                    problems.append(str(exc))
+                try:
+                    row_labels = _row_labels(fields)
+                except ValueError as exc:
+                    problems.append(str(exc))
+                if problems:  # nothing of this row is kept
+                    run.error(f"{path.name}:{line}", "; ".join(problems))
                     run.count("rows_skipped")
                     continue
+                for name, value, confidence in row_labels:
+                    key = (kind, subject_id, name)
+                    if key in labels and labels[key]["value"] != value:
+                        run.count("conflicting")  # the file's last row wins, as a spreadsheet reads
+                    labels[key] = label_row(kind, subject_id, name, value, confidence, "human", origin, run.id)
                 run.count("rows_imported")
             write_labels(session, list(labels.values()))
             session.commit()
@@ -317,19 +381,24 @@ def derive_language_labels(session: Session, run_id: str, clip_ids: Iterable[str
             origin = f"{covering[0].backend}:{covering[0].model}"
         else:
             continue
-        try:
-            rows.append(label_row("clip", clip.id, "language", language_code(code), probability, "asr", origin, run_id))
-        except ValueError:
-            continue  # an ASR code we cannot read is no label; the clip falls back to metadata
+        code = _known_language(code)
+        if code:  # an ASR code we cannot read is no label; the clip falls back to metadata
+            rows.append(label_row("clip", clip.id, "language", code, probability, "asr", origin, run_id))
     for chunk in _chunks(video_ids):
         for video_id, hint in session.execute(select(Video.id, Video.language_hint).where(Video.id.in_(chunk))):
-            try:
-                code = language_code(hint) if hint else None
-            except ValueError:
-                code = None
+            code = _known_language(hint)
             if code:
                 rows.append(label_row("video", video_id, "language", code, None, "metadata", "video.language_hint", run_id))
     return write_labels(session, rows)
+
+
+def _known_language(raw: str | None) -> str | None:
+    """The stored form of a machine's language code, or None when it is missing, unreadable or undetermined."""
+    try:
+        code = language_code(raw) if raw else None
+    except ValueError:
+        return None
+    return None if code == UNKNOWN else code
 
 
 # ---------------------------------------------------------------------------------------------------- estimates

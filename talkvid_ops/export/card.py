@@ -1,10 +1,27 @@
-"""The dataset card (README.md of a release), rendered from the release summary: no timestamps, stable order."""
+"""The dataset card (README.md of a release), rendered from the release summary: no export-time timestamp, stable
+order."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
+from talkvid_ops.curate.bench import STRATA_COLUMNS, limits_note
+
 LABEL_TITLES = {"language": "language", "age_group": "age group", "gender": "gender", "ethnicity": "ethnicity"}
+# What each top-level file or folder a release may hold is, in the order the card lists them
+RELEASE_ENTRIES = {
+    "README.md": "this dataset card",
+    "talkvid.json": "the training clips in TalkVid's released record shape",
+    "clips.jsonl": "every candidate clip with raw scores, decision, failing criteria, labels and lineage",
+    "clips.parquet": "every candidate clip with raw scores, decision, failing criteria, labels and lineage (a column each)",
+    "clips/": "training clips cut on exact frames (H.264 + AAC)",
+    "crops/": "face-centred square crops of the training clips",
+    "webdataset/": "WebDataset shards of the training clips (`<id>.mp4` + `<id>.json`)",
+    "bench/": "the bench: a manifest per sub-benchmark, `report.json` (requested vs achieved) and its clips",
+    "report.html": "the self-contained report with plots",
+    "manifest.json": "the release metadata and the sha256 of every other file",
+}
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -20,7 +37,19 @@ def _share(part: float, whole: float) -> str:
     return f"{100 * part / whole:.1f} %" if whole else "-"
 
 
-def render_card(summary: dict[str, Any]) -> str:
+def _files_table(files: list[str]) -> str:
+    """The release's top-level files and folders (with how many files each folder holds), as written."""
+    entries = Counter(f.split("/", 1)[0] + "/" if "/" in f else f for f in files)
+    order = {entry: index for index, entry in enumerate(RELEASE_ENTRIES)}
+    return _table(
+        ["file", "files", "what"],
+        [[f"`{e}`", entries[e] if e.endswith("/") else "", RELEASE_ENTRIES.get(e, "")]
+         for e in sorted(entries, key=lambda e: (order.get(e, len(order)), e))],
+    )  # fmt: skip
+
+
+def render_card(summary: dict[str, Any], files: list[str]) -> str:
+    """The card of a release whose files (relative paths, the manifest included) are `files`."""
     counts, hours, profile = summary["counts"], summary["hours"], summary["profile"]
     spec = summary["bench_spec"]
     out = [
@@ -116,13 +145,13 @@ def render_card(summary: dict[str, Any]) -> str:
             f"speakers ({bench['held_out']['persons']}) of the bench are held out of the training release: "
             f"{bench['held_out']['clips']} clips" + (f" (budget {bench['held_out']['budget']})." if bench["held_out"]["budget"] is not None else "."),
             "",
-            _table(["sub-benchmark", "stratum", "requested", "achieved", "shortfall", "eligible clips", "over hold-out budget"],
-                   [[r["subbenchmark"], r["stratum"], r["requested"], r["achieved"], r["shortfall"], r["eligible"], r["over_budget"]]
-                    for r in bench["strata"]]),  # fmt: skip
+            _table(list(STRATA_COLUMNS), [[r[key] for key in STRATA_COLUMNS.values()] for r in bench["strata"]]),
             "",
             "Shortfalls: " + ("; ".join(bench["shortfalls"]) if bench["shortfalls"] else "none"),
             "",
         ]
+        note = limits_note(bench)
+        out += [f"**{note}**", ""] if note else []
     rot = summary["rot"]
     checked = f"last re-check {rot['last_checked']}" if rot["last_checked"] else "no re-check recorded yet"
     out += [
@@ -130,13 +159,11 @@ def render_card(summary: dict[str, Any]) -> str:
         "",
         f"Of the {rot['videos']} source videos of this release, {rot['gone']} ({_share(rot['gone'], rot['videos'])}) are "
         f"gone from their platform, {rot['available']} are available and the availability of {rot['unknown']} is "
-        f"unknown ({checked}; `talkvid crawl recheck` updates it).",
+        f"unknown ({checked}; `talkvid crawl --recheck` updates it).",
         "",
         "## Files",
         "",
-        "`talkvid.json` (TalkVid's record shape), `clips.parquet` / `clips.jsonl` (every candidate clip with raw scores, "
-        "decision, failing criteria, labels and lineage), `clips/`, `crops/`, `webdataset/`, `bench/`, `report.html`; "
-        "`manifest.json` lists every file with its sha256.",
+        _files_table(files),
         "",
     ]
     return "\n".join(out)

@@ -24,7 +24,9 @@ def labels_import(file: str) -> None:
 
     Rows name a subject (clip_id, video_id, platform_id [+ platform] or url) and either `name` + `value` columns
     or one column per label (language, age_group, gender, ethnicity, person, category; TalkVid's info keys such as
-    "Age Group" work too). Human labels always take precedence over estimates. Bad rows are reported and skipped.
+    "Age Group" work too). Languages: ISO 639-1/-3 codes (en, eng, en-US) or the bench's names (English ... Other).
+    Human labels always take precedence over estimates. A row with an unknown subject or any invalid value is
+    reported with its line and skipped whole.
     """
     from talkvid_ops.curate.labels import import_labels
 
@@ -34,7 +36,7 @@ def labels_import(file: str) -> None:
 
 @labels.command("estimate")
 @click.option("--profile", default=None, help="Only clips this profile passed (default: every clip).")
-@click.option("--limit", type=int, default=None, help="At most this many clips get face estimates.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many clips get face estimates.")
 @click.option("--redo", is_flag=True, help="Estimate again clips that already have estimates.")
 def labels_estimate(profile: str | None, limit: int | None, redo: bool) -> None:
     """Language labels from ASR and metadata; age group and gender (ethnicity if a model is configured) estimated
@@ -49,8 +51,12 @@ def labels_estimate(profile: str | None, limit: int | None, redo: bool) -> None:
 @click.option("--subject", default=None, help="Every label of one clip or video id, best first.")
 def labels_list(name: str | None, subject: str | None) -> None:
     """Stored labels: counts per name, value and provenance, or every label of one subject."""
-    from talkvid_ops.curate.labels import label_summary, labels_of
+    from talkvid_ops.curate.labels import label_name, label_summary, labels_of
 
+    try:
+        name = label_name(name) if name else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--name") from None
     ctx = get_context()
     with ctx.sessions() as session:
         if subject:
@@ -64,12 +70,13 @@ def labels_list(name: str | None, subject: str | None) -> None:
     for r in rows:
         click.echo(f"{r['name']:<10} {r['value']:<26} {r['provenance']:<9} {r['subject']:<5} {r['count']}")
     if not rows:
-        click.echo("no labels yet: run `talkvid labels estimate` or `talkvid labels import FILE`")
+        what = f"no {name} labels" if name else "no labels"
+        click.echo(f"{what} yet: run `talkvid labels estimate` or `talkvid labels import FILE`")
 
 
 @click.command()
 @click.option("--profile", default=None, help="Only clips this profile passed (default: every clip).")
-@click.option("--limit", type=int, default=None, help="At most this many new clips get face descriptors.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many new clips get face descriptors.")
 @click.option("--redo", is_flag=True, help="Describe again clips that already have a descriptor.")
 def speakers(profile: str | None, limit: int | None, redo: bool) -> None:
     """Person ids: dlib face descriptors of clips, clustered across clips and videos."""
@@ -90,7 +97,7 @@ def bench() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
 def bench_draw(spec: str | None, seed: int | None, profile: str | None, as_json: bool) -> None:
     """Draw the bench and report requested vs achieved clips per stratum, naming every shortfall."""
-    from talkvid_ops.curate.bench import draw_bench
+    from talkvid_ops.curate.bench import draw_bench, limits_note
 
     ctx = get_context()
     report = draw_bench(ctx, _profile_name(ctx, profile), spec, seed)
@@ -103,6 +110,9 @@ def bench_draw(spec: str | None, seed: int | None, profile: str | None, as_json:
     click.echo("shortfalls: " + ("none" if not report["shortfalls"] else ""))
     for line in report["shortfalls"]:
         click.echo(f"  {line}")
+    note = limits_note(report)
+    if note:
+        click.echo(note)
 
 
 @click.command()

@@ -11,7 +11,8 @@ Layout of a release directory:
     report.html                  the self-contained report with plots
     manifest.json                the release metadata and the sha256 of every other file
 
-Everything is sorted and carries no timestamp, so the same catalog, profile, spec and seed give the same bytes.
+Everything is sorted and carries no export-time timestamp and no path of the output folder, so the same catalog,
+profile, spec and seed give the same bytes (values from the catalog, such as a video's URL, appear as stored).
 The `release` row records the files and counts; `release_clip` rows record each clip's split and bench stratum.
 """
 
@@ -319,10 +320,10 @@ def export(ctx, profile, out_dir, formats=None, bench_spec=None, seed: int = 0, 
         }
         with ctx.sessions() as session:
             summary.update(_catalog_context(session, records))
-        paths["card"] = writer.keep(out / "README.md")
-        paths["card"].write_text(render_card(summary), encoding="utf-8")
         paths["report"] = writer.keep(out / "report.html")
         paths["report"].write_text(render_report(summary, records, profile), encoding="utf-8")
+        paths["card"] = writer.keep(out / "README.md")
+        paths["card"].write_text(render_card(summary, [str(p.relative_to(out)) for p in writer.written] + [MANIFEST]), encoding="utf-8")
         writer.prune()
         summary["files"] = {str(p.relative_to(out)): _sha256(p) for p in sorted(writer.written)}
         paths["manifest"] = _dump_json(summary, out / MANIFEST)

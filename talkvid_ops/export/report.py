@@ -13,6 +13,7 @@ import io
 import math
 from typing import Any
 
+from talkvid_ops.curate.bench import STRATA_COLUMNS, limits_note
 from talkvid_ops.curate.profiles import ANY_BACKEND, Profile
 from talkvid_ops.export.card import LABEL_TITLES
 from talkvid_ops.export.records import ClipRecord
@@ -159,10 +160,10 @@ def render_report(summary: dict[str, Any], records: list[ClipRecord], profile: P
     if bench:
         parts += [
             _figure(PLOTS[3], "Bench coverage: requested vs achieved per stratum", _bench_figure(bench)),
-            _table(["sub-benchmark", "stratum", "requested", "achieved", "shortfall", "eligible clips", "over hold-out budget"],
-                   [[r["subbenchmark"], r["stratum"], r["requested"], r["achieved"], r["shortfall"], r["eligible"], r["over_budget"]]
-                    for r in bench["strata"]], short_column=4),  # fmt: skip
+            _table(list(STRATA_COLUMNS), [[r[key] for key in STRATA_COLUMNS.values()] for r in bench["strata"]], short_column=4),
         ]
+        note = limits_note(bench)
+        parts += [f'<p class="short">{html.escape(note)}</p>'] if note else []
     else:
         parts.append("<p>No bench was drawn for this release.</p>")
     rot = summary["rot"]
