@@ -95,8 +95,10 @@ def test_curate_validates_its_form_and_has_a_time_schedule(dagbag):
 
     ok = validated({"thresholds": {"avg_movement": {"min": 85}}, "formats": ["parquet"], "name": "r1"})
     assert ok["profile"] == "talkvid-code" and ok["thresholds"] == {"avg_movement": {"min": 85}}
+    assert validated({"thresholds": {"quality": {"backend": "dover", "min": 7.5}}})["thresholds"]["quality"]["backend"] == "dover"
     for bad in (
         {"thresholds": {"avg_movement": {"min": "high"}}},
+        {"thresholds": {"quality": {"backend": "", "min": 7.5}}},
         {"thresholds": {"avg_movement": {"minimum": 85}}},
         {"formats": ["mp3"]},
         {"profile": ""},
