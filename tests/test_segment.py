@@ -30,6 +30,8 @@ from talkvid_ops.errors import TalkvidError
 from talkvid_ops.ids import make_id
 from talkvid_ops.segment import intervals as iv
 from talkvid_ops.segment.asr import (
+    AsrResult,
+    AsrSegment,
     FasterWhisperBackend,
     WhisperXBackend,
     fetch_registry_whisper,
@@ -227,6 +229,38 @@ def test_faster_whisper_records_language_per_clip(media, whisper_dir, tmp_path, 
     with ctx2.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Transcript)) == 3
         assert session.scalar(select(func.count()).select_from(Clip).where(Clip.language == "de")) == 2
+
+
+class FailsOnSecondClip:
+    """An ASR backend that fails on its second call (as a model may on one odd clip) and hears silence otherwise."""
+
+    name, model_id = "flaky", "flaky@1"
+
+    def __init__(self):
+        self.calls = 0
+
+    def transcribe(self, audio):
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("decoder state exploded")
+        return AsrResult(language="en", language_probability=0.9, segments=[AsrSegment(0.0, 0.5, "hello")])
+
+
+def test_one_clip_failing_asr_keeps_the_segmentation(media, tmp_path, sqlite_url, monkeypatch):
+    monkeypatch.setattr("talkvid_ops.segment.stage.asr_backend", lambda config: FailsOnSecondClip())
+    ctx = make_ctx(tmp_path, sqlite_url, asr=AsrConfig(model_dir=tmp_path))
+    ids = add_videos(ctx, {"talk": media["dir"] / "talk.mp4"})
+    result = segment(ctx)
+    assert result["videos_segmented"] == 1 and result["videos_failed"] == 0
+    assert result["clips"] == 3 and result["clips_transcribed"] == 2
+    with ctx.sessions() as session:
+        row = session.scalar(select(Segmentation).where(Segmentation.video_id == ids["talk"]))
+        assert row.status == "done" and row.clip_count == 3 and row.shots
+        clips = session.scalars(select(Clip).where(Clip.video_id == ids["talk"]).order_by(Clip.start_frame)).all()
+        assert [c.transcript_id is not None for c in clips] == [True, False, True]
+        errors = session.get(Run, result["run_id"]).errors
+    assert [(e["item"], e["step"]) for e in errors] == [(clips[1].id, "transcribe")]
+    assert "decoder state exploded" in errors[0]["reason"]
 
 
 def test_faster_whisper_loads_only_local_dirs(tmp_path):

@@ -172,7 +172,7 @@ def _segment_video(ctx: Context, video_id: str, config: SegmentConfig, asr: AsrB
                 run.count("clips", len(analysis.clips))
                 audio = analysis.audio
             if asr is not None:
-                run.count("clips_transcribed", _transcribe(session, ctx, video, audio, config, asr, run.id))
+                run.count("clips_transcribed", _transcribe(session, ctx, video, audio, config, asr, run))
             session.commit()
         except MediaError as exc:
             session.rollback()
@@ -254,19 +254,21 @@ def _write_segmentation(session: Session, video: Video, analysis: VideoAnalysis,
 
 
 def _record_failure(session: Session, video_id: str, config: SegmentConfig, kind: str, reason: str, run_id: str, on_video: bool) -> None:
-    row = _segmentation_row(
-        video_id, config, run_id, status="failed", clip_count=0, shots=[], speech=[], speech_source=None,
-        error=reason, error_class=kind, details={},
-    )
-    upsert(session, Segmentation, [row], ["video_id", "params_hash"])
+    if not _is_settled(session, video_id, config):  # a later fault (e.g. re-decoding for ASR) keeps the clips cut
+        row = _segmentation_row(
+            video_id, config, run_id, status="failed", clip_count=0, shots=[], speech=[], speech_source=None,
+            error=reason, error_class=kind, details={},
+        )
+        upsert(session, Segmentation, [row], ["video_id", "params_hash"])
     if on_video:  # a fault of the file itself: shown with the video, where `talkvid status` looks
         video = session.get(Video, video_id)
         video.error_class, video.error_message = "media", f"segment: {reason}"
     session.commit()
 
 
-def _transcribe(session: Session, ctx: Context, video: Video, audio: np.ndarray | None, config: SegmentConfig, asr: AsrBackend, run_id: str) -> int:
-    """Transcribe this generation's clips that have no transcript by `asr` yet; returns how many ran the model."""
+def _transcribe(session: Session, ctx: Context, video: Video, audio: np.ndarray | None, config: SegmentConfig, asr: AsrBackend, run) -> int:
+    """Transcribe this generation's clips that have no transcript by `asr` yet; returns how many ran the model.
+    A clip the model fails on is recorded and stays untranscribed (the next run tries it again); the rest go on."""
     clips = session.scalars(
         select(Clip).where(Clip.video_id == video.id, Clip.params_hash == config.params_hash).order_by(Clip.start_frame)
     ).all()
@@ -280,7 +282,11 @@ def _transcribe(session: Session, ctx: Context, video: Video, audio: np.ndarray 
             if audio is None:
                 audio = decode_audio(ctx.settings.media_path(video.storage_path))
             piece = audio[round(clip.start_time * AUDIO_RATE) : round(clip.end_time * AUDIO_RATE)]
-            result = asr.transcribe(piece)
+            try:
+                result = asr.transcribe(piece)
+            except Exception as exc:  # the ASR backend's fault with this clip: not the segmentation's
+                run.error(clip.id, f"{type(exc).__name__}: {exc}", step="transcribe", video_id=video.id)
+                continue
             transcript = Transcript(
                 id=transcript_id, video_id=video.id, backend=asr.name, model=asr.model_id,
                 start_time=clip.start_time, end_time=clip.end_time,
@@ -289,7 +295,7 @@ def _transcribe(session: Session, ctx: Context, video: Video, audio: np.ndarray 
                     {"start": round(clip.start_time + s.start, 3), "end": round(clip.start_time + s.end, 3), "text": s.text.strip()}
                     for s in result.segments
                 ],
-                run_id=run_id,
+                run_id=run.id,
             )
             session.add(transcript)
             session.flush()
