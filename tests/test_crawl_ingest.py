@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from talkvid_ops.catalog.models import Run, Source, Video
 from talkvid_ops.cli import cli
-from talkvid_ops.crawl import stage
+from talkvid_ops.crawl import ingest, stage
 from talkvid_ops.crawl.ingest import ingest_paths
 from talkvid_ops.crawl.sources import add_source
 from talkvid_ops.crawl.stage import media_folder, recheck
@@ -81,6 +81,33 @@ def test_a_changed_file_is_ingested_again(drop_folder, sqlite_url, tmp_path, pyf
     with ctx.sessions() as session:
         (video,) = session.scalars(select(Video)).all()
     assert (video.status, video.error_message, video.height, video.attempts) == ("probed", None, 540, 2)
+
+
+def test_a_file_failing_to_read_is_recorded_and_the_rest_are_ingested(pyfeat_media, sqlite_url, tmp_path, monkeypatch):
+    ctx = loopback_context(tmp_path / "data", sqlite_url)
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    shutil.copyfile(pyfeat_media["single_face.mp4"], folder / "a.mp4")
+    shutil.copyfile(pyfeat_media["no_face.mp4"], folder / "b.mp4")
+    real_hash = ingest.sha256_file
+
+    def unreadable_a(path):
+        if path.name == "a.mp4":
+            raise OSError(5, "Input/output error", str(path))
+        return real_hash(path)
+
+    monkeypatch.setattr(ingest, "sha256_file", unreadable_a)
+    result = ingest_paths(ctx, [folder])
+    assert (result["ingested"], result["failed_transient"], result["errors"]) == (1, 1, 1)
+    with ctx.sessions() as session:
+        videos = {v.title: v for v in session.scalars(select(Video))}
+        (error,) = session.get(Run, result["run_id"]).errors
+    assert videos["b"].status == "probed"
+    assert (videos["a"].status, videos["a"].error_class, videos["a"].attempts) == ("failed", "transient", 1)
+    assert "Input/output error" in videos["a"].error_message and error["video_id"] == videos["a"].id
+    monkeypatch.undo()
+    again = ingest_paths(ctx, [folder])  # the fault passed: the file is tried again, the other one is unchanged
+    assert (again["ingested"], again["unchanged"]) == (1, 1)
 
 
 def test_copy_duplicates_and_missing_paths(drop_folder, catalog_url, tmp_path):

@@ -299,6 +299,32 @@ def test_transient_failures_are_retried_by_later_runs_then_given_up(server, sqli
     assert not part_dir.exists()
 
 
+def test_an_unexpected_error_fails_only_its_video_and_the_batch_goes_on(server, sqlite_url, tmp_path, monkeypatch):
+    ctx = loopback_context(tmp_path / "data", sqlite_url, transient_retry_after_s=60)
+    _source(ctx, url_list(tmp_path, "urls.txt", [server.url("/media/talk.mp4"), server.url("/media/interview.mp4")]))
+    stage.discover(ctx)
+    hashed = []
+
+    def disk_fails_once(path):
+        hashed.append(path)
+        if len(hashed) == 1:
+            raise OSError(5, "Input/output error", str(path))
+        return sha(path)
+
+    monkeypatch.setattr(stage, "sha256_file", disk_fails_once)
+    result = stage.download(ctx)
+    assert (result["probed"], result["failed_transient"]) == (1, 1)
+    videos = videos_by_url(ctx)
+    failed = [v for v in videos.values() if v.status == "failed"]
+    assert len(failed) == 1 and {v.status for v in videos.values()} == {"probed", "failed"}
+    (video,) = failed
+    assert (video.error_class, video.attempts, video.storage_path) == ("transient", 1, None)
+    assert "OSError" in video.error_message and video.next_attempt_at is not None
+    with ctx.sessions() as session:
+        (error,) = session.get(Run, result["run_id"]).errors
+    assert (error["item"], error["error_class"]) == (video.id, "transient")
+
+
 def test_rate_limit_is_kept_between_requests_at_the_server(server, sqlite_url, tmp_path):
     page = server.playlist_page("pair.html", ["/media/talk.mp4", "/media/interview.mp4"])
     gaps = {}

@@ -118,6 +118,29 @@ def _ingest_file(session: Session, run: RunRecorder, source_id: str, path: Path,
     return "ingested"
 
 
+def _ingest_or_record(session: Session, run: RunRecorder, source_id: str, path: Path, copy: bool, media_dir: Path) -> str:
+    """`_ingest_file`, with an unexpected fault (a file gone since the walk, an OSError reading or copying it)
+    recorded on its video as transient, so that the next run tries it again and the rest go on."""
+    try:
+        return _ingest_file(session, run, source_id, path, copy, media_dir)
+    except Exception as exc:
+        session.rollback()
+        reason = f"{type(exc).__name__}: {exc}"
+        key = platform_key(str(path))
+        video_id = video_id_for(PLATFORM_LOCAL, key)
+        existing = session.get(Video, video_id)
+        row = dict(
+            id=video_id, source_id=source_id, platform=PLATFORM_LOCAL, platform_id=key, url=path.as_uri(), title=path.stem,
+            attempts=(existing.attempts if existing else 0) + 1, run_id=run.id, status=FAILED,
+            error_class=errors.TRANSIENT, error_message=reason,
+            size_bytes=None,  # never "unchanged": the next run tries it again
+            updated_at=dt.datetime.now(dt.timezone.utc),
+        )
+        upsert(session, Video, [row], ["platform", "platform_id"])
+        run.error(str(path), reason, error_class=errors.TRANSIENT, video_id=video_id)
+        return f"failed_{errors.TRANSIENT}"
+
+
 def _targets(paths: Iterable[str | Path], run: RunRecorder) -> list[tuple[Path, list[Path], bool]]:
     """(folder that becomes the source, files to ingest, whether the folder itself was named) for each path.
 
@@ -161,8 +184,9 @@ def ingest_paths(ctx: Context, paths: Iterable[str | Path], copy: bool = False, 
             for folder, files, named in _targets(paths, run):
                 source_id = _local_source(session, folder, name, watch=named)
                 source_ids.append(source_id)
+                session.commit()  # a file's fault rolls back only that file
                 for file in files:
-                    run.count(_ingest_file(session, run, source_id, file, copy, ctx.settings.media_dir))
+                    run.count(_ingest_or_record(session, run, source_id, file, copy, ctx.settings.media_dir))
                     session.commit()
             session.commit()
         return {"run_id": run.id, "source_ids": sorted(set(source_ids)), **run.counts}
@@ -184,7 +208,7 @@ def sweep_folder(session: Session, run: RunRecorder, source: Source, media_dir: 
     for file in files:
         if budget is not None and worked >= budget:
             break  # the rest wait for the next run
-        outcome = _ingest_file(session, run, source.id, file, False, media_dir)
+        outcome = _ingest_or_record(session, run, source.id, file, False, media_dir)
         run.count(outcome)
         session.commit()
         worked += outcome != UNCHANGED

@@ -249,10 +249,14 @@ class Crawl:
             options = download_options(self.config, settings, cookiefile, work, video.id)
             try:
                 fetched = fetch_video(video.url, options, settings, self.spacers.get(settings.egress))
+                outcome = self._record_fetched(video, source, settings, fetched, work)
             except FetchError as exc:
                 outcome = self._record_failure(video, source, exc.classified, work)
-            else:
-                outcome = self._record_fetched(video, source, settings, fetched, work)
+            except Exception as exc:  # hashing/moving OSError, malformed info JSON...: this video's, not the batch's
+                session.rollback()
+                video, source = session.get(Video, video_id), session.get(Source, source_id)
+                failure = Classified(errors.TRANSIENT, f"{type(exc).__name__}: {exc}")
+                outcome = self._record_failure(video, source, failure, work)
             video.run_id = self.run.id
             session.commit()
         self.run.count(outcome)
