@@ -13,12 +13,14 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from talkvid_ops.catalog.models import Run, Source, Video
+from talkvid_ops.catalog.models import Clip, Run, Segmentation, Source, Video
 from talkvid_ops.cli import cli
 from talkvid_ops.crawl import ingest, stage
 from talkvid_ops.crawl.ingest import ingest_paths
 from talkvid_ops.crawl.sources import add_source
 from talkvid_ops.crawl.stage import media_folder, recheck
+from talkvid_ops.segment.stage import segment
+from tests.factories import add_clip, add_run
 from tests.loopback import loopback_context
 
 
@@ -108,6 +110,28 @@ def test_a_file_failing_to_read_is_recorded_and_the_rest_are_ingested(pyfeat_med
     monkeypatch.undo()
     again = ingest_paths(ctx, [folder])  # the fault passed: the file is tried again, the other one is unchanged
     assert (again["ingested"], again["unchanged"]) == (1, 1)
+
+
+def test_a_file_with_new_content_loses_its_old_clips(pyfeat_media, sqlite_url, tmp_path):
+    ctx = loopback_context(tmp_path / "data", sqlite_url)
+    path = tmp_path / "talk.mp4"
+    shutil.copyfile(pyfeat_media["single_face.mp4"], path)
+    ingest_paths(ctx, [path])
+    with ctx.sessions() as session:
+        (video,) = session.scalars(select(Video)).all()
+        add_clip(session, video.id, add_run(session), 0, 25)
+        session.commit()
+    segment(ctx)
+    with ctx.sessions() as session:
+        assert session.scalar(select(Segmentation.status)) == "done"
+    shutil.copyfile(pyfeat_media["no_face.mp4"], path)
+    later = os.stat(path).st_mtime + 5
+    os.utime(path, (later, later))
+    assert ingest_paths(ctx, [path])["ingested"] == 1
+    with ctx.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Clip)) == 0
+        assert session.scalar(select(func.count()).select_from(Segmentation)) == 0
+        assert session.get(Video, video.id).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_copy_duplicates_and_missing_paths(drop_folder, catalog_url, tmp_path):

@@ -18,10 +18,10 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from talkvid_ops.catalog.models import Source, Video
+from talkvid_ops.catalog.models import Clip, Segmentation, Source, Transcript, Video
 from talkvid_ops.catalog.runs import RunRecorder
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.context import Context
@@ -69,6 +69,13 @@ def _copy_in(path: Path, media_dir: Path, video_id: str) -> Path:
     return final
 
 
+def _forget_derived(session: Session, video_id: str) -> None:
+    """The file under this id has new content: its clips (scores and decisions cascade), transcripts and
+    segmentations describe the old one, so the next segment run starts over."""
+    for model in (Clip, Transcript, Segmentation):
+        session.execute(delete(model).where(model.video_id == video_id))
+
+
 def _ingest_file(session: Session, run: RunRecorder, source_id: str, path: Path, copy: bool, media_dir: Path) -> str:
     key = platform_key(str(path))
     video_id = video_id_for(PLATFORM_LOCAL, key)
@@ -98,6 +105,8 @@ def _ingest_file(session: Session, run: RunRecorder, source_id: str, path: Path,
         run.error(str(path), str(exc), error_class=errors.MEDIA, video_id=video_id)
         return "failed"
     row.update(media.as_row(), sha256=sha256_file(path))
+    if existing is not None and existing.sha256 and existing.sha256 != row["sha256"]:
+        _forget_derived(session, video_id)
     twin = session.scalar(
         select(Video.id).where(Video.sha256 == row["sha256"], Video.status == PROBED, Video.id != video_id).limit(1)
     )
