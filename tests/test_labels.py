@@ -368,3 +368,41 @@ def test_speaker_clustering_is_deterministic_and_keeps_people_of_one_video_apart
     shuffled = items[:]
     random.Random(5).shuffle(shuffled)
     assert cluster_speakers(shuffled, 0.6) == people
+
+
+def test_relative_media_paths_resolve_and_any_per_clip_failure_is_recorded(media, tmp_path, monkeypatch):
+    """Stored media paths relative to the data dir work as in every other stage, and a clip whose face model
+    raises something other than our errors is recorded while the other clips are labelled."""
+    from talkvid_ops.catalog.models import Video
+    from talkvid_ops.curate import labels as labels_module
+
+    catalog, _, _, _ = media
+    url = copy_sqlite(catalog.url, tmp_path / "copy.sqlite")
+    with db.session_factory(url)() as session:
+        real = Path(session.scalar(select(Video.storage_path).where(Video.id == catalog.videos["woman"])))
+        (tmp_path / "media").mkdir()
+        shutil.copy(real, tmp_path / "media" / "relative.mp4")
+        run_id = add_run(session)
+        video = add_video(session, add_source(session), "relative", storage_path="media/relative.mp4")
+        fresh = [add_clip(session, video, run_id, start, start + 150) for start in (0, 150)]
+        for clip_id in fresh:
+            add_decision(session, clip_id, catalog.profile_id, run_id, "passed")
+        session.commit()
+
+    calls = []
+    real_estimate = labels_module.estimate_face_labels
+
+    def first_call_breaks(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("model blew up on an odd face")
+        return real_estimate(*args, **kwargs)
+
+    monkeypatch.setattr(labels_module, "estimate_face_labels", first_call_breaks)
+    result = estimate(make_context(url, tmp_path), clip_ids=fresh)
+    assert (result.get("clips_estimated"), result["errors"]) == (1, 1)
+    with db.session_factory(url)() as session:
+        run = session.get(Run, result["run_id"])
+        assert run.status == "partial" and run.errors[0]["reason"] == "RuntimeError: model blew up on an odd face"
+        estimated = set(session.scalars(select(Label.subject_id).where(Label.subject_id.in_(fresh), Label.name == "gender")))
+    assert len(estimated) == 1 and estimated < set(fresh)

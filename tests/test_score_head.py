@@ -111,3 +111,20 @@ def test_pose_is_zero_for_a_frontal_face_and_recovers_each_axis(axis, degrees):
     expected = [0.0, 0.0, 0.0]
     expected[axis] = degrees
     assert estimate_pose(landmarks, width, height) == pytest.approx(tuple(expected), abs=0.5)
+
+
+def test_a_face_whose_pose_cannot_be_solved_is_left_out_not_the_clip(monkeypatch):
+    from talkvid_ops.score import faces
+
+    landmarks = np.tile(np.arange(68, dtype=float)[:, None], (1, 2))
+    calls = []
+
+    def pose(landmarks, width, height):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("solvePnP found no head pose")
+        return (1.0, 2.0, 3.0)
+
+    monkeypatch.setattr(faces, "estimate_pose", pose)
+    found = faces._faces([((0, 0, 10, 10), landmarks), ((20, 20, 40, 40), landmarks)], 100, 100)
+    assert [f.bbox for f in found] == [(20.0, 20.0, 40.0, 40.0)] and found[0].pose == (1.0, 2.0, 3.0)

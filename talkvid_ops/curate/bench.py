@@ -241,10 +241,11 @@ def draw(candidates: list[BenchCandidate], spec: BenchSpec, seed: int = 0) -> Be
                 if not allowed(candidate):
                     capped += 1
                     continue
-                if budget is not None and len(held | taken_from_training(candidate)) > budget:
+                extra = taken_from_training(candidate) - held
+                if budget is not None and len(held) + len(extra) > budget:
                     over_budget += 1
                     continue
-                held |= taken_from_training(candidate)
+                held |= extra
                 start, end = _window(candidate, spec.clip_seconds)
                 picks.append(BenchPick(sub_name, stratum, candidate, start, end))
                 used.add(candidate.clip_id)

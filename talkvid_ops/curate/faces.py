@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from talkvid_ops.errors import TalkvidError
+
 DETECT_SHORT_SIDE = 540  # larger frames are scaled down for detection (as the score stage does); boxes stay in frame pixels
 MAX_UPSAMPLE = 1  # a second, upsampled HOG pass only for frames where nothing was found
 FACE_MARGIN = 1.0  # kept around a face, as a share of its box on each side: the models' chips (and the
@@ -148,3 +150,21 @@ def face_centred_square(boxes: list[FaceBox], frame_size: tuple[int, int], scale
     x = int(round(min(max(cx - side / 2, 0), width - side)))
     y = int(round(min(max(cy - side / 2, 0), height - side)))
     return x, y, side
+
+
+def source_media(settings, video) -> Path:
+    """The video's media file, resolved like every stage resolves stored paths; a TalkvidError when it is gone."""
+    path = settings.media_path(video.storage_path)
+    if path is None or not path.exists():
+        raise TalkvidError(f"source media missing: {video.storage_path or 'the video has no storage path'}")
+    return path
+
+
+def clip_faces(settings, clip, video, count: int, faces: "FaceSampler | None" = None) -> list[FaceSample]:
+    """`count` face samples of a clip from its source video."""
+    return (faces.sample if faces else sample_faces)(source_media(settings, video), clip.start_time, clip.end_time, count, video.rotation)
+
+
+def failure_reason(exc: Exception) -> str:
+    """What to record for a clip whose faces could not be read or judged (our errors say it; others get their type)."""
+    return str(exc) if isinstance(exc, TalkvidError) else f"{type(exc).__name__}: {exc}"

@@ -534,7 +534,7 @@ def estimate(ctx, clip_ids: list[str] | None = None, profile=None, limit: int | 
     the other steps of an export.
     """
     from talkvid_ops.curate.bench import profile_row_id, passed_clip_ids
-    from talkvid_ops.curate.faces import sample_faces
+    from talkvid_ops.curate.faces import clip_faces, failure_reason
 
     config = ctx.config.export.labels
     age_gender, ethnicity = estimators(config)
@@ -552,12 +552,10 @@ def estimate(ctx, clip_ids: list[str] | None = None, profile=None, limit: int | 
             targets = _clips_missing(session, clip_ids, origins, redo)[: limit if limit is not None else None]
         for clip, video in run.progress(targets, len(targets), "clips"):
             try:
-                if not video.storage_path or not Path(video.storage_path).exists():
-                    raise TalkvidError(f"source media missing: {video.storage_path}")
-                samples = (faces.sample if faces else sample_faces)(video.storage_path, clip.start_time, clip.end_time, config.frames_per_clip, video.rotation)
+                samples = clip_faces(ctx.settings, clip, video, config.frames_per_clip, faces)
                 estimates = estimate_face_labels(samples, age_gender, ethnicity)
-            except TalkvidError as exc:
-                run.error(clip.id, str(exc))
+            except Exception as exc:  # one clip's bad media or odd face is recorded; the run goes on
+                run.error(clip.id, failure_reason(exc))
                 continue
             rows = [label_row("clip", clip.id, name, value, conf, "estimated", origins[name], run.id)
                     for name, (value, conf) in estimates.items()]  # fmt: skip

@@ -23,7 +23,6 @@ from sqlalchemy import select
 from talkvid_ops.catalog.models import Clip, FaceEmbedding, Video
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.curate.labels import UNKNOWN, label_row, select_in, write_labels
-from talkvid_ops.errors import TalkvidError
 from talkvid_ops.ids import make_id
 
 MODEL = "dlib_face_recognition_resnet_model_v1"
@@ -97,14 +96,14 @@ def cluster_speakers(items: list[tuple[str, str, np.ndarray]], threshold: float)
         for group in _within_video_groups(clip_ids, vectors, threshold):
             group_vectors = vectors[group]
             centroid = group_vectors.mean(axis=0)
-            best, best_distance = None, threshold
+            best = None
             if persons:
                 distances = np.linalg.norm(np.stack([p.centroid for p in persons]) - centroid, axis=1)
                 for index in np.argsort(distances, kind="stable"):
                     if distances[index] >= threshold:
                         break
                     if video_id not in persons[index].videos:
-                        best, best_distance = int(index), float(distances[index])
+                        best = int(index)
                         break
             if best is None:
                 persons.append(_Person(first_clip=min(clip_ids[i] for i in group), total=np.zeros_like(centroid)))
@@ -130,7 +129,7 @@ def assign_speakers(ctx, clip_ids: list[str] | None = None, profile=None, limit:
     descriptor and write each clip's `person` label (Unknown for clips where no frame had a face).
     `faces`: a FaceSampler shared with the other steps of an export."""
     from talkvid_ops.curate.bench import passed_clip_ids, profile_row_id
-    from talkvid_ops.curate.faces import sample_faces
+    from talkvid_ops.curate.faces import clip_faces, failure_reason
 
     config = ctx.config.export.speakers
     params = {"clip_ids": clip_ids, "profile": getattr(profile, "name", profile), "limit": limit, "redo": redo,
@@ -145,12 +144,10 @@ def assign_speakers(ctx, clip_ids: list[str] | None = None, profile=None, limit:
         targets = targets[: limit if limit is not None else None]
         for clip, video in run.progress(targets, len(targets), "clips"):
             try:
-                if not video.storage_path:
-                    raise TalkvidError("source media missing: the video has no storage path")
-                samples = (faces.sample if faces else sample_faces)(video.storage_path, clip.start_time, clip.end_time, config.frames_per_clip, video.rotation)
+                samples = clip_faces(ctx.settings, clip, video, config.frames_per_clip, faces)
                 vector, frames = clip_descriptor(samples)
-            except TalkvidError as exc:
-                run.error(clip.id, str(exc))
+            except Exception as exc:  # one clip's bad media or odd face is recorded; the run goes on
+                run.error(clip.id, failure_reason(exc))
                 continue
             with ctx.sessions() as session:
                 upsert(session, FaceEmbedding, [dict(

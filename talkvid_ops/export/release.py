@@ -30,7 +30,7 @@ from talkvid_ops.catalog.models import Release, ReleaseClip, Source, Video
 from talkvid_ops.catalog.runs import code_version
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.curate.bench import BenchCandidate, BenchDraw, draw, load_bench_spec, profile_row_id
-from talkvid_ops.curate.faces import FaceSampler, face_centred_square
+from talkvid_ops.curate.faces import FaceSampler, face_centred_square, failure_reason, source_media
 from talkvid_ops.curate.labels import UNKNOWN
 from talkvid_ops.curate.profiles import as_profile
 from talkvid_ops.errors import ConfigError, TalkvidError
@@ -94,6 +94,7 @@ class _Writer:
 
     def __init__(self, out_dir: Path, ctx, run, faces: FaceSampler):
         self.out, self.config, self.run, self.faces = out_dir, ctx.config.export, run, faces
+        self.settings = ctx.settings
         self.written: set[Path] = set()
         self._audio: dict[str, bool] = {}
 
@@ -101,21 +102,19 @@ class _Writer:
         self.written.add(path)
         return path
 
+    def _source(self, video) -> Path:
+        return source_media(self.settings, video)
+
     def _has_audio(self, video) -> bool:
         if video.id not in self._audio:
-            self._audio[video.id] = video.has_audio if video.has_audio is not None else media.source_has_audio(Path(video.storage_path))
+            self._audio[video.id] = video.has_audio if video.has_audio is not None else media.source_has_audio(self._source(video))
         return self._audio[video.id]
 
     def cut(self, record: ClipRecord, out: Path, window: tuple[int, int]) -> Path | None:
         """The clip's frames in `window` at `out` (kept when an earlier export of this release wrote it)."""
         try:
             if not out.exists():
-                if not record.video.storage_path:
-                    raise TalkvidError("source media missing: the video has no storage path")
-                source = Path(record.video.storage_path)
-                if not source.exists():
-                    raise TalkvidError(f"source media missing: {source}")
-                media.cut_clip(media.CutRequest(source, out, *window, record.clip.fps, self._has_audio(record.video)), self.config)
+                media.cut_clip(media.CutRequest(self._source(record.video), out, *window, record.clip.fps, self._has_audio(record.video)), self.config)
             return self.keep(out)
         except TalkvidError as exc:
             self.run.error(record.id, str(exc), step="cut")
@@ -125,15 +124,15 @@ class _Writer:
         try:
             if not out.exists():
                 fps, video = record.clip.fps, record.video
-                samples = self.faces.sample(video.storage_path, window[0] / fps, window[1] / fps, self.config.labels.frames_per_clip, video.rotation, crops=False)
+                samples = self.faces.sample(self._source(video), window[0] / fps, window[1] / fps, self.config.labels.frames_per_clip, video.rotation, crops=False)
                 frame_size = samples[0].frame_size if samples else (0, 0)
                 square = face_centred_square([s.box for s in samples if s.box], frame_size, self.config.crop_face_scale)
                 if square is None:
                     raise TalkvidError("no face found in the sampled frames: no crop")
                 media.crop_clip(clip_file, out, square, self.config)
             return self.keep(out)
-        except TalkvidError as exc:
-            self.run.error(record.id, str(exc), step="crop")
+        except Exception as exc:  # an odd face or frame costs this clip its crop, not the release
+            self.run.error(record.id, failure_reason(exc), step="crop")
             return None
 
     def prune(self) -> int:

@@ -22,6 +22,7 @@ import importlib.util
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -102,9 +103,18 @@ class HogFaceDetector:
         return []
 
 
-def _face(bbox, landmarks: np.ndarray, width: int, height: int) -> Face:
-    landmarks = np.asarray(landmarks, dtype=float).reshape(68, 2)
-    return Face(tuple(float(v) for v in bbox), landmarks, landmarks_to_kps(landmarks), estimate_pose(landmarks, width, height))
+def _faces(found: Iterable[tuple[Any, np.ndarray]], width: int, height: int) -> list[Face]:
+    """Faces from (bbox, 68 landmarks) pairs; a face whose pose cannot be solved is left out, like an undetected
+    one, rather than failing the whole clip's head score."""
+    faces = []
+    for bbox, landmarks in found:
+        landmarks = np.asarray(landmarks, dtype=float).reshape(68, 2)
+        try:
+            pose = estimate_pose(landmarks, width, height)
+        except ValueError:
+            continue
+        faces.append(Face(tuple(float(v) for v in bbox), landmarks, landmarks_to_kps(landmarks), pose))
+    return faces
 
 
 class DlibBackend(HeadScorer):
@@ -122,13 +132,11 @@ class DlibBackend(HeadScorer):
         import dlib
 
         height, width = image.shape[:2]
-        faces = []
+        found = []
         for box in self.detector.boxes(image):
-            rect = dlib.rectangle(*(int(round(v)) for v in box))
-            shape = self.predictor(image, rect)
-            landmarks = np.array([(p.x, p.y) for p in shape.parts()], dtype=float)
-            faces.append(_face(box, landmarks, width, height))
-        return faces
+            shape = self.predictor(image, dlib.rectangle(*(int(round(v)) for v in box)))
+            found.append((box, np.array([(p.x, p.y) for p in shape.parts()], dtype=float)))
+        return _faces(found, width, height)
 
 
 @contextmanager
@@ -179,4 +187,4 @@ class FaceAlignmentBackend(HeadScorer):
         if not boxes:
             return []
         landmarks = self.network.get_landmarks_from_image(image, detected_faces=[list(b) for b in boxes]) or []
-        return [_face(box, lm[:, :2], width, height) for box, lm in zip(boxes, landmarks)]
+        return _faces(((box, lm[:, :2]) for box, lm in zip(boxes, landmarks)), width, height)
