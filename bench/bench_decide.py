@@ -140,7 +140,7 @@ def main() -> int:
         print(f"catalog: {args.clips:,} clips, {score_rows:,} score rows (generated in {seconds:.1f} s)")
 
         paper, code = load_profile("talkvid-paper"), load_profile("talkvid-code")
-        stricter = code.with_thresholds({"quality": {"min": 60}, "avg_movement": {"min": 85}}, name="talkvid-code.stricter")
+        stricter = code.with_thresholds({"quality": {"backend": "classical", "min": 60}, "avg_movement": {"min": 85}}, name="talkvid-code.stricter")
         set_based = {}
         for profile in (paper, code, stricter, paper):
             seconds, result = timed(decide, ctx, profile)
