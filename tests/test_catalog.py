@@ -120,6 +120,8 @@ def test_batches_are_deterministic_and_typed_by_stage(sqlite_url):
         assert batch_items(session, first[2], "score") == items[20:]
         with pytest.raises(TalkvidError, match="belongs to stage 'score'"):
             batch_items(session, first[0], "segment")
+        bounded = make_batches(session, "bounded", items, size=10, max_batches=2)
+        assert len(bounded) == 3 and set(pending_batches(session, "bounded")) == set(bounded[:2])  # the third is not stored
         mark_batch_done(session, first[0], add_run(session))
         session.commit()
         assert set(pending_batches(session, "score")) == set(first[1:])

@@ -206,7 +206,10 @@ def test_a_bad_runner_config_is_a_dag_import_error_naming_the_field(airflow_env,
 def test_planning_maps_at_most_the_bound_and_leaves_the_rest_for_the_next_run(sqlite_url, tmp_path):
     from factories import add_source, add_video
 
+    from sqlalchemy import select
+
     from talkvid_ops.catalog.batches import batch_items
+    from talkvid_ops.catalog.models import Batch
     from talkvid_ops.config import Settings
     from talkvid_ops.context import Context
     from talkvid_ops.runners.inprocess import airflow_env, exported
@@ -223,6 +226,8 @@ def test_planning_maps_at_most_the_bound_and_leaves_the_rest_for_the_next_run(sq
         planned = [v for batch_id in first for v in batch_items(session, batch_id, "segment")]
     assert len(first) == 2 and len(set(planned)) == 4 and set(planned) < videos  # batches, never single items
     assert deferred_batches(ctx, "talkvid_process", "manual__2026-01-02") == 1  # so the DAG triggers another run
+    with ctx.sessions() as session:  # the deferred batch is planned again next run, not left behind as a row
+        assert set(session.scalars(select(Batch.id).where(Batch.stage == "segment"))) == set(first)
     assert deferred_batches(ctx, "talkvid_process", "another-run") == 0
 
 

@@ -14,8 +14,14 @@ from talkvid_ops.errors import TalkvidError
 from talkvid_ops.ids import make_id
 
 
-def make_batches(session: Session, stage: str, item_ids: Sequence[str], size: int, params: dict[str, Any] | None = None) -> list[str]:
-    """Split `item_ids` into batches of at most `size`; the same items and params give the same batch ids."""
+def make_batches(
+    session: Session, stage: str, item_ids: Sequence[str], size: int, params: dict[str, Any] | None = None, max_batches: int | None = None
+) -> list[str]:
+    """Split `item_ids` into batches of at most `size`; the same items and params give the same batch ids.
+
+    Returns every batch id in order, but stores only the first `max_batches`: the rest are what a bounded plan
+    defers, and the next plan groups them again, so storing them would leave rows nobody runs.
+    """
     if size < 1:
         raise TalkvidError(f"batch size must be at least 1, got {size}")
     params = params or {}
@@ -26,7 +32,7 @@ def make_batches(session: Session, stage: str, item_ids: Sequence[str], size: in
         batch_id = make_id("batch", stage, items, params)
         ids.append(batch_id)
         rows.append(dict(id=batch_id, stage=stage, items=items, params=params, status="pending"))
-    upsert(session, Batch, rows, ["id"], update=[])
+    upsert(session, Batch, rows[:max_batches] if max_batches else rows, ["id"], update=[])
     return ids
 
 

@@ -50,7 +50,7 @@ def plan(ctx: Context, stage: str, size: int | None = None, max_batches: int | N
     """
     planner = _resolve(_batch_stage(stage)[0])
     with ctx.run("plan", {"stage": stage, "size": size, "max_batches": max_batches}) as run:
-        batch_ids = list(planner(ctx, size=size))
+        batch_ids = list(planner(ctx, size=size, max_batches=max_batches))  # stores only the batches taken
         taken = batch_ids[:max_batches] if max_batches else batch_ids
         run.count("batches", len(taken))
         run.count("deferred", len(batch_ids) - len(taken))

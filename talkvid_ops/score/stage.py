@@ -62,12 +62,13 @@ def pending_clip_ids(session: Session, config: ScoreConfig, limit: int | None = 
     return list(session.scalars(query))
 
 
-def plan_batches(ctx: Context, size: int | None = None) -> list[str]:
-    """Batches of the clips that need scoring; the same clips and scorers give the same batch ids."""
+def plan_batches(ctx: Context, size: int | None = None, max_batches: int | None = None) -> list[str]:
+    """Batches of the clips that need scoring; the same clips and scorers give the same batch ids (only the first
+    `max_batches` are stored, see `make_batches`)."""
     config = ctx.config.score
     with ctx.sessions() as session:
         ids = pending_clip_ids(session, config)
-        batches = make_batches(session, STAGE, ids, size or config.batch_size, {"scorers": dict(configured(config))})
+        batches = make_batches(session, STAGE, ids, size or config.batch_size, {"scorers": dict(configured(config))}, max_batches)
         session.commit()
     return batches
 

@@ -107,12 +107,13 @@ def _batch_params(config: SegmentConfig) -> dict[str, Any]:
     return {"params_hash": config.params_hash, "asr": f"{asr.name}:{asr.model_id}" if asr else None}
 
 
-def plan_batches(ctx: Context, size: int | None = None) -> list[str]:
-    """Batches of the videos that still need segmenting with the current parameters; returns their ids."""
+def plan_batches(ctx: Context, size: int | None = None, max_batches: int | None = None) -> list[str]:
+    """Batches of the videos that still need segmenting with the current parameters; returns their ids (only the
+    first `max_batches` are stored, see `make_batches`)."""
     config = ctx.config.segment
     with ctx.sessions() as session:
         ids = pending_video_ids(session, config)
-        batch_ids = make_batches(session, STAGE, ids, size or config.batch_size, params=_batch_params(config))
+        batch_ids = make_batches(session, STAGE, ids, size or config.batch_size, params=_batch_params(config), max_batches=max_batches)
         session.commit()
     return batch_ids
 
