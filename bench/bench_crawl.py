@@ -59,8 +59,10 @@ def bench_probe(path: Path, repeat: int) -> None:
     header = best_of(repeat, lambda: ffprobe(path))
     counted = best_of(repeat, lambda: ffprobe(path, "-count_packets"))
     ours = best_of(repeat, lambda: probe(path))
-    print(f"probe {path.name} ({path.stat().st_size / 1e6:.1f} MB): ffprobe header {header * 1000:.0f} ms, "
-          f"ffprobe -count_packets {counted * 1000:.0f} ms, ours {ours * 1000:.0f} ms")
+    print(
+        f"probe {path.name} ({path.stat().st_size / 1e6:.1f} MB): ffprobe header {header * 1000:.0f} ms, "
+        f"ffprobe -count_packets {counted * 1000:.0f} ms, ours {ours * 1000:.0f} ms"
+    )
     print(f"  ours / ffprobe -count_packets = {ours / counted:.2f}x   ours / ffprobe header = {ours / header:.2f}x")
 
 
@@ -85,6 +87,7 @@ def bench_download(path: Path, repeat: int) -> None:
     server = serve(path.parent)
     url = f"http://127.0.0.1:{server.server_address[1]}/{path.name}"
     try:
+
         def plain_get() -> None:
             with urllib.request.urlopen(url) as response, open(root / "plain.mp4", "wb") as out:
                 shutil.copyfileobj(response, out, 1 << 20)
@@ -107,8 +110,10 @@ def bench_download(path: Path, repeat: int) -> None:
             runs.append(time.perf_counter() - start)
             assert result.get("probed") == 1, result
         ours = min(runs)
-        print(f"download {path.stat().st_size / 1e6:.1f} MB over loopback: plain GET {plain * 1000:.0f} ms, "
-              f"crawl stage {ours * 1000:.0f} ms (yt-dlp + probe + sha256 + move + catalog)")
+        print(
+            f"download {path.stat().st_size / 1e6:.1f} MB over loopback: plain GET {plain * 1000:.0f} ms, "
+            f"crawl stage {ours * 1000:.0f} ms (yt-dlp + probe + sha256 + move + catalog)"
+        )
         print(f"  crawl stage / plain GET = {ours / plain:.2f}x")
     finally:
         server.shutdown()

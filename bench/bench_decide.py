@@ -96,7 +96,9 @@ def naive_decide(ctx: Context, profile: Profile, clip_ids: list[str]) -> dict[st
             for name, criterion in profile.criteria.items():
                 applied = None
                 for rule in criterion.rules:
-                    matches = [s for s in scores if s.metric == rule.metric and (rule.backend == ANY_BACKEND or s.backend == rule.backend) and s.value is not None]
+                    matches = [
+                        s for s in scores if s.metric == rule.metric and (rule.backend == ANY_BACKEND or s.backend == rule.backend) and s.value is not None
+                    ]
                     if matches:
                         applied = (rule, max(matches, key=lambda s: s.created_at))
                         break
@@ -105,7 +107,9 @@ def naive_decide(ctx: Context, profile: Profile, clip_ids: list[str]) -> dict[st
                     continue
                 rule, score = applied
                 if (rule.min is not None and score.value < rule.min) or (rule.max is not None and score.value > rule.max):
-                    failures.append(DecisionFailure(criterion=name, metric=rule.metric, backend=score.backend, value=score.value, min_value=rule.min, max_value=rule.max))
+                    failures.append(
+                        DecisionFailure(criterion=name, metric=rule.metric, backend=score.backend, value=score.value, min_value=rule.min, max_value=rule.max)
+                    )
             status = "failed" if failures else "undecided" if missing else "passed"
             decision = Decision(id=profile_id + clip_id, clip_id=clip_id, profile_id=profile_id, status=status, missing=sorted(missing), run_id="benchrun")
             session.add(decision)
@@ -153,7 +157,9 @@ def main() -> int:
         with ctx.sessions() as session:
             subset = list(session.scalars(text("SELECT id FROM clip ORDER BY id LIMIT :n"), {"n": args.baseline_clips}))
             paper_id = store_profile(session, paper)
-            expected = dict(session.execute(select(Decision.clip_id, Decision.status).where(Decision.clip_id.in_(subset), Decision.profile_id == paper_id)).all())
+            expected = dict(
+                session.execute(select(Decision.clip_id, Decision.status).where(Decision.clip_id.in_(subset), Decision.profile_id == paper_id)).all()
+            )
         baseline_profile = validate_profile({**paper.body(), "name": "talkvid-paper-naive"})
         seconds, verdicts = timed(naive_decide, ctx, baseline_profile, subset)
         if verdicts != expected:

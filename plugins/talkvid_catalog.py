@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
+from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-
-from airflow.plugins_manager import AirflowPlugin
 
 URL_PREFIX = "/talkvid"
 RECENT_RUNS = 15
@@ -70,7 +70,7 @@ def catalog_report() -> dict[str, Any]:
         with ctx.sessions() as session:
             return {
                 "catalog": {"url": where, "data_dir": str(ctx.settings.data_dir)},
-                "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "status": catalog_status(session, recent_runs=RECENT_RUNS),
                 "failures": failure_examples(session, examples=FAILURE_EXAMPLES),
                 "gone": gone_videos(session, limit=LISTED_ROWS),
@@ -179,9 +179,7 @@ def _decisions(decisions: dict[str, dict[str, int]]) -> str:
     rows = []
     for profile, counts in sorted(decisions.items()):
         total = sum(counts.values())
-        shares = "".join(
-            f'<span class="{s}" style="width:{100 * counts.get(s, 0) / total:.1f}%"></span>' for s in DECISION_STATUSES
-        )
+        shares = "".join(f'<span class="{s}" style="width:{100 * counts.get(s, 0) / total:.1f}%"></span>' for s in DECISION_STATUSES)
         numbers = [_num(counts.get(s, 0)) for s in DECISION_STATUSES]
         rows.append([_e(profile), *numbers, _num(total), f'<div class="bar">{shares}</div>'])
     return _table(["profile", *DECISION_STATUSES, "clips", ""], rows, "no decisions yet")
@@ -194,10 +192,7 @@ def _runs(runs: list[dict[str, Any]]) -> str:
         mapped = f" [{_e(run['map_index'])}]" if run["map_index"] is not None and run["map_index"] >= 0 else ""
         return " / ".join(_code(run[key]) for key in ("dag_id", "dag_run_id", "task_id")) + mapped
 
-    rows = [
-        [_when(r["started_at"]), _e(r["stage"]), _e(r["status"]), _pairs(r["counts"]), airflow(r), _code(r["id"])]
-        for r in runs
-    ]
+    rows = [[_when(r["started_at"]), _e(r["stage"]), _e(r["status"]), _pairs(r["counts"]), airflow(r), _code(r["id"])] for r in runs]
     headers = ["started (UTC)", "stage", "status", "counts", "Airflow dag / run / task", "run"]
     return _table(headers, rows, "no runs yet")
 
@@ -236,7 +231,7 @@ def _page(title: str, body: str) -> str:
 def render_dashboard(report: dict[str, Any]) -> str:
     status = report["status"]
     header = (
-        f"<h1>talkvid catalog</h1><p class=\"meta\">catalog {_code(report['catalog']['url'])} &middot; data "
+        f'<h1>talkvid catalog</h1><p class="meta">catalog {_code(report["catalog"]["url"])} &middot; data '
         f"{_code(report['catalog']['data_dir'])} &middot; {_e(report['generated_at'])} &middot; "
         '<a href="./">refresh</a> &middot; <a href="api/status">JSON</a></p>'
     )
@@ -253,10 +248,7 @@ def render_dashboard(report: dict[str, Any]) -> str:
 
 def render_unavailable(problem: CatalogUnavailable) -> str:
     where = f'<p class="meta">catalog {_code(problem.catalog)}</p>' if problem.catalog else ""
-    hint = (
-        '<p class="meta">Set TALKVID_DATABASE_URL (or TALKVID_DATA_DIR) for the Airflow API server, then '
-        '<a href="./">reload</a>.</p>'
-    )
+    hint = '<p class="meta">Set TALKVID_DATABASE_URL (or TALKVID_DATA_DIR) for the Airflow API server, then <a href="./">reload</a>.</p>'
     body = f"<h1>The talkvid catalog is unavailable</h1>{where}<p>{_e(problem.reason)}</p>{hint}"
     return _page("talkvid catalog unavailable", body)
 

@@ -34,7 +34,7 @@ class PipelineConfig(BaseModel):
     runner: RunnerConfig = RunnerConfig()
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "PipelineConfig":
+    def from_yaml(cls, path: str | Path) -> PipelineConfig:
         return load_yaml_model(cls, path, "a mapping of stage names", kind="config file", empty_ok=True)
 
 
@@ -49,13 +49,13 @@ class Settings(BaseModel):
     pipeline: PipelineConfig = PipelineConfig()
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         data_dir = Path(env.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR).expanduser().resolve()
         database_url = env.get(ENV_DATABASE_URL) or f"sqlite:///{data_dir / 'catalog.sqlite'}"
         if database_url.startswith("postgresql://"):
             # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; we ship psycopg2.
-            database_url = "postgresql+psycopg2://" + database_url[len("postgresql://"):]
+            database_url = "postgresql+psycopg2://" + database_url[len("postgresql://") :]
         config_file = env.get(ENV_CONFIG_FILE)
         pipeline = PipelineConfig.from_yaml(config_file) if config_file else PipelineConfig()
         return cls(

@@ -18,7 +18,7 @@ class Context:
     settings: Settings
 
     @classmethod
-    def from_env(cls) -> "Context":
+    def from_env(cls) -> Context:
         return cls(Settings.from_env())
 
     @property

@@ -118,7 +118,22 @@ def compose_audio(parts: list[AudioPart], out_wav: Path, work_dir: Path) -> list
             speak(part.text, piece, voice=part.voice)
             length = media_duration(piece)
             if part.duration:
-                _run(["ffmpeg", "-v", "error", "-y", "-i", str(piece), "-af", f"apad=whole_dur={part.duration}", "-t", str(part.duration), str(piece.with_suffix(".pad.wav"))], "pad speech")
+                _run(
+                    [
+                        "ffmpeg",
+                        "-v",
+                        "error",
+                        "-y",
+                        "-i",
+                        str(piece),
+                        "-af",
+                        f"apad=whole_dur={part.duration}",
+                        "-t",
+                        str(part.duration),
+                        str(piece.with_suffix(".pad.wav")),
+                    ],
+                    "pad speech",
+                )
                 piece.with_suffix(".pad.wav").replace(piece)
                 length = min(length, part.duration)
             intervals.append(Interval("speech", t, t + length, part.voice))
@@ -148,15 +163,61 @@ def loop_video(video: Path, duration: float, out: Path, fps: float | None = None
     if size:
         post.append(f"scale={size[0]}:{size[1]}")
     vf = filters + ("," + ",".join(post) if post else "")
-    _run(["ffmpeg", "-v", "error", "-y", "-i", str(video), "-filter_complex", vf, "-t", str(duration), "-an",
-          "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", str(out)], "loop video")
+    _run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(video),
+            "-filter_complex",
+            vf,
+            "-t",
+            str(duration),
+            "-an",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "18",
+            "-pix_fmt",
+            "yuv420p",
+            str(out),
+        ],
+        "loop video",
+    )
     return out
 
 
 def mux(video: Path, audio: Path, out: Path) -> Path:
     """Video stream copied, audio encoded to AAC; the shorter stream sets the length."""
-    _run(["ffmpeg", "-v", "error", "-y", "-i", str(video), "-i", str(audio), "-map", "0:v:0", "-map", "1:a:0",
-          "-c:v", "copy", "-c:a", "aac", "-b:a", "96k", "-shortest", str(out)], "mux")
+    _run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(video),
+            "-i",
+            str(audio),
+            "-map",
+            "0:v:0",
+            "-map",
+            "1:a:0",
+            "-c:v",
+            "copy",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            "-shortest",
+            str(out),
+        ],
+        "mux",
+    )
     return out
 
 

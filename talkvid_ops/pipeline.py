@@ -32,7 +32,7 @@ class SourceArgs:
     paths: list[Path] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, sources: list[str]) -> "SourceArgs":
+    def parse(cls, sources: list[str]) -> SourceArgs:
         parsed = cls()
         for source in sources:
             if source == DEMO_SOURCE:
@@ -75,8 +75,8 @@ def bring_in(ctx: Context, sources: SourceArgs) -> dict[str, Any]:
     if sources.paths:
         results["ingest"] = ingest_paths(ctx, sources.paths)
     if sources.urls:
-        from talkvid_ops.crawl.stage import discover, download
         from talkvid_ops.crawl.sources import add_url_sources
+        from talkvid_ops.crawl.stage import discover, download
 
         source_ids = add_url_sources(ctx, sources.urls)
         results["discover"] = discover(ctx, source_ids=source_ids)

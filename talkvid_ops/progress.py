@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Iterable, Iterator, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 T = TypeVar("T")
 log = logging.getLogger("talkvid.progress")
@@ -23,10 +24,8 @@ def track(items: Iterable[T], total: int | None, label: str, *, stream=None, log
             yield from bar
         return
     started = last = time.monotonic()
-    done = 0
-    for item in items:
+    for done, item in enumerate(items, start=1):
         yield item
-        done += 1
         now = time.monotonic()
         if now - last >= log_every_s or done == total:
             last = now

@@ -77,7 +77,7 @@ class LoopbackServer:
         self._thread: threading.Thread | None = None
 
     # lifecycle -------------------------------------------------------------------------------------------------
-    def start(self) -> "LoopbackServer":
+    def start(self) -> LoopbackServer:
         server = self
 
         class Handler(_Handler):
@@ -96,7 +96,7 @@ class LoopbackServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> "LoopbackServer":
+    def __enter__(self) -> LoopbackServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -122,8 +122,7 @@ class LoopbackServer:
         tracks = tracks or {}
 
         def video(path: str) -> str:
-            track = (f'<track kind="subtitles" srclang="en" label="English" src="{html.escape(self.url(tracks[path]))}">'
-                     if path in tracks else "")
+            track = f'<track kind="subtitles" srclang="en" label="English" src="{html.escape(self.url(tracks[path]))}">' if path in tracks else ""
             return f'<video controls width="320"><source src="{html.escape(self.url(path))}" type="video/mp4">{track}</video>'
 
         videos = "\n".join(video(p) for p in media_paths)
@@ -134,8 +133,9 @@ class LoopbackServer:
         ld = {"@context": "https://schema.org", "@type": "VideoObject", "contentUrl": self.url(media_path), **metadata}
         return self.add_page(
             name,
-            "<!DOCTYPE html><html><head><title>%s</title><script type=\"application/ld+json\">%s</script></head>"
-            "<body><p>A talk.</p></body></html>" % (html.escape(str(metadata.get("name", name))), json.dumps(ld)),
+            '<!DOCTYPE html><html><head><title>{}</title><script type="application/ld+json">{}</script></head><body><p>A talk.</p></body></html>'.format(
+                html.escape(str(metadata.get("name", name))), json.dumps(ld)
+            ),
         )
 
     def release_stalls(self) -> None:
@@ -160,13 +160,13 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 20  # a client that vanished without closing must not pin a thread forever
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args) -> None:
         pass  # the request log is `owner.hits`
 
     def handle(self) -> None:
         try:
             super().handle()
-        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
             pass  # a client closing a kept-alive connection is normal
 
     def do_HEAD(self) -> None:
@@ -196,7 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._bytes(hit, 503, page.encode(), "text/html; charset=utf-8", body)
             else:
                 self._bytes(hit, 404, b"Not Found", "text/plain", body)
-        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away; hit.bytes_sent says how far it got
 
     def _bytes(self, hit: Hit, status: int, payload: bytes, ctype: str, body: bool, headers: dict[str, str] | None = None) -> None:
@@ -306,8 +306,9 @@ def loopback_context(data_dir: Path, database_url: str, **crawl: Any):
     from talkvid_ops.context import Context
     from talkvid_ops.crawl.config import CrawlConfig
 
-    fast = dict(min_request_interval_s=0.0, retries=2, fragment_retries=2, extractor_retries=0,
-                retry_backoff_base_s=0.02, retry_backoff_max_s=0.1, socket_timeout_s=10)
+    fast = dict(
+        min_request_interval_s=0.0, retries=2, fragment_retries=2, extractor_retries=0, retry_backoff_base_s=0.02, retry_backoff_max_s=0.1, socket_timeout_s=10
+    )
     fast.update(crawl)
     pipeline = PipelineConfig(crawl=CrawlConfig(**fast))
     return Context(Settings(data_dir=data_dir, database_url=database_url, pipeline=pipeline))

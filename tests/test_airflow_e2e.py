@@ -5,6 +5,7 @@ changes decisions and the release while no scorer runs. Each task's `run` row na
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -93,8 +94,11 @@ def task_instances(dag_run) -> dict[tuple[str, int], str]:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        rows = session.execute(select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state).where(
-            TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)).all()
+        rows = session.execute(
+            select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state).where(
+                TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
+            )
+        ).all()
     return {(task_id, map_index): str(state) for task_id, map_index, state in rows}
 
 
@@ -210,8 +214,11 @@ def test_curate_with_new_thresholds_redecides_and_reexports_without_scoring(firs
     assert strict_counts["passed"] == 0
     assert releases["lenient"].profile_id != releases["strict"].profile_id
     with ctx.sessions() as session:
-        by_profile = dict(session.execute(
-            select(Profile.id, func.count()).join(Decision, Decision.profile_id == Profile.id).where(Decision.status == "passed").group_by(Profile.id)).all())
+        by_profile = dict(
+            session.execute(
+                select(Profile.id, func.count()).join(Decision, Decision.profile_id == Profile.id).where(Decision.status == "passed").group_by(Profile.id)
+            ).all()
+        )
         assert by_profile.get(releases["strict"].profile_id, 0) == 0 and by_profile[releases["lenient"].profile_id] > 0
         assert session.scalar(select(func.count()).select_from(Run).where(Run.stage == "score")) == score_runs
         assert session.scalar(select(func.max(Score.created_at))) == newest_score
@@ -266,22 +273,19 @@ class AirflowStack:
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         }
-        self.processes: dict[str, "subprocess.Popen"] = {}
+        self.processes: dict[str, subprocess.Popen] = {}
 
     def airflow(self, *args: str, timeout: float = 120) -> str:
-        import subprocess
 
         proc = subprocess.run(["airflow", *args], env=self.env, capture_output=True, text=True, timeout=timeout)
         assert proc.returncode == 0, f"airflow {' '.join(args)}: {proc.stderr[-3000:]}"
         return proc.stdout
 
     def start(self, name: str, *command: str) -> None:
-        import subprocess
-
-        log = open(self.logs / f"{name}.log", "w")
+        log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 (the server process keeps writing to it)
         self.processes[name] = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root)
 
-    def up(self) -> "AirflowStack":
+    def up(self) -> AirflowStack:
         self.start("redis", "redis-server", "--bind", "127.0.0.1", "--port", str(self.redis_port), "--save", "", "--appendonly", "no")
         self.airflow("db", "migrate", timeout=300)
         for pool, slots in (("gpu", 1), ("talkvid_egress", 2)):
@@ -381,11 +385,23 @@ def test_distributed_stack_runs_a_rest_triggered_curate_and_a_backfill(stack, fi
     assert all(r.hostname for r in runs)
 
     backfill_conf = json.dumps({"thresholds": {"avg_movement": {"min": -1e9}}, "formats": QUICK_FORMATS})
-    stack.airflow("backfill", "create", "--dag-id", "talkvid_curate", "--from-date", "2026-03-01", "--to-date", "2026-03-02",
-                  "--dag-run-conf", backfill_conf, "--reprocess-behavior", "completed")
+    stack.airflow(
+        "backfill",
+        "create",
+        "--dag-id",
+        "talkvid_curate",
+        "--from-date",
+        "2026-03-01",
+        "--to-date",
+        "2026-03-02",
+        "--dag-run-conf",
+        backfill_conf,
+        "--reprocess-behavior",
+        "completed",
+    )
 
     def backfill_runs():
-        return [r for r in stack.get("/api/v2/dags/talkvid_curate/dagRuns?run_type=backfill").json()["dag_runs"]]
+        return list(stack.get("/api/v2/dags/talkvid_curate/dagRuns?run_type=backfill").json()["dag_runs"])
 
     stack.wait_for(lambda: len(backfill_runs()) == 2 and all(r["state"] in ("success", "failed") for r in backfill_runs()), 300, "the backfill")
     runs = backfill_runs()

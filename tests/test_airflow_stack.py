@@ -18,14 +18,25 @@ from talkvid_ops.runners.config import RunnerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRETS = {"AIRFLOW_DB_PASSWORD": "adb0", "TALKVID_DB_PASSWORD": "tdb0", "AIRFLOW_JWT_SECRET": "jwt0", "AIRFLOW_FERNET_KEY": "fk0"}
-AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-worker-gpu", "airflow-init"}
+AIRFLOW_SERVICES = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-worker-gpu",
+    "airflow-init",
+}
 
 
 def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in SECRETS}
     return subprocess.run(
         ["docker-compose", "--project-directory", str(ROOT), "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, env={**clean, **env}, timeout=60,
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        timeout=60,
     )
 
 

@@ -32,7 +32,10 @@ def test_shipped_spec_is_talkvid_bench():
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"subbenchmarks": {"age": {"label": "age_group", "strata": {"70-80": 3}}}}, "subbenchmarks.age: Value error, stratum '70-80' is not a age_group value"),
+        (
+            {"subbenchmarks": {"age": {"label": "age_group", "strata": {"70-80": 3}}}},
+            "subbenchmarks.age: Value error, stratum '70-80' is not a age_group value",
+        ),
         ({"subbenchmarks": {"gender": {"label": "gender", "strata": {"male": -1}}}}, "stratum 'male': a negative count (-1)"),
         ({"clip_seconds": 0}, "clip_seconds: Input should be greater than 0"),
         ({"seed": 3}, "seed: Extra inputs are not permitted"),
@@ -78,7 +81,9 @@ def test_draw_balances_holds_out_videos_and_speakers_and_reports_shortfalls_exac
     assert not {c.person for c in training} & bench_people
     held_by_speaker_only = [c for c in candidates if c.video_id not in bench_videos and c.person in bench_people]
     assert held_by_speaker_only, "a bench speaker's other video must be held out too"
-    assert {c.clip_id for c in candidates} == {c.clip_id for c in training} | {p.candidate.clip_id for p in result.picks} | {c.clip_id for c in held_by_speaker_only}
+    assert {c.clip_id for c in candidates} == {c.clip_id for c in training} | {p.candidate.clip_id for p in result.picks} | {
+        c.clip_id for c in held_by_speaker_only
+    }
 
     again = draw(list(reversed(candidates)), spec, seed=0)
     assert [(p.subbenchmark, p.stratum, p.candidate.clip_id) for p in again.picks] == [(p.subbenchmark, p.stratum, p.candidate.clip_id) for p in result.picks]
@@ -142,5 +147,8 @@ def test_bench_draw_from_the_cli_and_without_decisions(talkvid_env, tmp_path):
     assert "bench talkvid-bench (seed 0) from talkvid-code: 3 of 500 clips" in shipped  # 20 % of 18 clips may be held out
     assert "language/Thai: 0 of 13 (13 short: not enough eligible clips; eligible 0)" in shipped
     assert "gender/male: 0 of 50 (50 short: hold-out budget; eligible 8, 8 over the hold-out budget)" in shipped
-    assert "The hold-out budget, not the data, limited 3 of its 25 short strata: max_held_out_share 0.2 lets the bench take at most 3 of the 18 passed clips" in shipped
+    assert (
+        "The hold-out budget, not the data, limited 3 of its 25 short strata: max_held_out_share 0.2 lets the bench take at most 3 of the 18 passed clips"
+        in shipped
+    )
     assert "`talkvid bench draw --spec FILE`. The data, not the hold-out budget, limited the other 22: too few eligible clips" in shipped

@@ -45,8 +45,18 @@ def test_same_rows_twice_is_one_row(catalog_url):
             upsert(
                 session,
                 Score,
-                [dict(id=make_id("score", clip_id, "lk", "motion_valid_ratio_paper"), clip_id=clip_id, metric="motion_valid_ratio_paper",
-                      value=0.9 if title == "first" else 0.95, scorer="motion", scorer_version="1", backend="lk", run_id=run_id)],
+                [
+                    dict(
+                        id=make_id("score", clip_id, "lk", "motion_valid_ratio_paper"),
+                        clip_id=clip_id,
+                        metric="motion_valid_ratio_paper",
+                        value=0.9 if title == "first" else 0.95,
+                        scorer="motion",
+                        scorer_version="1",
+                        backend="lk",
+                        run_id=run_id,
+                    )
+                ],
                 ["clip_id", "backend", "metric"],
             )
             session.commit()
@@ -67,8 +77,18 @@ def test_score_needs_its_clip_and_run(catalog_url):
         session.commit()
     for clip, run in (("no-such-clip", run_id), (clip_id, "no-such-run"), (clip_id, None)):
         with factory() as session:
-            session.add(Score(id=make_id("score", clip, run), clip_id=clip, metric="avg_movement", value=1.0,
-                              scorer="head", scorer_version="1", backend="dlib", run_id=run))
+            session.add(
+                Score(
+                    id=make_id("score", clip, run),
+                    clip_id=clip,
+                    metric="avg_movement",
+                    value=1.0,
+                    scorer="head",
+                    scorer_version="1",
+                    backend="dlib",
+                    run_id=run,
+                )
+            )
             with pytest.raises(IntegrityError):
                 session.commit()
 
@@ -81,9 +101,8 @@ def test_stage_run_records_counts_errors_and_airflow_ids(catalog_url, monkeypatc
     with stage_run(factory, "score", {"batch": "b1"}) as run:
         run.count("clips", 2)
         run.error("clip-x", "decode failed")
-    with pytest.raises(RuntimeError):
-        with stage_run(factory, "decide") as failing:
-            raise RuntimeError("database went away")
+    with pytest.raises(RuntimeError), stage_run(factory, "decide") as failing:
+        raise RuntimeError("database went away")
     with factory() as session:
         ok = session.get(Run, run.id)
         assert (ok.status, ok.counts, ok.dag_id, ok.task_id, ok.map_index) == ("partial", {"clips": 2, "errors": 1}, "talkvid_process", "score", 3)

@@ -61,8 +61,18 @@ def test_shipped_profiles_carry_the_reference_thresholds():
     motion = paper.criteria["motion"].rules[0]
     assert (motion.backend, motion.min, motion.max) == ("cotracker3", 0.85, 0.999)
     assert "motion" not in code.criteria  # the released code applies no motion threshold
-    expected = {"avg_movement": 80, "min_movement": 60, "avg_rotation": 70, "min_rotation": 60, "avg_orientation": 70,
-                "min_orientation": 30, "avg_resolution": 50, "min_resolution": 40, "avg_completeness": 100, "min_completeness": 100}
+    expected = {
+        "avg_movement": 80,
+        "min_movement": 60,
+        "avg_rotation": 70,
+        "min_rotation": 60,
+        "avg_orientation": 70,
+        "min_orientation": 30,
+        "avg_resolution": 50,
+        "min_resolution": 40,
+        "avg_completeness": 100,
+        "min_completeness": 100,
+    }
     for profile in (paper, code):
         assert {k: profile.criteria[k].rules[0].min for k in expected} == expected
     assert code.criteria["face_consistency"].rules[0].min == 80 and "face_consistency" not in paper.criteria
@@ -80,7 +90,11 @@ def _write_profile(tmp_path, mutate) -> Path:
 @pytest.mark.parametrize(
     "mutate, field, message",
     [
-        (lambda b: b["criteria"]["avg_movement"]["rules"][0].update(metric="avg_wobble"), "criteria.avg_movement.rules.0.metric", "unknown metric 'avg_wobble'"),
+        (
+            lambda b: b["criteria"]["avg_movement"]["rules"][0].update(metric="avg_wobble"),
+            "criteria.avg_movement.rules.0.metric",
+            "unknown metric 'avg_wobble'",
+        ),
         (lambda b: b["criteria"]["min_rotation"]["rules"][0].update(min="sixty"), "criteria.min_rotation.rules.0.min", "valid number"),
         (lambda b: b["criteria"]["quality"]["rules"][1].update(min=80, max=20), "criteria.quality.rules.1", "min (80.0) is above max (20.0)"),
         (lambda b: b.update(thresholds={}), "thresholds", "Extra inputs are not permitted"),
@@ -114,7 +128,9 @@ def test_threshold_overrides_make_a_new_profile_version():
     with pytest.raises(ConfigError, match="min .* is above max"):
         code.with_thresholds({"avg_movement": {"min": 9, "max": 1}})
     # quality is measured on two scales (DOVER 0-10, classical 0-100): a bare bound would be wrong for one of them
-    with pytest.raises(ConfigError, match=r"thresholds\.quality: its rules measure on different scales \(dover: dover_technical, classical: quality_technical\)"):
+    with pytest.raises(
+        ConfigError, match=r"thresholds\.quality: its rules measure on different scales \(dover: dover_technical, classical: quality_technical\)"
+    ):
         code.with_thresholds({"quality": {"min": 7}})
     dover_only = code.with_thresholds({"quality": {"backend": "dover", "min": 7}})
     assert [(r.backend, r.min) for r in dover_only.criteria["quality"].rules] == [("dover", 7), ("classical", code.criteria["quality"].rules[1].min)]

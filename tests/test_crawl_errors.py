@@ -55,7 +55,7 @@ def test_retry_after_as_seconds_or_http_date():
 
 def test_backoff_doubles_up_to_the_cap_and_retry_after_can_extend_a_pause():
     assert [backoff_delay(n, 10, 100) for n in range(5)] == [10, 20, 40, 80, 100]
-    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     assert pause_until(now, 0, 60, 3600) == now + dt.timedelta(seconds=60)
     assert pause_until(now, 0, 60, 3600, retry_after_s=600) == now + dt.timedelta(seconds=600)
     assert pause_until(now, 3, 60, 3600, retry_after_s=10) == now + dt.timedelta(seconds=480)
@@ -69,9 +69,8 @@ def server(tmp_path_factory):
 
 
 def _yt_dlp_error(url: str) -> DownloadError:
-    with yt_dlp.YoutubeDL({"quiet": True, "no_warnings": True, "logger": None}) as ydl:
-        with pytest.raises(DownloadError) as caught:
-            ydl.extract_info(url, download=False)
+    with yt_dlp.YoutubeDL({"quiet": True, "no_warnings": True, "logger": None}) as ydl, pytest.raises(DownloadError) as caught:
+        ydl.extract_info(url, download=False)
     return caught.value
 
 

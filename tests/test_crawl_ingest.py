@@ -211,7 +211,9 @@ def test_a_watched_folder_brings_in_new_files_with_every_download_run(pyfeat_med
     assert (second["ingested"], second["unchanged"], second["skipped_not_media"]) == (1, 1, 1)
     videos = _videos_of(ctx, source_id)
     assert {n: (v.status, v.storage_path) for n, v in videos.items()} == {
-        "a.mp4": ("probed", str(watched / "a.mp4")), "b.mov": ("probed", str(watched / "day2" / "b.mov"))}
+        "a.mp4": ("probed", str(watched / "a.mp4")),
+        "b.mov": ("probed", str(watched / "day2" / "b.mov")),
+    }
     assert (videos["a.mp4"].run_id, videos["b.mov"].run_id) == (first["run_id"], second["run_id"])  # so the run publishes them
 
     for name in ("c.mp4", "d.mp4"):

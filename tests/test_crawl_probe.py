@@ -37,8 +37,20 @@ def variants(pyfeat_media, tmp_path_factory) -> dict[str, Path]:
     }
     ffmpeg("-i", str(face), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(files["rotated"]))
     # 36 frames at 30 fps, then 36 frames at 10 fps, timestamps passed through as they are
-    ffmpeg("-i", str(face), "-vf", "setpts='if(lt(N,36),N/30,1.2+(N-36)/10)/TB'", "-fps_mode", "passthrough",
-           "-an", "-c:v", "libx264", "-preset", "ultrafast", str(files["vfr"]))
+    ffmpeg(
+        "-i",
+        str(face),
+        "-vf",
+        "setpts='if(lt(N,36),N/30,1.2+(N-36)/10)/TB'",
+        "-fps_mode",
+        "passthrough",
+        "-an",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        str(files["vfr"]),
+    )
     ffmpeg("-i", str(face), "-an", "-c:v", "copy", str(files["silent"]))
     ffmpeg("-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "aac", str(files["audio_only"]))
     files["cut_index_at_end"].write_bytes(face.read_bytes()[: face.stat().st_size // 2])

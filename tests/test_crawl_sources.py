@@ -68,7 +68,11 @@ def test_youtube_video_ids(url, video_id):
         ("https://www.youtube.com/@exampletalks/featured", YOUTUBE_CHANNEL, "https://www.youtube.com/@exampletalks/videos"),
         ("https://www.youtube.com/channel/UCq6aw03lNILzV96UvEAASfQ", YOUTUBE_CHANNEL, "https://www.youtube.com/channel/UCq6aw03lNILzV96UvEAASfQ/videos"),
         ("https://www.youtube.com/c/ExampleTalks/videos", YOUTUBE_CHANNEL, "https://www.youtube.com/c/ExampleTalks/videos"),
-        ("https://www.youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG&si=x", YOUTUBE_PLAYLIST, "https://www.youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG"),
+        (
+            "https://www.youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG&si=x",
+            YOUTUBE_PLAYLIST,
+            "https://www.youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG",
+        ),
         ("https://www.youtube.com/results?search_query=talking+head+interview", YOUTUBE_SEARCH, "talking head interview"),
         ("ytsearch50:talking head interview", YOUTUBE_SEARCH, "talking head interview"),
         ("https://youtu.be/dQw4w9WgXcQ?si=abc", PAGE, "https://www.youtube.com/watch?v=dQw4w9WgXcQ"),
@@ -271,12 +275,10 @@ def test_cookies_are_a_reference_resolved_only_while_needed(tmp_path):
     uri_env = {"AIRFLOW_CONN_YT_COOKIES": f"generic://?cookies_file={jar}"}
     with cookies_path(settings, uri_env) as path:
         assert path == str(jar)
-    with pytest.raises(TalkvidError, match="AIRFLOW_CONN_YT_COOKIES is not set"):
-        with cookies_path(settings, {}):
-            pass
-    with pytest.raises(TalkvidError, match="does not exist"):
-        with cookies_path(SourceSettings(cookies_file=str(tmp_path / "gone.txt"))):
-            pass
+    with pytest.raises(TalkvidError, match="AIRFLOW_CONN_YT_COOKIES is not set"), cookies_path(settings, {}):
+        pass
+    with pytest.raises(TalkvidError, match="does not exist"), cookies_path(SourceSettings(cookies_file=str(tmp_path / "gone.txt"))):
+        pass
 
 
 def test_scrub_info_json_removes_cookies_yt_dlp_copies_into_formats(tmp_path):

@@ -87,8 +87,11 @@ def world(request, tmp_path_factory, web_media):
     ctx = loopback_context(root / "data", url, pause_base_s=PAUSE_BASE)
     with LoopbackServer(media, retry_after=RETRY_AFTER) as server:
         talk_page = server.playlist_page("talk.html", ["/media/talk.mp4"], title="A talk", tracks={"/media/talk.mp4": "/media/talk.en.vtt"})
-        ld_page = server.jsonld_page("interview.html", "/media/interview.mp4", {
-            "name": "An interview about lighting", "description": "Two people talk about light.", "uploadDate": "2024-05-01T10:00:00Z"})
+        ld_page = server.jsonld_page(
+            "interview.html",
+            "/media/interview.mp4",
+            {"name": "An interview about lighting", "description": "Two people talk about light.", "uploadDate": "2024-05-01T10:00:00Z"},
+        )
         long_page = server.jsonld_page("workshop.html", "/media/lecture.mp4", {"name": "Workshop", "duration": "PT20M"})
         playlist = server.playlist_page("playlist.html", ["/media/talk.mp4", "/media/interview.mp4", "/flaky/lecture.mp4"])
         lists = root / "lists"
@@ -361,10 +364,9 @@ def test_cookies_are_sent_but_never_stored_or_logged(server, sqlite_url, tmp_pat
     stored = [p.read_text(errors="replace") for p in ctx.settings.data_dir.rglob("*") if p.is_file() and p.suffix in (".json", ".description")]
     assert stored and not any(secret in text for text in stored)
     with ctx.sessions() as session:
-        dump = json.dumps([
-            [{c: getattr(row, c) for c in row.__table__.columns.keys()} for row in session.scalars(select(model))]
-            for model in (Source, Video, Run)
-        ], default=str)
+        dump = json.dumps(
+            [[{c: getattr(row, c) for c in row.__table__.columns} for row in session.scalars(select(model))] for model in (Source, Video, Run)], default=str
+        )
     assert "web_cookies" in dump and str(jar) in dump and secret not in dump
     assert secret not in caplog.text
 
@@ -385,7 +387,9 @@ def test_cli_source_lifecycle_and_crawl(server, talkvid_env, tmp_path, monkeypat
     added = talkvid("source", "add", page, "--name", "cli-page", "--min-height", "0", "--language", "en", "--max-new-per-run", "5")
     assert "added page source" in added
     listed = json.loads(talkvid("source", "list", "--json"))
-    assert [(s["name"], s["settings"]["min_height"], s["settings"]["languages"], s["settings"]["max_new_per_run"]) for s in listed] == [("cli-page", 0, ["en"], 5)]
+    assert [(s["name"], s["settings"]["min_height"], s["settings"]["languages"], s["settings"]["max_new_per_run"]) for s in listed] == [
+        ("cli-page", 0, ["en"], 5)
+    ]
     talkvid("source", "disable", "cli-page")
     skipped = json.loads(talkvid("crawl"))
     assert skipped["discover"]["sources_disabled"] == 1 and skipped["download"].get("probed") is None
@@ -411,8 +415,9 @@ def test_a_killed_download_leaves_nothing_that_looks_complete_and_resumes(server
     _source(ctx, url_list(tmp_path, "urls.txt", [server.url("/stall/lecture.mp4")]))
     stage.discover(ctx)
     (video,) = videos_by_url(ctx).values()
-    proc = subprocess.Popen([sys.executable, "-m", "talkvid_ops.cli", "crawl", "--download"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "talkvid_ops.cli", "crawl", "--download"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 60
         while not any(h.dropped for h in server.hits_for("/stall/")):

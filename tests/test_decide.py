@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from factories import add_clip, add_run, add_source, add_video
 from sqlalchemy import func, select
 
-from factories import add_clip, add_run, add_source, add_video
-from talkvid_ops.catalog.models import Decision, DecisionFailure, Profile as ProfileRow, Run, Score
+from talkvid_ops.catalog.models import Decision, DecisionFailure, Run, Score
+from talkvid_ops.catalog.models import Profile as ProfileRow
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.cli import cli
 from talkvid_ops.config import Settings
@@ -41,17 +41,27 @@ PROFILE = validate_profile(
         },
     }
 )
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 # clip name -> [(backend, metric, value, seconds after T0)]
 SCORES = {
     "pass_cpu": [("classical", "quality_technical", 60), ("lk", "motion_valid_ratio_paper", 0.8), ("dlib", "avg_resolution", 300)],
-    "dover_first": [("dover", "dover_overall", 6.5), ("classical", "quality_technical", 80), ("lk", "motion_valid_ratio_paper", 0.8), ("dlib", "avg_resolution", 300)],
+    "dover_first": [
+        ("dover", "dover_overall", 6.5),
+        ("classical", "quality_technical", 80),
+        ("lk", "motion_valid_ratio_paper", 0.8),
+        ("dlib", "avg_resolution", 300),
+    ],
     "fails_three": [("classical", "quality_technical", 30), ("lk", "motion_valid_ratio_paper", 1.0), ("dlib", "avg_resolution", 20)],
     "motion_missing": [("classical", "quality_technical", 60), ("dlib", "avg_resolution", 300)],
     "missing_and_failed": [("classical", "quality_technical", 10), ("dlib", "avg_resolution", 300)],
     "no_scores": [],
-    "any_takes_latest": [("classical", "quality_technical", 60), ("lk", "motion_valid_ratio_paper", 0.6), ("dlib", "avg_resolution", 20), ("fan", "avg_resolution", 300, 60)],
+    "any_takes_latest": [
+        ("classical", "quality_technical", 60),
+        ("lk", "motion_valid_ratio_paper", 0.6),
+        ("dlib", "avg_resolution", 20),
+        ("fan", "avg_resolution", 300, 60),
+    ],
 }
 
 
@@ -176,8 +186,16 @@ def test_cli_decide_and_diff(tmp_path, monkeypatch):
             session,
             Score,
             [
-                dict(id=make_id("score", clip_id, "classical", "quality_technical"), clip_id=clip_id, metric="quality_technical", value=99.0,
-                     scorer="quality", scorer_version="1", backend="classical", run_id=run_id)
+                dict(
+                    id=make_id("score", clip_id, "classical", "quality_technical"),
+                    clip_id=clip_id,
+                    metric="quality_technical",
+                    value=99.0,
+                    scorer="quality",
+                    scorer_version="1",
+                    backend="classical",
+                    run_id=run_id,
+                )
             ],
             ["clip_id", "backend", "metric"],
         )
@@ -188,9 +206,7 @@ def test_cli_decide_and_diff(tmp_path, monkeypatch):
     assert "talkvid-code@" in out.output and "1 clips" in out.output and "undecided=1" in out.output
 
     profile_file = tmp_path / "quality-only.yaml"
-    profile_file.write_text(
-        "name: quality-only\ncriteria:\n  quality:\n    rules:\n      - {backend: classical, metric: quality_technical, min: 50}\n"
-    )
+    profile_file.write_text("name: quality-only\ncriteria:\n  quality:\n    rules:\n      - {backend: classical, metric: quality_technical, min: 50}\n")
     out = runner.invoke(cli, ["decide", "--diff", "talkvid-code", str(profile_file), "--json"], env=env)
     assert out.exit_code == 0, out.output
     result = json.loads(out.output)

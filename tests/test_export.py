@@ -45,8 +45,22 @@ TALKVID_SCHEMA = {
     "items": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["id", "height", "width", "fps", "start-time", "start-frame", "end-time", "end-frame", "durations",
-                     "info", "description", "dover_scores", "cotracker_ratio", "head_detail"],  # fmt: skip
+        "required": [
+            "id",
+            "height",
+            "width",
+            "fps",
+            "start-time",
+            "start-frame",
+            "end-time",
+            "end-frame",
+            "durations",
+            "info",
+            "description",
+            "dover_scores",
+            "cotracker_ratio",
+            "head_detail",
+        ],  # fmt: skip
         "properties": {
             "id": {"type": "string", "minLength": 1},
             "height": {"type": "integer", "minimum": 1},
@@ -57,8 +71,12 @@ TALKVID_SCHEMA = {
             "end-time": {"type": "number", "minimum": 0},
             "end-frame": {"type": "integer", "minimum": 1},
             "durations": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{3}s$"},
-            "info": {"type": "object", "additionalProperties": False, "required": INFO_KEYS,
-                     "properties": {key: {"type": "string"} for key in INFO_KEYS}},  # fmt: skip
+            "info": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": INFO_KEYS,
+                "properties": {key: {"type": "string"} for key in INFO_KEYS},
+            },  # fmt: skip
             "description": {"type": "string"},
             "dover_scores": {"type": ["number", "null"]},
             "cotracker_ratio": {"type": ["number", "null"]},
@@ -66,8 +84,14 @@ TALKVID_SCHEMA = {
                 "type": "object",
                 "additionalProperties": False,
                 "required": ["scores"],
-                "properties": {"scores": {"type": "object", "additionalProperties": False, "required": HEAD_SCORES,
-                                          "properties": {m: {"type": "number"} for m in HEAD_SCORES}}},  # fmt: skip
+                "properties": {
+                    "scores": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": HEAD_SCORES,
+                        "properties": {m: {"type": "number"} for m in HEAD_SCORES},
+                    }
+                },  # fmt: skip
             },
         },
     },
@@ -178,7 +202,10 @@ def test_a_bench_the_hold_out_budget_kept_empty_says_so(sqlite_url, tmp_path):
     report = json.loads((out / "bench" / "report.json").read_text())
     assert (report["achieved"], report["limited_by"], [r["reason"] for r in report["strata"]]) == (0, ["hold-out budget"], ["hold-out budget"] * 4)
     assert report["held_out"] == {"budget": 0, "max_share": 0.05, "candidates": 18, "clips": 0, "videos": 0, "persons": 0}
-    assert report["shortfalls"] == result["shortfalls"] and report["shortfalls"][3] == "age/60+: 0 of 2 (2 short: hold-out budget; eligible 1, 1 over the hold-out budget)"
+    assert (
+        report["shortfalls"] == result["shortfalls"]
+        and report["shortfalls"][3] == "age/60+: 0 of 2 (2 short: hold-out budget; eligible 1, 1 over the hold-out budget)"
+    )
     note = ("The hold-out budget, not the data, limited this bench: max_held_out_share 0.05 lets the bench take at most 0 "
             "of the 18 passed clips from training (its clips and every clip of their videos and speakers), so no clip could be drawn.")  # fmt: skip
     card = (out / "README.md").read_text()
@@ -218,7 +245,9 @@ def test_media_release_cuts_exact_frames_crops_and_shards(tmp_path_factory, cach
     catalog = estimated_media_catalog(tmp_path_factory, cache_dir, pyfeat_media)[0]
     decoded = []  # (source, start, end) of every face sampling's decode
     sample_frames = sampler.sample_frames
-    monkeypatch.setattr(sampler, "sample_frames", lambda path, start, end, *rest: decoded.append((Path(path).name, start, end)) or sample_frames(path, start, end, *rest))
+    monkeypatch.setattr(
+        sampler, "sample_frames", lambda path, start, end, *rest: decoded.append((Path(path).name, start, end)) or sample_frames(path, start, end, *rest)
+    )
     url = copy_sqlite(catalog.url, tmp_path / "copy.sqlite")
     ctx = make_context(url, tmp_path)
     (tmp_path / "grace.csv").write_text(f"clip_id,gender\n{catalog.clips['g1']},female\n")  # the estimate said male
@@ -228,7 +257,9 @@ def test_media_release_cuts_exact_frames_crops_and_shards(tmp_path_factory, cach
         session.execute(delete(FaceEmbedding).where(FaceEmbedding.clip_id == catalog.clips["w1"]))
         session.commit()
     spec = tmp_path / "spec.yaml"
-    spec.write_text("name: media\nmax_held_out_share: 0.6\nsubbenchmarks:\n  gender: {label: gender, strata: {male: 1}}\n  age: {label: age_group, strata: {'0-19': 1}}\n")
+    spec.write_text(
+        "name: media\nmax_held_out_share: 0.6\nsubbenchmarks:\n  gender: {label: gender, strata: {male: 1}}\n  age: {label: age_group, strata: {'0-19': 1}}\n"
+    )
     result = export(ctx, PROFILE, tmp_path / "release", formats=["talkvid-json", "jsonl", "clips", "crops", "webdataset", "bench"], bench_spec=str(spec))
     out = tmp_path / "release"
     # labels, speakers and crops share one face sampling per range: w1's serves all three; g1, w2 and the bench clip crops

@@ -82,12 +82,7 @@ def test_human_labels_override_estimates_and_every_label_says_where_it_came_from
         derive_language_labels(session, run.id)
         session.commit()
     wide = tmp_path / "annotators.csv"
-    wide.write_text(
-        "clip_id,Age Group,Gender,Ethnicity\n"
-        f"{ids['c1']},46-60,Female,Black (African)\n"
-        "no-such-clip,19-30,male,\n"
-        f"{ids['c2']},,,whte\n"
-    )
+    wide.write_text(f"clip_id,Age Group,Gender,Ethnicity\n{ids['c1']},46-60,Female,Black (African)\nno-such-clip,19-30,male,\n{ids['c2']},,,whte\n")
     long = tmp_path / "videos.json"
     long.write_text(json.dumps([
         {"platform_id": "v2", "name": "language", "value": "Japanese"},

@@ -208,7 +208,11 @@ def test_json_and_page_show_the_catalog(filled, client, monkeypatch):
     assert (gone["platform_id"], gone["reason"]) == ("talk-gone", GONE_REASON)
     ingest_run = next(r for r in status["runs"] if r["id"] == filled["ingest_run"])
     assert (ingest_run["dag_id"], ingest_run["dag_run_id"], ingest_run["task_id"], ingest_run["map_index"]) == (
-        "talkvid_crawl", AIRFLOW_TASK["AIRFLOW_CTX_DAG_RUN_ID"], "ingest", 2)
+        "talkvid_crawl",
+        AIRFLOW_TASK["AIRFLOW_CTX_DAG_RUN_ID"],
+        "ingest",
+        2,
+    )
     (release,) = report["releases"]
     top_files = ["README.md", "manifest.json", "report.html"]
     assert (release["name"], release["file_count"], release["top_files"]) == ("talkvid-code-test", 4, top_files)
@@ -253,7 +257,7 @@ def test_an_unreadable_catalog_answers_503_with_the_reason(client, pg_server, tm
     assert response.status_code == 503
     body = response.json()
     assert body["catalog"] == f"postgresql+psycopg2://talkvid:***@127.0.0.1:{port}/talkvid"
-    assert body["reason"].startswith("cannot reach the catalog: connection to server at \"127.0.0.1\"") and "refused" in body["reason"]
+    assert body["reason"].startswith('cannot reach the catalog: connection to server at "127.0.0.1"') and "refused" in body["reason"]
     page = client.get("/")
     assert page.status_code == 503 and "cannot reach the catalog" in page.text and "***" in page.text
     assert "s3cret" not in response.text + page.text and "Traceback" not in page.text
@@ -314,7 +318,7 @@ def test_airflow_loads_mounts_and_guards_the_plugin(airflow_db, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     (line,) = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
-    out = json.loads(line[len("RESULT "):])
+    out = json.loads(line[len("RESULT ") :])
     assert out["plugins"] == ["talkvid_catalog"] and out["errors"] == {}
     assert out["heavy_after_load"] == []
     assert out["fastapi_apps"] == [{"url_prefix": "/talkvid", "name": "talkvid catalog"}]
@@ -359,5 +363,5 @@ def test_the_page_renders_in_chromium(plugin_module, tmp_path, monkeypatch):
     background = max(colors)[1]
     inked = sum(n for n, c in colors if sum(abs(a - b) for a, b in zip(c, background)) > 60)
     assert inked > 0.01 * image.size[0] * image.size[1]  # text and tables, not a blank or error page
-    counts = dict((c, n) for n, c in colors)
+    counts = {c: n for n, c in colors}
     assert counts.get((0x2E, 0x7D, 0x32), 0) > 200 and counts.get((0xC6, 0x28, 0x28), 0) > 50  # the passed and failed bar

@@ -53,7 +53,12 @@ def test_catalog_url_from_an_airflow_connection(airflow_env):
     conn = Connection(conn_id="talkvid_catalog", conn_type="postgres", host="postgres", port=5432, login="talkvid", password=PASSWORD, schema="talkvid")
     url = make_url(catalog_url_from_connection(conn))
     assert (url.drivername, url.host, url.port, url.username, url.password, url.database) == (
-        "postgresql+psycopg2", "postgres", 5432, "talkvid", PASSWORD, "talkvid"
+        "postgresql+psycopg2",
+        "postgres",
+        5432,
+        "talkvid",
+        PASSWORD,
+        "talkvid",
     )
     with pytest.raises(TalkvidError, match="postgres or sqlite"):
         catalog_url_from_connection(Connection(conn_id="x", conn_type="http", host="h"))
@@ -149,7 +154,9 @@ def test_kubernetes_runner_builds_a_gpu_pod(airflow_env):
     from talkvid_ops.runners.config import KubernetesRunnerConfig
     from talkvid_ops.runners.kubernetes_runner import StagePodOperator, kubernetes_stage_kwargs
 
-    config = KubernetesRunnerConfig(image="registry.example/talkvid-operator-gpu:1.0", gpus=2, stage_images={"segment": "registry.example/talkvid-whisperx:1.0"})
+    config = KubernetesRunnerConfig(
+        image="registry.example/talkvid-operator-gpu:1.0", gpus=2, stage_images={"segment": "registry.example/talkvid-whisperx:1.0"}
+    )
     op = StagePodOperator(task_id="segment", batch_id="b42", do_xcom_push=False, **kubernetes_stage_kwargs("segment", config))
     pod = op.build_pod_request_obj(task_context(), dry_run=True)  # dry run: everything but asking the cluster
     spec = pod.spec
@@ -176,13 +183,17 @@ def test_kubernetes_runner_builds_a_gpu_pod(airflow_env):
     [("inprocess", "_PythonDecoratedOperator"), ("docker", "StageDockerOperator"), ("kubernetes", "StagePodOperator")],
 )
 def test_the_configured_runner_maps_stage_batches(airflow_env, tmp_path, monkeypatch, kind, operator):
-    dag = parse_with_config(tmp_path, monkeypatch, f"""
+    dag = parse_with_config(
+        tmp_path,
+        monkeypatch,
+        f"""
         runner:
           kind: {kind}
           container_stages: [score]
           docker: {{image: "talkvid-operator-gpu:test"}}
           kubernetes: {{image: "talkvid-operator-gpu:test"}}
-        """)
+        """,
+    )
     score, segment = dag.get_task("score"), dag.get_task("segment")
     assert score.is_mapped and (score.pool, score.queue) == ("gpu", "gpu")
     assert score.operator_class.__name__ == operator
@@ -205,7 +216,6 @@ def test_a_bad_runner_config_is_a_dag_import_error_naming_the_field(airflow_env,
 
 def test_planning_maps_at_most_the_bound_and_leaves_the_rest_for_the_next_run(sqlite_url, tmp_path):
     from factories import add_source, add_video
-
     from sqlalchemy import select
 
     from talkvid_ops.catalog.batches import batch_items
@@ -302,6 +312,8 @@ def test_the_container_entrypoint_needs_no_airflow():
         "    assert result.exit_code == 0 and '--batch' in result.output, result.output\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'airflow'))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")})
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"

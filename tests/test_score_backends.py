@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from factories import add_clip, add_run, add_source, add_video
 from sqlalchemy import select
 
-from factories import add_clip, add_run, add_source, add_video
 from talkvid_ops.catalog import db
 from talkvid_ops.catalog.models import Score, Scoring
 from talkvid_ops.config import PipelineConfig, Settings

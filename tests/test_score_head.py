@@ -55,7 +55,17 @@ def test_mixed_sequence_matches_hand_computed_values():
 def test_static_frontal_face_scores_full_marks():
     still = face(BASE, (0, 0, 0), (0, 0, 100, 100))  # half the frame
     scores = head_detail_scores([[still]] * 4, W, H)
-    for name in ("avg_movement", "min_movement", "avg_rotation", "min_rotation", "avg_orientation", "min_orientation", "avg_completeness", "min_completeness", "face_consistency"):
+    for name in (
+        "avg_movement",
+        "min_movement",
+        "avg_rotation",
+        "min_rotation",
+        "avg_orientation",
+        "min_orientation",
+        "avg_completeness",
+        "min_completeness",
+        "face_consistency",
+    ):
         assert scores[name] == pytest.approx(100.0), name
     assert scores["avg_resolution"] == pytest.approx(1500.0)  # 30 * 50 %
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from factories import add_clip, add_run, add_source, add_video
 from sqlalchemy import select
 
-from factories import add_clip, add_run, add_source, add_video
 from talkvid_ops.catalog import db
 from talkvid_ops.catalog.models import Batch, Decision, DecisionFailure, Run, Score, Scoring
 from talkvid_ops.cli import cli
@@ -60,7 +60,18 @@ def score_media(cache_dir, pyfeat_media) -> dict[str, Path]:
         (folder / ".clean.mp4").replace(paths["clean"])
     encode = ["-an", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
     if not paths["wolfgang"].exists():
-        _ffmpeg("-i", str(pyfeat_media["WolfgangLanger_Pexels.mp4"]), "-t", str(SECONDS), "-vf", f"fps={FPS},scale={SIZE[0]}:{SIZE[1]}", *encode, "-crf", "18", str(paths["wolfgang"]))
+        _ffmpeg(
+            "-i",
+            str(pyfeat_media["WolfgangLanger_Pexels.mp4"]),
+            "-t",
+            str(SECONDS),
+            "-vf",
+            f"fps={FPS},scale={SIZE[0]}:{SIZE[1]}",
+            *encode,
+            "-crf",
+            "18",
+            str(paths["wolfgang"]),
+        )
     for name, vf in DEGRADATIONS.items():
         if paths[name].exists():
             continue
@@ -83,7 +94,10 @@ def add_clips(ctx: Context, media: dict[str, Path], seconds: float = SECONDS) ->
     with ctx.sessions() as session:
         run_id = add_run(session, "segment")
         source_id = add_source(session)
-        clips = {name: add_clip(session, add_video(session, source_id, name, storage_path=str(path)), run_id, 0, int(seconds * FPS), FPS) for name, path in media.items()}
+        clips = {
+            name: add_clip(session, add_video(session, source_id, name, storage_path=str(path)), run_id, 0, int(seconds * FPS), FPS)
+            for name, path in media.items()
+        }
         session.commit()
     return clips
 

@@ -55,7 +55,9 @@ SHOT_PIECES = [
 MELODY = [262, 330, 392, 523, 392, 330, 262, 330, 392, 523, 659, 523]  # 6 s of notes: music-like, not speech
 TALK_PARTS = [
     AudioPart("silence", 1.0),
-    AudioPart("speech", 0, "Good morning everyone. Today I will explain how we select talking head videos for training, and why clean audio matters so much.", "en"),
+    AudioPart(
+        "speech", 0, "Good morning everyone. Today I will explain how we select talking head videos for training, and why clean audio matters so much.", "en"
+    ),
     AudioPart("silence", 2.0),
     AudioPart("noise", 6.0),
     AudioPart("speech", 0, "Guten Morgen. Heute erkläre ich, wie wir sprechende Köpfe für das Training auswählen und warum der Ton so wichtig ist.", "de"),
@@ -84,9 +86,7 @@ def _make_media(pyfeat_media: dict[str, Path], out: Path) -> dict:
     inputs, chains, labels, cuts, total = [], [], [], [], 0
     for i, (name, first, count) in enumerate(SHOT_PIECES):
         inputs += ["-i", str(pyfeat_media[name])]
-        chains.append(
-            f"[{i}:v]fps={SHOT_FPS},scale={SHOT_SIZE},setsar=1,trim=start_frame={first}:end_frame={first + count},setpts=PTS-STARTPTS[p{i}]"
-        )
+        chains.append(f"[{i}:v]fps={SHOT_FPS},scale={SHOT_SIZE},setsar=1,trim=start_frame={first}:end_frame={first + count},setpts=PTS-STARTPTS[p{i}]")
         labels.append(f"[p{i}]")
         total += count
         cuts.append(total)
@@ -326,10 +326,17 @@ def test_whisperx_backend_maps_its_results(whisper_dir, monkeypatch):
 def test_media_faults_are_recorded_and_the_batch_goes_on(media, tmp_path, catalog_url):
     ctx = make_ctx(tmp_path, catalog_url)
     d = media["dir"]
-    ids = add_videos(ctx, {
-        "noaudio": d / "noaudio.mp4", "empty": d / "empty.mp4", "zero": d / "zero.mp4",
-        "corrupt": d / "corrupt.mp4", "gone": d / "never-downloaded.mp4", "talk": d / "talk.mp4",
-    })
+    ids = add_videos(
+        ctx,
+        {
+            "noaudio": d / "noaudio.mp4",
+            "empty": d / "empty.mp4",
+            "zero": d / "zero.mp4",
+            "corrupt": d / "corrupt.mp4",
+            "gone": d / "never-downloaded.mp4",
+            "talk": d / "talk.mp4",
+        },
+    )
     result = segment(ctx)
     assert result["videos"] == 6 and result["videos_segmented"] == 1 and result["videos_failed"] == 5
     assert result["clips"] == 3
@@ -337,9 +344,13 @@ def test_media_faults_are_recorded_and_the_batch_goes_on(media, tmp_path, catalo
         rows = {s.video_id: s for s in session.scalars(select(Segmentation))}
         assert rows[ids["talk"]].status == "done" and rows[ids["talk"]].clip_count == 3
         assert rows[ids["talk"]].details["frame_count"] > 0 and rows[ids["talk"]].speech_source == "vad"
-        expected = {"noaudio": ("no_audio", "no audio track"), "empty": ("zero_length", "zero-length video"),
-                    "zero": ("zero_length", "zero-length video"), "corrupt": ("undecodable", "mid-file"),
-                    "gone": ("missing", "not found")}
+        expected = {
+            "noaudio": ("no_audio", "no audio track"),
+            "empty": ("zero_length", "zero-length video"),
+            "zero": ("zero_length", "zero-length video"),
+            "corrupt": ("undecodable", "mid-file"),
+            "gone": ("missing", "not found"),
+        }
         for name, (kind, words) in expected.items():
             row = rows[ids[name]]
             assert (row.status, row.error_class) == ("failed", kind) and words in row.error, (name, row.error)
@@ -362,8 +373,18 @@ def test_rerun_is_a_noop_and_new_params_make_a_new_generation(media, tmp_path, c
         before = {c.id: (c.updated_at, c.run_id) for c in session.scalars(select(Clip))}
         scored = next(iter(before))
         run_id = add_run(session, "score")
-        session.add(Score(id=make_id("score", scored, "quality", "sharpness"), clip_id=scored, metric="sharpness",
-                          value=0.7, scorer="quality", scorer_version="1", backend="classical", run_id=run_id))
+        session.add(
+            Score(
+                id=make_id("score", scored, "quality", "sharpness"),
+                clip_id=scored,
+                metric="sharpness",
+                value=0.7,
+                scorer="quality",
+                scorer_version="1",
+                backend="classical",
+                run_id=run_id,
+            )
+        )
         session.commit()
     assert plan_batches(ctx) == []
     again = segment(ctx, video_ids=[ids["talk"]])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from talkvid_ops.errors import ConfigError
 from talkvid_ops.config import PipelineConfig
+from talkvid_ops.errors import ConfigError
 from talkvid_ops.segment import intervals as iv
 from talkvid_ops.segment.config import SegmentConfig
 from talkvid_ops.segment.planner import plan_clips, split_long

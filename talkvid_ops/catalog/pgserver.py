@@ -60,7 +60,7 @@ class PostgresServer:
         if proc.returncode != 0:
             raise TalkvidError(f"{Path(args[0]).name} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         self._bin = find_pg_bin()
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o1777)  # the socket lands here, and the server user must write it
@@ -106,7 +106,7 @@ class PostgresServer:
             )
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "PostgresServer":
+    def __enter__(self) -> PostgresServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -30,9 +30,7 @@ def _grouped(session: Session, column, *filters) -> dict[str, int]:
 
 def catalog_status(session: Session, recent_runs: int = 10) -> dict[str, Any]:
     """Counts per stage, failures with their reasons, and the last runs."""
-    failures = session.execute(
-        select(Video.error_class, func.count()).where(Video.status == "failed").group_by(Video.error_class)
-    ).all()
+    failures = session.execute(select(Video.error_class, func.count()).where(Video.status == "failed").group_by(Video.error_class)).all()
     decisions = session.execute(
         select(Profile.name, Profile.content_hash, Decision.status, func.count())
         .join(Decision, Decision.profile_id == Profile.id)
@@ -83,9 +81,7 @@ def _latest_failures(session: Session, model, group, subject, reason, examples: 
         .where(model.status == "failed")
         .subquery()
     )
-    out: dict[str, dict[str, Any]] = {
-        str(k): {"count": n, "examples": []} for k, n in _grouped(session, group, model.status == "failed").items()
-    }
+    out: dict[str, dict[str, Any]] = {str(k): {"count": n, "examples": []} for k, n in _grouped(session, group, model.status == "failed").items()}
     latest = select(ranked.c.grp, ranked.c.subject, ranked.c.reason).where(ranked.c.rank <= examples)
     for grp, subject_id, why in session.execute(latest.order_by(ranked.c.grp, ranked.c.rank)):
         out[str(grp)]["examples"].append({"id": subject_id, "reason": why})
@@ -96,21 +92,14 @@ def failure_examples(session: Session, examples: int = 3) -> dict[str, dict[str,
     """Failed downloads/probes and segmentations by error class, failed scorings by scorer, each with recent reasons."""
     return {
         "videos": _latest_failures(session, Video, Video.error_class, Video.id, Video.error_message, examples),
-        "segmentations": _latest_failures(
-            session, Segmentation, Segmentation.error_class, Segmentation.video_id, Segmentation.error, examples
-        ),
+        "segmentations": _latest_failures(session, Segmentation, Segmentation.error_class, Segmentation.video_id, Segmentation.error, examples),
         "scorings": _latest_failures(session, Scoring, Scoring.scorer, Scoring.clip_id, Scoring.error, examples),
     }
 
 
 def gone_videos(session: Session, limit: int = 20) -> list[dict[str, Any]]:
     """Videos the site no longer serves (found by `recheck`), most recently checked first."""
-    rows = session.scalars(
-        select(Video)
-        .where(Video.availability == "gone")
-        .order_by(Video.availability_checked_at.desc().nulls_last(), Video.id)
-        .limit(limit)
-    )
+    rows = session.scalars(select(Video).where(Video.availability == "gone").order_by(Video.availability_checked_at.desc().nulls_last(), Video.id).limit(limit))
     return [
         {
             "id": v.id,

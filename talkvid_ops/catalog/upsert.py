@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
@@ -45,9 +46,7 @@ def upsert(
     for start in range(0, len(rows), chunk):
         stmt = insert(table).values(rows[start : start + chunk])
         if update:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update}
-            )
+            stmt = stmt.on_conflict_do_update(index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update})
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))
         session.execute(stmt)

@@ -34,8 +34,7 @@ def source() -> None:
 
 @source.command("add")
 @click.argument("locator")
-@click.option("--kind", type=click.Choice(KINDS),
-              help="What LOCATOR is (guessed when omitted: a URL, an existing folder, or a text file of URLs).")
+@click.option("--kind", type=click.Choice(KINDS), help="What LOCATOR is (guessed when omitted: a URL, an existing folder, or a text file of URLs).")
 @click.option("--name", help="A name to refer to the source by (default: from the locator; an existing source keeps its own).")
 @click.option("--min-height", type=click.IntRange(min=0), help="Reject videos below this height in pixels [default: 1080].")
 @click.option("--max-duration", type=float, help="Reject videos longer than this many seconds.")

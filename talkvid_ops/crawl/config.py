@@ -10,9 +10,7 @@ class CrawlConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     min_request_interval_s: float = Field(0.5, ge=0, description="global spacing between HTTP requests per egress")
-    egress_intervals_s: dict[str, float] = Field(
-        default_factory=dict, description="per-egress spacing overriding min_request_interval_s (egress name -> s)"
-    )
+    egress_intervals_s: dict[str, float] = Field(default_factory=dict, description="per-egress spacing overriding min_request_interval_s (egress name -> s)")
     retries: int = Field(10, ge=0, description="yt-dlp retries of one HTTP transfer")
     fragment_retries: int = Field(10, ge=0)
     extractor_retries: int = Field(3, ge=0)

@@ -140,6 +140,6 @@ def classify_exception(exc: BaseException) -> Classified:
         retry_after = retry_after or parse_retry_after(response.get_header("Retry-After"))
         try:
             body += response.read(MAX_BODY_BYTES).decode("utf-8", "replace")
-        except Exception:  # noqa: BLE001 - an unreadable body only means we classify on the message
+        except Exception:
             pass
     return Classified(classify_message(message, body), message, retry_after)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -55,7 +56,7 @@ def _media_files(folder: Path) -> tuple[list[Path], int]:
 def _unchanged(existing: Video, path: Path) -> bool:
     """Recorded after its last modification, at its current size: nothing to do."""
     stat = path.stat()
-    modified = dt.datetime.fromtimestamp(stat.st_mtime, dt.timezone.utc)
+    modified = dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC)
     return existing.size_bytes == stat.st_size and as_utc(existing.updated_at) >= modified
 
 
@@ -82,7 +83,7 @@ def _ingest_file(session: Session, run: RunRecorder, source_id: str, path: Path,
     existing = session.get(Video, video_id)
     if existing is not None and _unchanged(existing, path):
         return UNCHANGED
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     row: dict[str, Any] = dict(
         id=video_id,
         source_id=source_id,
@@ -107,9 +108,7 @@ def _ingest_file(session: Session, run: RunRecorder, source_id: str, path: Path,
     row.update(media.as_row(), sha256=sha256_file(path))
     if existing is not None and existing.sha256 and existing.sha256 != row["sha256"]:
         _forget_derived(session, video_id)
-    twin = session.scalar(
-        select(Video.id).where(Video.sha256 == row["sha256"], Video.status == PROBED, Video.id != video_id).limit(1)
-    )
+    twin = session.scalar(select(Video.id).where(Video.sha256 == row["sha256"], Video.status == PROBED, Video.id != video_id).limit(1))
     if twin:
         row.update(status=DUPLICATE, error_message=f"same content as video {twin}", storage_path=str(path))
         upsert(session, Video, [row], ["platform", "platform_id"])
@@ -139,11 +138,19 @@ def _ingest_or_record(session: Session, run: RunRecorder, source_id: str, path: 
         video_id = video_id_for(PLATFORM_LOCAL, key)
         existing = session.get(Video, video_id)
         row = dict(
-            id=video_id, source_id=source_id, platform=PLATFORM_LOCAL, platform_id=key, url=path.as_uri(), title=path.stem,
-            attempts=(existing.attempts if existing else 0) + 1, run_id=run.id, status=FAILED,
-            error_class=errors.TRANSIENT, error_message=reason,
+            id=video_id,
+            source_id=source_id,
+            platform=PLATFORM_LOCAL,
+            platform_id=key,
+            url=path.as_uri(),
+            title=path.stem,
+            attempts=(existing.attempts if existing else 0) + 1,
+            run_id=run.id,
+            status=FAILED,
+            error_class=errors.TRANSIENT,
+            error_message=reason,
             size_bytes=None,  # never "unchanged": the next run tries it again
-            updated_at=dt.datetime.now(dt.timezone.utc),
+            updated_at=dt.datetime.now(dt.UTC),
         )
         upsert(session, Video, [row], ["platform", "platform_id"])
         run.error(str(path), reason, error_class=errors.TRANSIENT, video_id=video_id)
@@ -166,7 +173,9 @@ def _targets(paths: Iterable[str | Path], run: RunRecorder) -> list[tuple[Path, 
         elif path.is_file() and path.suffix.lower() in MEDIA_SUFFIXES:
             targets.append((path.parent, [path], False))
         elif path.is_file():
-            run.error(str(path), f"not a media file by its extension ({path.suffix or 'none'}): ingest takes folders and video files (.mp4, .mov, .mkv, .webm...)")
+            run.error(
+                str(path), f"not a media file by its extension ({path.suffix or 'none'}): ingest takes folders and video files (.mp4, .mov, .mkv, .webm...)"
+            )
         else:
             run.error(str(path), "no such file or folder")
     return targets
@@ -221,5 +230,5 @@ def sweep_folder(session: Session, run: RunRecorder, source: Source, media_dir: 
         run.count(outcome)
         session.commit()
         worked += outcome != UNCHANGED
-    source.last_crawled_at, source.last_error = dt.datetime.now(dt.timezone.utc), None
+    source.last_crawled_at, source.last_error = dt.datetime.now(dt.UTC), None
     return worked

@@ -8,10 +8,11 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, unquote, urldefrag, urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -86,7 +87,7 @@ class SourceSettings(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _one_cookie_reference(self) -> "SourceSettings":
+    def _one_cookie_reference(self) -> SourceSettings:
         if self.cookies_file and self.cookies_connection:
             raise ValueError("set cookies_file or cookies_connection, not both")
         if self.max_sleep_interval_s is not None and not 0 < self.sleep_interval_s <= self.max_sleep_interval_s:
@@ -95,7 +96,7 @@ class SourceSettings(BaseModel):
         return self
 
     @classmethod
-    def load(cls, data: dict[str, Any] | None, where: str = "source settings") -> "SourceSettings":
+    def load(cls, data: dict[str, Any] | None, where: str = "source settings") -> SourceSettings:
         try:
             return cls.model_validate(data or {})
         except ValidationError as exc:
@@ -385,7 +386,6 @@ def cookies_path(settings: SourceSettings, environ: dict[str, str] | None = None
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(extra["cookies"])
         yield str(path)
-
 
 
 # --- source rows --------------------------------------------------------------------------------------------------

@@ -20,9 +20,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -51,8 +52,8 @@ from talkvid_ops.crawl.sources import (
     read_url_list,
 )
 from talkvid_ops.crawl.ytdlp import (
-    FetchError,
     Fetched,
+    FetchError,
     base_options,
     check_available,
     download_options,
@@ -76,7 +77,7 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands back naive datetimes; everything we store is UTC."""
     if value is None or value.tzinfo is not None:
         return value
-    return value.replace(tzinfo=dt.timezone.utc)
+    return value.replace(tzinfo=dt.UTC)
 
 
 def video_id_for(platform: str, platform_id: str) -> str:
@@ -378,7 +379,7 @@ def _publish(work: Path, final: Path) -> Path:
 
 def _round_robin(queues: dict[str, list[str]]) -> Iterator[tuple[str, str]]:
     """(source id, video id) taking one video of each source in turn, so no source starves the others."""
-    positions = {source_id: 0 for source_id in queues}
+    positions = dict.fromkeys(queues, 0)
     while positions:
         for source_id in list(positions):
             index = positions[source_id]
@@ -439,12 +440,7 @@ def download(ctx: Context, source_ids: list[str] | None = None, limit: int | Non
                 ready = _open_cookies(crawl, stack, session, [s for s in sources if s.kind != LOCAL_FOLDER])
                 queues = {
                     source_id: list(
-                        session.scalars(
-                            select(Video.id)
-                            .where(Video.source_id == source_id, _due(crawl.now))
-                            .order_by(Video.created_at, Video.id)
-                            .limit(limit)
-                        )
+                        session.scalars(select(Video.id).where(Video.source_id == source_id, _due(crawl.now)).order_by(Video.created_at, Video.id).limit(limit))
                     )
                     for source_id in ready
                 }

@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from talkvid_ops.catalog.models import Clip, Decision, Profile as ProfileRow
+from talkvid_ops.catalog.models import Clip, Decision
+from talkvid_ops.catalog.models import Profile as ProfileRow
 from talkvid_ops.curate.labels import AGE_GROUPS, ETHNICITIES, GENDERS, LANGUAGES, UNKNOWN, resolve_labels, select_in
 from talkvid_ops.curate.profiles import Profile, as_profile
 from talkvid_ops.errors import TalkvidError
@@ -52,7 +53,7 @@ class SubBenchmark(BaseModel):
     strata: dict[str, int] = Field(min_length=1, description="label value -> clips requested")
 
     @model_validator(mode="after")
-    def _check(self) -> "SubBenchmark":
+    def _check(self) -> SubBenchmark:
         allowed = STRATA_VALUES[self.label]
         for value, count in self.strata.items():
             if value not in allowed:
@@ -84,23 +85,20 @@ class BenchSpec(BaseModel):
         return content_hash(self.body())
 
 
-def load_bench_spec(spec: "str | Path | BenchSpec") -> BenchSpec:
+def load_bench_spec(spec: str | Path | BenchSpec) -> BenchSpec:
     """A shipped spec by name, a YAML file by path, or a spec as is."""
     if isinstance(spec, BenchSpec):
         return spec
     return load_shipped_or_file(BenchSpec, spec, SHIPPED_PACKAGE, "bench spec", "a mapping with name and subbenchmarks")
 
 
-def profile_row_id(session: Session, profile: "Profile | str | Path") -> str:
+def profile_row_id(session: Session, profile: Profile | str | Path) -> str:
     """The catalog row of a profile's exact content: decisions belong to a name and content hash."""
     profile = as_profile(profile)
-    row_id = session.scalar(
-        select(ProfileRow.id).where(ProfileRow.name == profile.name, ProfileRow.content_hash == profile.content_hash)
-    )
+    row_id = session.scalar(select(ProfileRow.id).where(ProfileRow.name == profile.name, ProfileRow.content_hash == profile.content_hash))
     if row_id is None:
         raise TalkvidError(
-            f"no decisions for profile {profile.name} (content hash {profile.content_hash}): "
-            f"run `talkvid decide --profile {profile.name}` first"
+            f"no decisions for profile {profile.name} (content hash {profile.content_hash}): run `talkvid decide --profile {profile.name}` first"
         )
     return row_id
 
@@ -120,7 +118,7 @@ class BenchCandidate:
     labels: dict[str, str]  # label name -> display value
 
     @classmethod
-    def of(cls, clip, labels: dict) -> "BenchCandidate":
+    def of(cls, clip, labels: dict) -> BenchCandidate:
         """From a clip (row or record with id, video_id, fps, start_frame, end_frame) and its resolved labels."""
         display = {name: label.display for name, label in labels.items()}
         person = display.get("person")
@@ -179,9 +177,14 @@ class BenchDraw:
             "strata": self.strata,
             "shortfalls": self.shortfalls,
             "limited_by": sorted({row["reason"] for row in self.strata if row["reason"]}),
-            "held_out": {"videos": len(self.held_out_videos), "persons": len(self.held_out_persons),
-                         "clips": self.held_out_clips, "budget": self.held_out_budget,
-                         "max_share": self.spec.max_held_out_share, "candidates": self.candidates},  # fmt: skip
+            "held_out": {
+                "videos": len(self.held_out_videos),
+                "persons": len(self.held_out_persons),
+                "clips": self.held_out_clips,
+                "budget": self.held_out_budget,
+                "max_share": self.spec.max_held_out_share,
+                "candidates": self.candidates,
+            },  # fmt: skip
         }
 
 
@@ -266,7 +269,9 @@ def draw(candidates: list[BenchCandidate], spec: BenchSpec, seed: int = 0) -> Be
                 "reason": None if taken == requested else SHORT_OF_BUDGET if over_budget else SHORT_OF_CAPS if capped else SHORT_OF_CLIPS,
             }
     strata = [rows[(name, s)] for name, sub in spec.subbenchmarks.items() for s in sub.strata]
-    picks.sort(key=lambda p: (list(spec.subbenchmarks).index(p.subbenchmark), list(spec.subbenchmarks[p.subbenchmark].strata).index(p.stratum), p.candidate.clip_id))
+    picks.sort(
+        key=lambda p: (list(spec.subbenchmarks).index(p.subbenchmark), list(spec.subbenchmarks[p.subbenchmark].strata).index(p.stratum), p.candidate.clip_id)
+    )
     return BenchDraw(
         spec=spec,
         seed=seed,
@@ -309,15 +314,17 @@ def limits_note(report: dict[str, Any]) -> str | None:
 
 def bench_candidates(session: Session, profile_id: str, min_language_probability: float = 0.5) -> list[BenchCandidate]:
     """The clips a profile passed, with their resolved labels (display values) and speaker."""
-    query = select(Clip.id, Clip.video_id, Clip.fps, Clip.start_frame, Clip.end_frame).join(
-        Decision, Decision.clip_id == Clip.id
-    ).where(Decision.profile_id == profile_id, Decision.status == "passed")
+    query = (
+        select(Clip.id, Clip.video_id, Clip.fps, Clip.start_frame, Clip.end_frame)
+        .join(Decision, Decision.clip_id == Clip.id)
+        .where(Decision.profile_id == profile_id, Decision.status == "passed")
+    )
     clips = select_in(session, query, Clip.id, None)
     labels = resolve_labels(session, {c.id: c.video_id for c in clips}, min_language_probability)
     return [BenchCandidate.of(clip, labels[clip.id]) for clip in sorted(clips, key=lambda c: c.id)]
 
 
-def draw_bench(ctx, profile: "Profile | str", spec: "BenchSpec | str | None" = None, seed: int | None = None) -> dict[str, Any]:
+def draw_bench(ctx, profile: Profile | str, spec: BenchSpec | str | None = None, seed: int | None = None) -> dict[str, Any]:
     """`talkvid bench draw`: draw the bench from the catalog and report requested vs achieved (nothing written
     but the run record; an export writes the bench with its release)."""
     profile = as_profile(profile)

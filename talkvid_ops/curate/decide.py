@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import DateTime, bindparam, delete, func, select, text
 from sqlalchemy.orm import Session
 
-from talkvid_ops.catalog.models import Decision, DecisionFailure, Profile as ProfileRow, utcnow
+from talkvid_ops.catalog.models import Decision, DecisionFailure, utcnow
+from talkvid_ops.catalog.models import Profile as ProfileRow
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.context import Context
 from talkvid_ops.curate.profiles import ANY_BACKEND, Profile, as_profile
@@ -116,9 +117,7 @@ def decide(ctx: Context, profile: Profile | str | Path) -> dict[str, Any]:
             dialect = session.get_bind().dialect.name
             if dialect not in MISSING_JSON:  # pragma: no cover - we support the two above
                 raise NotImplementedError(f"decide is not implemented for {dialect}")
-            session.execute(
-                delete(DecisionFailure).where(DecisionFailure.decision_id.in_(select(Decision.id).where(Decision.profile_id == profile_id)))
-            )
+            session.execute(delete(DecisionFailure).where(DecisionFailure.decision_id.in_(select(Decision.id).where(Decision.profile_id == profile_id))))
             session.execute(delete(Decision).where(Decision.profile_id == profile_id))
             rules, criteria, params = _rules(profile)
             missing, empty = MISSING_JSON[dialect]

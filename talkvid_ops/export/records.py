@@ -73,9 +73,7 @@ def load_records(session: Session, profile_id: str, min_language_probability: fl
     ).all()
     records = {clip.id: ClipRecord(clip, video, decision) for clip, video, decision in rows}
     failures = session.execute(
-        select(Decision.clip_id, DecisionFailure)
-        .join(Decision, Decision.id == DecisionFailure.decision_id)
-        .where(Decision.profile_id == profile_id)
+        select(Decision.clip_id, DecisionFailure).join(Decision, Decision.id == DecisionFailure.decision_id).where(Decision.profile_id == profile_id)
     ).all()
     for clip_id, f in sorted(failures, key=lambda r: (r[0], r[1].criterion)):
         records[clip_id].failures.append(
@@ -163,8 +161,15 @@ def candidate_row(record: ClipRecord) -> dict[str, Any]:
         "bench_subbenchmark": record.bench[0] if record.bench else None,
         "bench_stratum": record.bench[1] if record.bench else None,
         "labels": {
-            name: {"value": l.display, "stored": l.value, "provenance": l.provenance, "confidence": l.confidence, "origin": l.origin, "subject": l.subject_kind}
-            for name, l in sorted(record.labels.items())
+            name: {
+                "value": label.display,
+                "stored": label.value,
+                "provenance": label.provenance,
+                "confidence": label.confidence,
+                "origin": label.origin,
+                "subject": label.subject_kind,
+            }
+            for name, label in sorted(record.labels.items())
         },
         "scores": {f"{backend}.{metric}": value for backend in sorted(record.scores) for metric, value in sorted(record.scores[backend].items())},
         "lineage": {

@@ -124,7 +124,9 @@ class _Writer:
         try:
             if not out.exists():
                 fps, video = record.clip.fps, record.video
-                samples = self.faces.sample(self._source(video), window[0] / fps, window[1] / fps, self.config.labels.frames_per_clip, video.rotation, crops=False)
+                samples = self.faces.sample(
+                    self._source(video), window[0] / fps, window[1] / fps, self.config.labels.frames_per_clip, video.rotation, crops=False
+                )
                 frame_size = samples[0].frame_size if samples else (0, 0)
                 square = face_centred_square([s.box for s in samples if s.box], frame_size, self.config.crop_face_scale)
                 if square is None:
@@ -196,13 +198,19 @@ def _catalog_context(session, records: list[ClipRecord]) -> dict[str, Any]:
     checked = [v.availability_checked_at for v in videos.values() if v.availability_checked_at]
     return {
         "sources": [
-            {"id": sid, "kind": sources[sid].kind, "name": sources[sid].name, "locator": sources[sid].locator,
-             "videos": len({r.video.id for r in recs}), "clips": len(recs), "hours": _hours(recs)}  # fmt: skip
+            {
+                "id": sid,
+                "kind": sources[sid].kind,
+                "name": sources[sid].name,
+                "locator": sources[sid].locator,
+                "videos": len({r.video.id for r in recs}),
+                "clips": len(recs),
+                "hours": _hours(recs),
+            }  # fmt: skip
             for sid, recs in sorted(per_source.items())
         ],
         "licences": [
-            {"license": lic, "videos": len({r.video.id for r in recs}), "clips": len(recs), "hours": _hours(recs)}
-            for lic, recs in sorted(per_licence.items())
+            {"license": lic, "videos": len({r.video.id for r in recs}), "clips": len(recs), "hours": _hours(recs)} for lic, recs in sorted(per_licence.items())
         ],
         "rot": {
             "videos": len(videos),
@@ -262,7 +270,9 @@ def export(ctx, profile, out_dir, formats=None, bench_spec=None, seed: int = 0, 
                     continue
                 files[record.id]["clip"] = clip_file
                 if "crops" in formats:
-                    files[record.id]["crop"] = writer.crop(record, clip_file, out / "crops" / f"{record.id}.mp4", (record.clip.start_frame, record.clip.end_frame))
+                    files[record.id]["crop"] = writer.crop(
+                        record, clip_file, out / "crops" / f"{record.id}.mp4", (record.clip.start_frame, record.clip.end_frame)
+                    )
             if "bench" in formats:
                 for pick in bench.picks:
                     record, window = by_id[pick.candidate.clip_id], (pick.start_frame, pick.end_frame)
@@ -308,8 +318,12 @@ def export(ctx, profile, out_dir, formats=None, bench_spec=None, seed: int = 0, 
                 "persons_train": len({r.label("person") for r in train} - {UNKNOWN}),
                 "videos_train": len({r.video.id for r in train}),
             },
-            "hours": {"candidates": _hours(records), "passed": _hours(passed), "train": _hours(train),
-                      "bench": round(sum((p.end_frame - p.start_frame) / p.candidate.fps for p in bench.picks) / 3600, 6) if bench else 0.0},  # fmt: skip
+            "hours": {
+                "candidates": _hours(records),
+                "passed": _hours(passed),
+                "train": _hours(train),
+                "bench": round(sum((p.end_frame - p.start_frame) / p.candidate.fps for p in bench.picks) / 3600, 6) if bench else 0.0,
+            },  # fmt: skip
             "train_hours_by": hours,
             "train_clips_by": clips_by,
             "label_provenance": _provenance_counts(released),

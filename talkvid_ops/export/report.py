@@ -72,7 +72,7 @@ def _score_figure(records: list[ClipRecord], profile: Profile):
                 ax.axvline(bound, color=colour, linestyle="--", linewidth=1.5)
         ax.set_title(f"{name}\n{source}", fontsize=9)
         ax.tick_params(labelsize=8)
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle(f"Score distributions, thresholds of {profile.name} dashed (red: min, orange: max)", fontsize=11)
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.35 / height, top=1 - 0.8 / height, hspace=0.75, wspace=0.22)
@@ -150,9 +150,10 @@ def render_report(summary: dict[str, Any], records: list[ClipRecord], profile: P
         _figure(PLOTS[0], "Score distributions with the profile's thresholds", _score_figure(records, profile)),
         "<h2>Pass rate per criterion</h2>",
         _figure(PLOTS[1], "Pass rate per criterion", _pass_rate_figure(summary["pass_rates"])),
-        _table(["criterion", "evaluated", "failed", "pass rate"],
-               [[c, r["evaluated"], r["failed"], "-" if r["pass_rate"] is None else f"{100 * r['pass_rate']:.1f} %"]
-                for c, r in summary["pass_rates"].items()]),  # fmt: skip
+        _table(
+            ["criterion", "evaluated", "failed", "pass rate"],
+            [[c, r["evaluated"], r["failed"], "-" if r["pass_rate"] is None else f"{100 * r['pass_rate']:.1f} %"] for c, r in summary["pass_rates"].items()],
+        ),  # fmt: skip
         "<h2>Hours per stratum (training release)</h2>",
         _figure(PLOTS[2], "Training hours per language, age group, gender and ethnicity", _hours_figure(summary["train_hours_by"])),
         "<h2>Bench coverage</h2>",
@@ -169,7 +170,9 @@ def render_report(summary: dict[str, Any], records: list[ClipRecord], profile: P
     rot = summary["rot"]
     parts += [
         "<h2>Sources and rot</h2>",
-        _table(["source", "kind", "videos", "clips", "hours"], [[s["name"], s["kind"], s["videos"], s["clips"], f"{s['hours']:.3f}"] for s in summary["sources"]]),
+        _table(
+            ["source", "kind", "videos", "clips", "hours"], [[s["name"], s["kind"], s["videos"], s["clips"], f"{s['hours']:.3f}"] for s in summary["sources"]]
+        ),
         f"<p>{rot['gone']} of {rot['videos']} source videos are gone since the crawl; {rot['unknown']} were not re-checked.</p>",
         "</body></html>",
     ]

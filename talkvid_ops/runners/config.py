@@ -20,9 +20,7 @@ class ContainerRunnerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     image: str = Field("talkvid-operator-gpu:latest", description="image with CUDA torch and the production models")
-    stage_images: dict[BatchStage, str] = Field(
-        default_factory=dict, description="per-stage image override, e.g. segment: talkvid-operator-whisperx:latest"
-    )
+    stage_images: dict[BatchStage, str] = Field(default_factory=dict, description="per-stage image override, e.g. segment: talkvid-operator-whisperx:latest")
     data_mount: str = Field("/data", description="where the data volume is mounted; must equal TALKVID_DATA_DIR on workers")
     model_mount: str = "/models"
     container_config: str | None = Field(None, description="TALKVID_CONFIG inside the container, e.g. a file on the data volume")
@@ -78,16 +76,12 @@ class RunnerConfig(BaseModel):
         default_factory=lambda: ["segment", "score"],
         description="stages the docker/kubernetes runner runs in a container; the rest run on the Airflow worker",
     )
-    gpu_stages: list[BatchStage] = Field(
-        default_factory=lambda: ["segment", "score"], description="stages held to the GPU pool and queue"
-    )
+    gpu_stages: list[BatchStage] = Field(default_factory=lambda: ["segment", "score"], description="stages held to the GPU pool and queue")
     gpu_pool: str = "gpu"
     gpu_queue: str = Field("gpu", description="Celery queue served by the GPU worker")
     egress_pool: str = Field("talkvid_egress", description="Airflow pool bounding concurrent downloads")
     sources_per_download_task: int = Field(5, ge=1, description="sources one mapped download task crawls")
-    max_mapped_tasks: int = Field(
-        500, ge=1, le=1000, description="batches per DAG run; the rest wait for the next run (Airflow maps at most 1024)"
-    )
+    max_mapped_tasks: int = Field(500, ge=1, le=1000, description="batches per DAG run; the rest wait for the next run (Airflow maps at most 1024)")
     retries: int = Field(2, ge=0)
     retry_delay_s: int = Field(120, ge=0)
     crawl_schedule: str | None = Field("@daily", description="cron or preset for talkvid_crawl; None: manual only")

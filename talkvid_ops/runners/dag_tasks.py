@@ -18,7 +18,7 @@ from talkvid_ops.runners.config import RunnerConfig
 
 VIDEOS = Asset("videos")  # new media in the catalog (emitted by talkvid_crawl)
 SCORES = Asset("scores")  # new raw scores in the catalog (emitted by talkvid_process)
-START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 TAGS = ["talkvid"]
 
 
@@ -56,9 +56,8 @@ class RecordedTriggerDagRunOperator(TriggerDagRunOperator):
     def execute(self, context):
         from talkvid_ops.context import Context
 
-        with inprocess.exported(inprocess.airflow_env(context)):
-            with Context.from_env().run("trigger", {"dag_id": self.trigger_dag_id}) as run:
-                run.count("dag_runs")
+        with inprocess.exported(inprocess.airflow_env(context)), Context.from_env().run("trigger", {"dag_id": self.trigger_dag_id}) as run:
+            run.count("dag_runs")
         return super().execute(context)
 
 
@@ -105,13 +104,21 @@ def curate_params() -> dict[str, Param]:
             examples=sorted(shipped_profiles()),
         ),
         "thresholds": Param(
-            {}, title="Threshold overrides", description='bounds per criterion, e.g. {"avg_movement": {"min": 85}} or {"quality": {"backend": "dover", "min": 7.5}}; names are checked against the profile when decide starts', **THRESHOLDS_SCHEMA
+            {},
+            title="Threshold overrides",
+            description='bounds per criterion, e.g. {"avg_movement": {"min": 85}} or {"quality": {"backend": "dover", "min": 7.5}}; names are checked against the profile when decide starts',
+            **THRESHOLDS_SCHEMA,
         ),
         "bench_spec": Param(
             None, type=["null", "string"], minLength=1, title="Bench spec", description="a shipped bench spec name or YAML path (empty: the configured one)"
         ),
         "formats": Param(
-            [], type="array", items={"type": "string", "enum": list(ALL_FORMATS)}, uniqueItems=True, title="Export formats", description="empty: the configured formats"
+            [],
+            type="array",
+            items={"type": "string", "enum": list(ALL_FORMATS)},
+            uniqueItems=True,
+            title="Export formats",
+            description="empty: the configured formats",
         ),
         "out_dir": Param(None, type=["null", "string"], title="Output folder", description="empty: <data dir>/releases/<name>"),
         "name": Param(None, type=["null", "string"], pattern=RELEASE_NAME, title="Release name", description="empty: profile, its hash and the run's date"),

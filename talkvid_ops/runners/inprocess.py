@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 AIRFLOW_ENV_PREFIX = "AIRFLOW_CTX_"
 
@@ -94,11 +95,10 @@ def publish_task(asset: str, stage: str, table: str) -> None:
 
     produced = {"video": (Video, Video.storage_path.is_not(None)), "scoring": (Scoring, Scoring.status == "ok")}
     model, condition = produced[table]
-    with task_context() as (ctx, context):
-        with ctx.run("publish", {"asset": asset}) as run:
-            ti = context["ti"]
-            made = rows_made_by(ctx, model, [r.id for r in runs_of_dag_run(ctx, ti.dag_id, ti.run_id, stage)], condition)
-            run.count(table, made)
+    with task_context() as (ctx, context), ctx.run("publish", {"asset": asset}) as run:
+        ti = context["ti"]
+        made = rows_made_by(ctx, model, [r.id for r in runs_of_dag_run(ctx, ti.dag_id, ti.run_id, stage)], condition)
+        run.count(table, made)
     if not made:
         _skip(f"nothing new in this run: not emitting the {asset} asset")
 

@@ -61,9 +61,7 @@ def kubernetes_stage_kwargs(stage: str, config: KubernetesRunnerConfig) -> dict[
         in_cluster=config.kubernetes_conn_id is None,
         env_vars=env,
         secrets=[Secret("env", ENV_DATABASE_URL, config.catalog_secret, config.catalog_secret_key)],
-        container_resources=k8s.V1ResourceRequirements(
-            requests={"cpu": config.cpu_request, "memory": config.memory_request}, limits=limits
-        ),
+        container_resources=k8s.V1ResourceRequirements(requests={"cpu": config.cpu_request, "memory": config.memory_request}, limits=limits),
         node_selector=dict(config.node_selector),
         tolerations=[k8s.V1Toleration(**t.model_dump()) for t in config.tolerations],
         volumes=volumes,

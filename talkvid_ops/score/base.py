@@ -8,8 +8,9 @@ the sampler decodes each clip once and hands every scorer its frames. Models loa
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
@@ -67,7 +68,7 @@ class Scorer:
     backend: ClassVar[str]
     version: ClassVar[str]
 
-    def __init__(self, config: "ScoreConfig"):
+    def __init__(self, config: ScoreConfig):
         self.config = config
         self._loaded = False
         self._lock = threading.Lock()
@@ -85,14 +86,14 @@ class Scorer:
                 self._load()
                 self._loaded = True
 
-    def score(self, frames: "ClipFrames") -> dict[str, float]:
+    def score(self, frames: ClipFrames) -> dict[str, float]:
         raise NotImplementedError
 
 
 _INSTANCES: dict[tuple, Scorer] = {}
 
 
-def get_scorer(cls: type[Scorer], config: "ScoreConfig") -> Scorer:
+def get_scorer(cls: type[Scorer], config: ScoreConfig) -> Scorer:
     """The process-wide instance of `cls` for this configuration (models load once per process)."""
     key = (cls, config.model_dump_json())
     if key not in _INSTANCES:

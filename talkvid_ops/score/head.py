@@ -24,8 +24,9 @@ out do not break a pair).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -88,7 +89,7 @@ def head_detail_scores(frames: Sequence[Sequence[FaceLike]], width: int, height:
             min_resolution=RESOLUTION_FACTOR * resolution.min(),
         )
     else:
-        scores.update({m: 0.0 for m in ("avg_orientation", "min_orientation", "avg_completeness", "min_completeness", "avg_resolution", "min_resolution")})
+        scores.update(dict.fromkeys(("avg_orientation", "min_orientation", "avg_completeness", "min_completeness", "avg_resolution", "min_resolution"), 0.0))
     return {name: float(scores[name]) for name in HEAD_METRICS}
 
 
@@ -135,9 +136,6 @@ class HeadScorer(Scorer):
         details = {
             "sample_fps": frame_set.fps,
             "frame_size": [width, height],
-            "frames": [
-                {"t": round(float(t), 3), "faces": [f.summary() for f in faces]}
-                for t, faces in zip(frame_set.times, per_frame)
-            ],
+            "frames": [{"t": round(float(t), 3), "faces": [f.summary() for f in faces]} for t, faces in zip(frame_set.times, per_frame)],
         }
         return Metrics(head_detail_scores(per_frame, width, height), details)

@@ -12,9 +12,9 @@ rotation (`video.rotation`, degrees clockwise) is applied before any crop.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 

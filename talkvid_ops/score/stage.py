@@ -9,9 +9,10 @@ the clip. Rows are upserted on their natural keys, so a rerun replaces instead o
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session
@@ -30,8 +31,7 @@ from talkvid_ops.score.sampler import sample_clip
 
 STAGE = "score"
 SCORER_CLASSES: dict[tuple[str, str], type[Scorer]] = {
-    (cls.name, cls.backend): cls
-    for cls in (ClassicalQuality, DoverOnnxQuality, LucasKanadeMotion, CoTracker3Motion, DlibBackend, FaceAlignmentBackend)
+    (cls.name, cls.backend): cls for cls in (ClassicalQuality, DoverOnnxQuality, LucasKanadeMotion, CoTracker3Motion, DlibBackend, FaceAlignmentBackend)
 }
 MAX_ERROR_LENGTH = 2000
 
@@ -47,16 +47,8 @@ def scorers_for(config: ScoreConfig) -> list[Scorer]:
 
 def pending_clip_ids(session: Session, config: ScoreConfig, limit: int | None = None) -> list[str]:
     """Clips of stored videos that miss a scoring row for some configured scorer."""
-    missing = [
-        ~exists().where(Scoring.clip_id == Clip.id, Scoring.scorer == name, Scoring.backend == backend)
-        for name, backend in configured(config)
-    ]
-    query = (
-        select(Clip.id)
-        .join(Video, Video.id == Clip.video_id)
-        .where(Video.storage_path.is_not(None), or_(*missing))
-        .order_by(Clip.id)
-    )
+    missing = [~exists().where(Scoring.clip_id == Clip.id, Scoring.scorer == name, Scoring.backend == backend) for name, backend in configured(config)]
+    query = select(Clip.id).join(Video, Video.id == Clip.video_id).where(Video.storage_path.is_not(None), or_(*missing)).order_by(Clip.id)
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
@@ -186,7 +178,7 @@ def score(ctx: Context, clip_ids: Iterable[str] | None = None, batch_id: str | N
                 run.error(clip_id, "no such clip")
                 continue
             if not row.storage_path:
-                outcome = ClipOutcome(failures={s: "media: the clip's video has no stored file" for s in scorers})
+                outcome = ClipOutcome(failures=dict.fromkeys(scorers, "media: the clip's video has no stored file"))
             else:
                 outcome = score_clip(ctx.settings.media_path(row.storage_path), row.start_time, row.end_time, row.rotation, scorers)
             with ctx.sessions() as session:

@@ -166,9 +166,7 @@ class WhisperXBackend(LocalModelBackend):
     def _aligner(self, language: str):
         if language not in self._aligners:
             whisperx = _import_whisperx()
-            self._aligners[language] = whisperx.load_align_model(
-                language_code=language, device=self.config.device, model_name=str(self.config.align_model_dir)
-            )
+            self._aligners[language] = whisperx.load_align_model(language_code=language, device=self.config.device, model_name=str(self.config.align_model_dir))
         return self._aligners[language]
 
     def _language_probability(self, audio: np.ndarray) -> float | None:

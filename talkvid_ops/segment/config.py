@@ -62,9 +62,7 @@ class SegmentConfig(BaseModel):
     trim_end_s: float = Field(0.1, ge=0)
     min_duration_s: float = Field(5.0, ge=0, description="clips must be strictly longer")
     max_duration_s: float | None = Field(None, gt=0, description="longer stretches are split, at pauses when possible")
-    max_pause_s: float | None = Field(
-        1.0, ge=0, description="non-speech longer than this ends a clip; unset: a clip is the whole trimmed shot (TalkVid)"
-    )
+    max_pause_s: float | None = Field(1.0, ge=0, description="non-speech longer than this ends a clip; unset: a clip is the whole trimmed shot (TalkVid)")
     min_speech_coverage: float = Field(0.0, ge=0, le=1, description="fraction of a clip that is speech (some speech is always required)")
     # transcripts
     asr: AsrConfig = AsrConfig()

@@ -66,9 +66,7 @@ def split_long(window: tuple[float, float], speech: iv.Intervals | None, max_len
     return [(start, cut_end), *split_long((next_start, end), speech, max_len, min_len)]
 
 
-def plan_clips(
-    shots: list[tuple[int, int]], fps: float, speech: iv.Intervals | None, config: SegmentConfig
-) -> list[PlannedClip]:
+def plan_clips(shots: list[tuple[int, int]], fps: float, speech: iv.Intervals | None, config: SegmentConfig) -> list[PlannedClip]:
     """Candidate clips of one video from its shots ([start_frame, end_frame) ranges) and speech intervals
     (None: unknown)."""
     clips: list[PlannedClip] = []

@@ -85,7 +85,5 @@ def scan_shots(path: str | Path, config: SegmentConfig) -> ShotScan:
         expected = container_duration(container)
     fps = float(rate)
     if expected is not None and frames / fps < expected - max(TRUNCATION_TOLERANCE_S, 0.02 * expected):
-        raise MediaError(
-            "undecodable", f"undecodable video frames mid-file: frames stop at {frames / fps:.2f} s of {expected:.2f} s"
-        )
-    return ShotScan(fps=fps, frame_count=frames, width=width, height=height, cut_frames=tuple(sorted(set(c for c in cuts if 0 < c < frames))))
+        raise MediaError("undecodable", f"undecodable video frames mid-file: frames stop at {frames / fps:.2f} s of {expected:.2f} s")
+    return ShotScan(fps=fps, frame_count=frames, width=width, height=height, cut_frames=tuple(sorted({c for c in cuts if 0 < c < frames})))

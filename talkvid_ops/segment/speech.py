@@ -45,9 +45,7 @@ class SileroVad:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1  # one 32 ms step is too small to share out; videos run in parallel instead
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(model_path or silero_model_path()), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self.session = ort.InferenceSession(str(model_path or silero_model_path()), sess_options=options, providers=["CPUExecutionProvider"])
 
     def probabilities(self, audio: np.ndarray) -> np.ndarray:
         """One speech probability per 32 ms step of 16 kHz mono `audio`."""

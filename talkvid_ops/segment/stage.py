@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from sqlalchemy import and_, exists, or_, select
@@ -118,9 +119,7 @@ def plan_batches(ctx: Context, size: int | None = None, max_batches: int | None 
     return batch_ids
 
 
-def segment(
-    ctx: Context, video_ids: Iterable[str] | None = None, batch_id: str | None = None, limit: int | None = None
-) -> dict[str, Any]:
+def segment(ctx: Context, video_ids: Iterable[str] | None = None, batch_id: str | None = None, limit: int | None = None) -> dict[str, Any]:
     """Segment videos: the given ones, a batch's, or every pending one (at most `limit`). Per-video faults are
     recorded and the rest goes on."""
     config = ctx.config.segment
@@ -189,9 +188,7 @@ def _segment_video(ctx: Context, video_id: str, config: SegmentConfig, asr: AsrB
 
 
 def _is_settled(session: Session, video_id: str, config: SegmentConfig) -> bool:
-    status = session.scalar(
-        select(Segmentation.status).where(Segmentation.video_id == video_id, Segmentation.params_hash == config.params_hash)
-    )
+    status = session.scalar(select(Segmentation.status).where(Segmentation.video_id == video_id, Segmentation.params_hash == config.params_hash))
     return status == "done"
 
 
@@ -248,8 +245,17 @@ def _write_segmentation(session: Session, video: Video, analysis: VideoAnalysis,
     }
     shots = [[round(a / scan.fps, 3), round(b / scan.fps, 3)] for a, b in scan.shots]
     row = _segmentation_row(
-        video.id, config, run_id, status="done", clip_count=len(rows), shots=shots, speech=_rounded(analysis.speech),
-        speech_source=analysis.speech_source, error=None, error_class=None, details=details,
+        video.id,
+        config,
+        run_id,
+        status="done",
+        clip_count=len(rows),
+        shots=shots,
+        speech=_rounded(analysis.speech),
+        speech_source=analysis.speech_source,
+        error=None,
+        error_class=None,
+        details=details,
     )
     upsert(session, Segmentation, [row], ["video_id", "params_hash"])
 
@@ -257,8 +263,17 @@ def _write_segmentation(session: Session, video: Video, analysis: VideoAnalysis,
 def _record_failure(session: Session, video_id: str, config: SegmentConfig, kind: str, reason: str, run_id: str, on_video: bool) -> None:
     if not _is_settled(session, video_id, config):  # a later fault (e.g. re-decoding for ASR) keeps the clips cut
         row = _segmentation_row(
-            video_id, config, run_id, status="failed", clip_count=0, shots=[], speech=[], speech_source=None,
-            error=reason, error_class=kind, details={},
+            video_id,
+            config,
+            run_id,
+            status="failed",
+            clip_count=0,
+            shots=[],
+            speech=[],
+            speech_source=None,
+            error=reason,
+            error_class=kind,
+            details={},
         )
         upsert(session, Segmentation, [row], ["video_id", "params_hash"])
     if on_video:  # a fault of the file itself: shown with the video, where `talkvid status` looks
@@ -270,9 +285,7 @@ def _record_failure(session: Session, video_id: str, config: SegmentConfig, kind
 def _transcribe(session: Session, ctx: Context, video: Video, audio: np.ndarray | None, config: SegmentConfig, asr: AsrBackend, run) -> int:
     """Transcribe this generation's clips that have no transcript by `asr` yet; returns how many ran the model.
     A clip the model fails on is recorded and stays untranscribed (the next run tries it again); the rest go on."""
-    clips = session.scalars(
-        select(Clip).where(Clip.video_id == video.id, Clip.params_hash == config.params_hash).order_by(Clip.start_frame)
-    ).all()
+    clips = session.scalars(select(Clip).where(Clip.video_id == video.id, Clip.params_hash == config.params_hash).order_by(Clip.start_frame)).all()
     ran = 0
     for clip in clips:
         transcript_id = make_id("transcript", video.id, asr.name, asr.model_id, clip.start_time, clip.end_time)
@@ -289,12 +302,17 @@ def _transcribe(session: Session, ctx: Context, video: Video, audio: np.ndarray 
                 run.error(clip.id, f"{type(exc).__name__}: {exc}", step="transcribe", video_id=video.id)
                 continue
             transcript = Transcript(
-                id=transcript_id, video_id=video.id, backend=asr.name, model=asr.model_id,
-                start_time=clip.start_time, end_time=clip.end_time,
-                language=result.language, language_probability=result.language_probability, text=result.text,
+                id=transcript_id,
+                video_id=video.id,
+                backend=asr.name,
+                model=asr.model_id,
+                start_time=clip.start_time,
+                end_time=clip.end_time,
+                language=result.language,
+                language_probability=result.language_probability,
+                text=result.text,
                 segments=[
-                    {"start": round(clip.start_time + s.start, 3), "end": round(clip.start_time + s.end, 3), "text": s.text.strip()}
-                    for s in result.segments
+                    {"start": round(clip.start_time + s.start, 3), "end": round(clip.start_time + s.end, 3), "text": s.text.strip()} for s in result.segments
                 ],
                 run_id=run.id,
             )
