@@ -10,13 +10,22 @@ APT_PACKAGES := ffmpeg opencv-data espeak-ng sox redis-server chromium docker-co
 RUN_OUT ?= release
 EXTRAS := airflow,cpu,gpu,test
 
-.PHONY: run test setup system-deps constraints regen-migration bench clean
+.PHONY: run test test-fast lint setup system-deps constraints regen-migration bench clean
 
 run: setup
 	$(BIN)/talkvid run demo --out $(RUN_OUT)
 
-test: setup
+# The whole suite (what CI runs), after the linter.
+test: setup lint
 	$(BIN)/python -m pytest
+
+# Unit and catalog tests: under a minute, for the edit-test loop.
+test-fast: setup
+	$(BIN)/python -m pytest -m "unit or catalog" -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 setup: system-deps $(STAMPS)/venv
 
@@ -51,7 +60,7 @@ regen-migration: setup
 	cd talkvid_ops/catalog && ../../$(BIN)/python -c "import tempfile; from alembic import command; from talkvid_ops.catalog.db import alembic_config; command.revision(alembic_config('sqlite:///' + tempfile.mktemp(suffix='.sqlite')), message='initial catalog', autogenerate=True, rev_id='0001')"
 
 bench: setup
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) $(STAMPS) talkvid-data

@@ -11,6 +11,10 @@ class ConfigError(TalkvidError):
     """A config file, profile or spec does not validate; the message names the field."""
 
 
+class ModelUnavailable(TalkvidError):
+    """A model's weights are not where the operator's model dir (or the package that ships them) says they are."""
+
+
 def format_validation_error(source: str, exc) -> ConfigError:
     """Turn a pydantic ValidationError into one ConfigError naming every offending field."""
     lines = []

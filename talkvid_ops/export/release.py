@@ -30,15 +30,15 @@ from talkvid_ops.catalog.models import Release, ReleaseClip, Source, Video
 from talkvid_ops.catalog.runs import code_version
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.curate.bench import BenchCandidate, BenchDraw, draw, load_bench_spec, profile_row_id
-from talkvid_ops.curate.faces import FaceSampler, face_centred_square, failure_reason, source_media
 from talkvid_ops.curate.labels import UNKNOWN
 from talkvid_ops.curate.profiles import as_profile
 from talkvid_ops.errors import ConfigError, TalkvidError
-from talkvid_ops.export import media
 from talkvid_ops.export.config import ALL_FORMATS, DEFAULT_FORMATS
 from talkvid_ops.export.records import ClipRecord, candidate_row, load_records, score_sources, talkvid_record
 from talkvid_ops.export.tables import write_parquet
 from talkvid_ops.ids import make_id
+from talkvid_ops.media import cut as media
+from talkvid_ops.media.clip_faces import FaceSampler, face_centred_square, failure_reason, source_media
 
 STRATA_LABELS = ("language", "age_group", "gender", "ethnicity")
 RELEASE_LABELS = ("language", "age_group", "gender", "ethnicity", "person", "category")

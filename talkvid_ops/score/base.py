@@ -8,45 +8,13 @@ the sampler decodes each clip once and hands every scorer its frames. Models loa
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
-from talkvid_ops.errors import TalkvidError
+from talkvid_ops.media.sampler import FrameSpec
 
 if TYPE_CHECKING:
+    from talkvid_ops.media.sampler import ClipFrames
     from talkvid_ops.score.config import ScoreConfig
-    from talkvid_ops.score.sampler import ClipFrames
-
-
-class ModelUnavailable(TalkvidError):
-    """A production model's weights are not where the operator's model dir says they are."""
-
-
-@dataclass(frozen=True)
-class FrameSpec:
-    """Frames a scorer needs from a clip.
-
-    fps: sample rate (None: every decoded frame). scale / short_side: resize (at most one; None: native).
-    square_crop: keep the central square (side = the short side) after resizing.
-    select: given how many samples the clip has at `fps`, which of them to keep (None: all).
-    reduce: applied to each kept frame as it is decoded, so a scorer that needs only parts of full-resolution
-    frames (DOVER's fragments) never holds whole frames; every result must have the same shape.
-    """
-
-    fps: float | None = None
-    colour: Literal["rgb", "gray"] = "rgb"
-    scale: float | None = None
-    short_side: int | None = None
-    square_crop: bool = False
-    select: Callable[[int], Sequence[int]] | None = None
-    reduce: Callable[[np.ndarray], np.ndarray] | None = None
-
-    def __post_init__(self) -> None:
-        if self.scale is not None and self.short_side is not None:
-            raise ValueError("a FrameSpec takes scale or short_side, not both")
 
 
 class Metrics(dict):

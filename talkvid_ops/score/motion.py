@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from talkvid_ops.score.base import FrameSpec, Metrics, ModelUnavailable, Scorer
+from talkvid_ops.errors import ModelUnavailable
+from talkvid_ops.score.base import FrameSpec, Metrics, Scorer
 
 PAPER_FPS, PAPER_SHORT_SIDE, PAPER_CROP, PAPER_GRID = 25.0, 512, 256, 16
 PAPER_WINDOW, PAPER_STRIDE, PAPER_MAX_STEP = 16, 8, 20.0

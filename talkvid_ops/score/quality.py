@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from talkvid_ops.score.base import FrameSpec, Metrics, ModelUnavailable, Scorer
+from talkvid_ops.errors import ModelUnavailable
+from talkvid_ops.score.base import FrameSpec, Metrics, Scorer
 
 ANALYSIS_SHORT_SIDE = 720
 SHARPNESS_SCALE = 300.0

@@ -22,12 +22,12 @@ from talkvid_ops.catalog.models import Clip, Score, Scoring, Video, utcnow
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.context import Context
 from talkvid_ops.ids import make_id
+from talkvid_ops.media.sampler import sample_clip
 from talkvid_ops.score.base import Scorer, get_scorer
 from talkvid_ops.score.config import ScoreConfig
 from talkvid_ops.score.faces import DlibBackend, FaceAlignmentBackend
 from talkvid_ops.score.motion import CoTracker3Motion, LucasKanadeMotion
 from talkvid_ops.score.quality import ClassicalQuality, DoverOnnxQuality
-from talkvid_ops.score.sampler import sample_clip
 
 STAGE = "score"
 SCORER_CLASSES: dict[tuple[str, str], type[Scorer]] = {

@@ -2,7 +2,7 @@
 
 PySceneDetect's own PyAV stream converts every frame to full-size BGR and then resizes it; here FFmpeg's scaler
 converts straight to a small BGR frame (`shot_width` wide), which is where most of the time went
-(bench/bench_segment.py measures both). The same pass counts frames and finds undecodable stretches.
+(benchmarks/bench_segment.py measures both). The same pass counts frames and finds undecodable stretches.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from talkvid_ops.media.decode import MediaError, container_duration, decoded_frames, open_media
 from talkvid_ops.segment.config import SegmentConfig
-from talkvid_ops.segment.media import MediaError, container_duration, decoded_frames, open_media
 
 # A decodable stream shorter than its container claims by more than this was cut off (truncated download).
 TRUNCATION_TOLERANCE_S = 1.0

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talkvid_ops.score.base import FrameSpec
-from talkvid_ops.score.sampler import MediaError, sample_clip
+from talkvid_ops.media.sampler import FrameSpec, MediaError, sample_clip
 
 FPS, FRAMES, WIDTH, HEIGHT = 25, 50, 160, 96
 STEP = 5  # grey level per frame index

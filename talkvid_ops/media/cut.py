@@ -14,10 +14,9 @@ import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from talkvid_ops.errors import TalkvidError
-from talkvid_ops.export.config import ExportConfig
 
 BITEXACT = ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact"]
 
@@ -32,13 +31,22 @@ class CutRequest:
     has_audio: bool
 
 
+class Encoding(Protocol):
+    """How cut and cropped clips are encoded (the export config supplies it)."""
+
+    video_preset: str
+    video_crf: int
+    audio_bitrate: str
+    crop_size: int
+
+
 def _ffmpeg(args: list[str], what: str) -> None:
     proc = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", *args], capture_output=True, text=True)
     if proc.returncode != 0:
         raise TalkvidError(f"{what} failed: {proc.stderr.strip()[-600:]}")
 
 
-def _encode_args(config: ExportConfig) -> list[str]:
+def _encode_args(config: Encoding) -> list[str]:
     return ["-c:v", "libx264", "-preset", config.video_preset, "-crf", str(config.video_crf), "-pix_fmt", "yuv420p",
             "-c:a", "aac", "-b:a", config.audio_bitrate, "-movflags", "+faststart", *BITEXACT]  # fmt: skip
 
@@ -53,7 +61,7 @@ def source_has_audio(path: Path) -> bool:
         raise TalkvidError(f"cannot open {path}: {exc}") from exc
 
 
-def cut_clip(request: CutRequest, config: ExportConfig) -> Path:
+def cut_clip(request: CutRequest, config: Encoding) -> Path:
     """Frames [start_frame, end_frame) of the source and the audio under them, into request.out (written atomically)."""
     frames = request.end_frame - request.start_frame
     if frames <= 0:
@@ -75,7 +83,7 @@ def cut_clip(request: CutRequest, config: ExportConfig) -> Path:
     return request.out
 
 
-def crop_clip(clip_file: Path, out: Path, square: tuple[int, int, int], config: ExportConfig) -> Path:
+def crop_clip(clip_file: Path, out: Path, square: tuple[int, int, int], config: Encoding) -> Path:
     """A face-centred square (x, y, side) of a cut clip, scaled to crop_size, audio kept."""
     x, y, side = square
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,7 @@ class FaceSample:
 
 @lru_cache(maxsize=1)
 def _detector():
-    from talkvid_ops.score.faces import HogFaceDetector
+    from talkvid_ops.media.faces import HogFaceDetector
 
     return HogFaceDetector(DETECT_SHORT_SIDE, MAX_UPSAMPLE)
 
@@ -97,7 +97,7 @@ def face_crop(frame: np.ndarray, box: FaceBox) -> FaceCrop:
 def sample_faces(path: str | Path, start: float, end: float, count: int, rotation: int | None = None) -> list[FaceSample]:
     """Frames at the centres of `count` equal parts of [start, end) (never the first or last frame, which cuts
     may blur), each with its largest face."""
-    from talkvid_ops.score.sampler import sample_frames
+    from talkvid_ops.media.sampler import sample_frames
 
     duration = end - start
     frames = sample_frames(path, start, end, [duration * (i + 0.5) / count for i in range(count)], rotation)

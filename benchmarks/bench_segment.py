@@ -6,7 +6,7 @@ resizing it. Ours: one PyAV pass where FFmpeg's scaler converts straight to a sm
 checks. Both run the same HistogramDetector (0.085); the cut lists must agree. Also printed: the real-time
 factor of the whole analysis (audio decode + shots + Silero VAD + planning), without ASR.
 
-    python bench/bench_segment.py [--repeat N]
+    python benchmarks/bench_segment.py [--repeat N]
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from talkvid_ops.context import Context
 
 pytestmark = pytest.mark.postgres
 
-DAGS = Path(__file__).resolve().parent.parent / "dags"
+DAGS = Path(__file__).resolve().parents[2] / "dags"
 # small batches so that mapping really fans out; no politeness delay against our own loopback server
 TEST_CONFIG = """
 crawl:

@@ -12,14 +12,38 @@ rotation (`video.rotation`, degrees clockwise) is applied before any crop.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from talkvid_ops.errors import TalkvidError
-from talkvid_ops.score.base import FrameSpec
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """Frames a scorer needs from a clip.
+
+    fps: sample rate (None: every decoded frame). scale / short_side: resize (at most one; None: native).
+    square_crop: keep the central square (side = the short side) after resizing.
+    select: given how many samples the clip has at `fps`, which of them to keep (None: all).
+    reduce: applied to each kept frame as it is decoded, so a scorer that needs only parts of full-resolution
+    frames (DOVER's fragments) never holds whole frames; every result must have the same shape.
+    """
+
+    fps: float | None = None
+    colour: Literal["rgb", "gray"] = "rgb"
+    scale: float | None = None
+    short_side: int | None = None
+    square_crop: bool = False
+    select: Callable[[int], Sequence[int]] | None = None
+    reduce: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        if self.scale is not None and self.short_side is not None:
+            raise ValueError("a FrameSpec takes scale or short_side, not both")
 
 
 class MediaError(TalkvidError):

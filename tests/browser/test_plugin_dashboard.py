@@ -29,7 +29,7 @@ from talkvid_ops.ids import make_id
 from tests.factories import add_clip, add_run, add_source, add_video
 from tests.release_catalog import add_decision, add_profile
 
-PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
+PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 HEAVY = ("torch", "cv2", "av", "yt_dlp", "onnxruntime", "faster_whisper", "scenedetect", "transformers", "dlib",
          "talkvid_ops")  # fmt: skip
 AIRFLOW_TASK = {"AIRFLOW_CTX_DAG_ID": "talkvid_crawl", "AIRFLOW_CTX_DAG_RUN_ID": "manual__2026-03-01T00:00:00+00:00",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-DAGS = Path(__file__).resolve().parent.parent / "dags"
+DAGS = Path(__file__).resolve().parents[2] / "dags"
 HEAVY_MODULES = ["torch", "cv2", "yt_dlp", "scenedetect", "av", "onnxruntime", "dlib", "faster_whisper", "face_alignment"]
 PARSE_BUDGET_S = 5.0  # Airflow's own limit is 30 s per file; ours parse in well under a second
 

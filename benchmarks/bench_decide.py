@@ -9,7 +9,7 @@ drawn so that clips pass, fail and (2 %) miss their motion score, generated insi
    and its failures through the ORM) on a subset, extrapolated to all clips. The loop's verdicts are checked
    against the set-based ones on that subset.
 
-Usage: python bench/bench_decide.py [--clips 100000] [--baseline-clips 2000]
+Usage: python benchmarks/bench_decide.py [--clips 100000] [--baseline-clips 2000]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from talkvid_ops.score.faces import estimate_pose, landmarks_to_kps
+from talkvid_ops.media.faces import estimate_pose, landmarks_to_kps
 from talkvid_ops.score.head import head_detail_scores
 from talkvid_ops.score.metrics import HEAD_METRICS
 
@@ -109,7 +109,7 @@ def test_keypoints_and_pose_from_68_landmarks():
 def test_pose_is_zero_for_a_frontal_face_and_recovers_each_axis(axis, degrees):
     import cv2
 
-    from talkvid_ops.score.faces import POSE_LANDMARKS, POSE_MODEL
+    from talkvid_ops.media.faces import POSE_LANDMARKS, POSE_MODEL
 
     width, height = 640, 480
     camera = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float64)

@@ -24,7 +24,7 @@ from talkvid_ops.curate.labels import import_labels
 from talkvid_ops.curate.profiles import load_profile
 from talkvid_ops.errors import ConfigError, TalkvidError
 from talkvid_ops.export.release import export
-from talkvid_ops.score import sampler
+from talkvid_ops.media import sampler
 from tests.release_catalog import (
     PROFILE,
     SMALL_SPEC,

@@ -28,6 +28,7 @@ from talkvid_ops.context import Context
 from talkvid_ops.demo import AudioPart, compose_audio, loop_video, mux
 from talkvid_ops.errors import TalkvidError
 from talkvid_ops.ids import make_id
+from talkvid_ops.media.decode import AUDIO_RATE, decode_audio
 from talkvid_ops.segment import intervals as iv
 from talkvid_ops.segment.asr import (
     AsrResult,
@@ -38,7 +39,6 @@ from talkvid_ops.segment.asr import (
     whisperx_load_options,
 )
 from talkvid_ops.segment.config import AsrConfig, SegmentConfig
-from talkvid_ops.segment.media import AUDIO_RATE, decode_audio
 from talkvid_ops.segment.shots import scan_shots
 from talkvid_ops.segment.stage import analyse_video, plan_batches, segment
 from tests.factories import add_run, add_source, add_video

@@ -16,7 +16,7 @@ import yaml
 from talkvid_ops.config import PipelineConfig
 from talkvid_ops.runners.config import RunnerConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {"AIRFLOW_DB_PASSWORD": "adb0", "TALKVID_DB_PASSWORD": "tdb0", "AIRFLOW_JWT_SECRET": "jwt0", "AIRFLOW_FERNET_KEY": "fk0"}
 AIRFLOW_SERVICES = {
     "airflow-apiserver",

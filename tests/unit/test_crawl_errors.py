@@ -16,7 +16,7 @@ from talkvid_ops.crawl.errors import classify_exception, classify_message, clean
 from talkvid_ops.crawl.politeness import backoff_delay, pause_until
 from tests.loopback import LoopbackServer
 
-RECORDED = json.loads((Path(__file__).parent / "data" / "crawl" / "youtube_errors.json").read_text())
+RECORDED = json.loads((Path(__file__).parents[1] / "data" / "crawl" / "youtube_errors.json").read_text())
 
 
 @pytest.mark.parametrize("case", RECORDED, ids=[f"{c['class']}-{i}" for i, c in enumerate(RECORDED)])

@@ -34,7 +34,7 @@ from talkvid_ops.crawl.sources import (
 from talkvid_ops.crawl.ytdlp import _subtitle_files, download_options, scrub_info_json, subtitle_languages
 from talkvid_ops.errors import ConfigError, TalkvidError
 
-DATA = Path(__file__).parent / "data" / "crawl"
+DATA = Path(__file__).parents[1] / "data" / "crawl"
 
 
 def recorded(name: str) -> dict:

@@ -5,7 +5,7 @@
 2. One download through the whole stage (yt-dlp with the egress spacer, probe, sha256, atomic move, catalog
    rows) against a plain HTTP GET of the same file from the same local server.
 
-    python bench/bench_crawl.py [--repeat N]
+    python benchmarks/bench_crawl.py [--repeat N]
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from talkvid_ops.config import PipelineConfig, Settings
 from talkvid_ops.context import Context
 from talkvid_ops.crawl import stage
 from talkvid_ops.crawl.config import CrawlConfig
-from talkvid_ops.crawl.probe import probe
 from talkvid_ops.crawl.sources import SourceSettings, add_source
 from talkvid_ops.demo import fetch_pyfeat_media, loop_video
+from talkvid_ops.media.probe import probe
 
 
 def bench_file(cache: Path) -> Path:

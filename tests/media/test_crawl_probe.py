@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from talkvid_ops.crawl.probe import ProbeError, probe, sha256_file
+from talkvid_ops.media.probe import ProbeError, probe, sha256_file
 
 
 def ffmpeg(*args: str) -> None:
