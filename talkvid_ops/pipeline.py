@@ -114,7 +114,7 @@ def run_pipeline(ctx: Context, sources: list[str], out_dir: Path, profile_name: 
 @click.option("--profile", default=None, help="Threshold profile: a shipped name or a YAML file (default: curate.profile).")
 def run_command(sources: tuple[str, ...], out_dir: Path, profile: str | None) -> None:
     """The main job: bring SOURCES in (`demo`, URLs, local files or folders), segment, score, decide, export."""
-    from talkvid_ops.cli import get_context
+    from talkvid_ops.commands import get_context
 
     ctx = get_context(require_catalog=False)  # run creates or migrates the catalog itself
     result = run_pipeline(ctx, list(sources), out_dir.resolve(), profile)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from talkvid_ops.cli import echo_json, get_context
+from talkvid_ops.commands import echo_json, get_context
 from talkvid_ops.crawl.sources import KINDS
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from talkvid_ops.cli import echo_json, get_context
+from talkvid_ops.commands import echo_json, get_context
 
 
 @click.command("decide")

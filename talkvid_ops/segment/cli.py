@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from talkvid_ops.cli import batch_stage_command, run_batch_stage
+from talkvid_ops.commands import batch_stage_command, run_batch_stage
 
 
 @batch_stage_command(
