@@ -365,7 +365,7 @@ def test_cookies_are_sent_but_never_stored_or_logged(server, sqlite_url, tmp_pat
     assert stored and not any(secret in text for text in stored)
     with ctx.sessions() as session:
         dump = json.dumps(
-            [[{c: getattr(row, c) for c in row.__table__.columns} for row in session.scalars(select(model))] for model in (Source, Video, Run)], default=str
+            [[{c.key: getattr(row, c.key) for c in row.__table__.columns} for row in session.scalars(select(model))] for model in (Source, Video, Run)], default=str
         )
     assert "web_cookies" in dump and str(jar) in dump and secret not in dump
     assert secret not in caplog.text
