@@ -20,7 +20,8 @@ def _canonical(part: Any) -> str:
 def make_id(kind: str, *natural_key: Any) -> str:
     """Id for a `kind` row from its natural key parts (order matters)."""
     text = "\x1f".join([kind, *(_canonical(p) for p in natural_key)])
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:ID_HEX_LENGTH]
+    # surrogateescape: a file name that is not UTF-8 (kept by os.fsdecode as lone surrogates) hashes by its bytes
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:ID_HEX_LENGTH]
 
 
 def content_hash(payload: Any, length: int = 16) -> str:
