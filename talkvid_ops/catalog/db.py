@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -22,6 +23,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")  # readers (the UI, `status`) never block a writing stage
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A datetime read from the catalog, in UTC: SQLite hands back naive datetimes, and everything we store is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)
 
 
 @lru_cache(maxsize=16)

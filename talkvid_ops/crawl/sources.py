@@ -444,3 +444,29 @@ def add_url_sources(ctx, urls: list[str], settings: SourceSettings | None = None
         ids = [add_source(session, url, settings=settings)[0] for url in urls]
         session.commit()
     return ids
+
+
+def find_source(session, ref: str):
+    """A source by id or by its (unique) name; TalkvidError saying why when there is none or the name is not unique."""
+    from sqlalchemy import select
+
+    from talkvid_ops.catalog.models import Source
+
+    source = session.get(Source, ref)
+    if source is not None:
+        return source
+    named = session.scalars(select(Source).where(Source.name == ref)).all()
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise TalkvidError(f"{len(named)} sources are named {ref!r}: use the id ({', '.join(s.id for s in named)})")
+    raise TalkvidError(f"no source with id or name {ref!r} (see `talkvid source list`)")
+
+
+def remove_source(session, source_id: str) -> None:
+    """Delete a source with its videos and everything derived from them (the catalog cascades; media files stay)."""
+    from sqlalchemy import delete
+
+    from talkvid_ops.catalog.models import Source
+
+    session.execute(delete(Source).where(Source.id == source_id))
