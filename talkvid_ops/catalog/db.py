@@ -7,12 +7,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from talkvid_ops.errors import TalkvidError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -64,7 +68,7 @@ def session_scope(database_url: str) -> Iterator[Session]:
         session.close()
 
 
-def alembic_config(database_url: str):
+def alembic_config(database_url: str) -> Config:
     from alembic.config import Config
 
     cfg = Config()

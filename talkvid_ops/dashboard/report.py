@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from talkvid_ops.catalog.db import CatalogUnavailable, check_catalog, database_error
 from talkvid_ops.errors import TalkvidError
+
+if TYPE_CHECKING:
+    from talkvid_ops.context import Context
 
 RECENT_RUNS = 15
 FAILURE_EXAMPLES = 3
@@ -24,7 +27,7 @@ class NotInRelease(TalkvidError):
     """A release, or a file of it, that the catalog or this host does not have."""
 
 
-def open_catalog():
+def open_catalog() -> Context:
     """The talkvid Context of this request, after checking that its catalog exists and is at the code's schema;
     CatalogUnavailable with the reason otherwise."""
     from talkvid_ops.context import Context
