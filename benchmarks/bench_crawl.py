@@ -25,8 +25,9 @@ from pathlib import Path
 from talkvid_ops.catalog import db
 from talkvid_ops.config import PipelineConfig, Settings
 from talkvid_ops.context import Context
-from talkvid_ops.crawl import stage
 from talkvid_ops.crawl.config import CrawlConfig
+from talkvid_ops.crawl.discover import discover
+from talkvid_ops.crawl.download import download
 from talkvid_ops.crawl.sources import SourceSettings, add_source
 from talkvid_ops.demo import fetch_pyfeat_media, loop_video
 from talkvid_ops.media.probe import probe
@@ -104,9 +105,9 @@ def bench_download(path: Path, repeat: int) -> None:
             with ctx.sessions() as session:
                 add_source(session, str(lst), settings=SourceSettings(min_height=0))
                 session.commit()
-            stage.discover(ctx)
+            discover(ctx)
             start = time.perf_counter()
-            result = stage.download(ctx)
+            result = download(ctx)
             runs.append(time.perf_counter() - start)
             assert result.get("probed") == 1, result
         ours = min(runs)

@@ -75,8 +75,9 @@ def bring_in(ctx: Context, sources: SourceArgs) -> dict[str, Any]:
     if sources.paths:
         results["ingest"] = ingest_paths(ctx, sources.paths)
     if sources.urls:
+        from talkvid_ops.crawl.discover import discover
+        from talkvid_ops.crawl.download import download
         from talkvid_ops.crawl.sources import add_url_sources
-        from talkvid_ops.crawl.stage import discover, download
 
         source_ids = add_url_sources(ctx, sources.urls)
         results["discover"] = discover(ctx, source_ids=source_ids)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from talkvid_ops.catalog.models import Batch
+from talkvid_ops.catalog.status import BatchStatus
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.errors import TalkvidError
 from talkvid_ops.ids import make_id
@@ -32,7 +33,7 @@ def make_batches(
         items = sorted(item_ids[start : start + size])
         batch_id = make_id("batch", stage, items, params)
         ids.append(batch_id)
-        rows.append(dict(id=batch_id, stage=stage, items=items, params=params, status="pending"))
+        rows.append(dict(id=batch_id, stage=stage, items=items, params=params, status=BatchStatus.PENDING))
     upsert(session, Batch, rows[:max_batches] if max_batches else rows, ["id"], update=[])
     return ids
 
@@ -49,8 +50,8 @@ def batch_items(session: Session, batch_id: str, stage: str) -> list[str]:
 def mark_batch_done(session: Session, batch_id: str, run_id: str) -> None:
     batch = session.get(Batch, batch_id)
     if batch is not None:
-        batch.status, batch.run_id = "done", run_id
+        batch.status, batch.run_id = BatchStatus.DONE, run_id
 
 
 def pending_batches(session: Session, stage: str) -> list[str]:
-    return list(session.scalars(select(Batch.id).where(Batch.stage == stage, Batch.status == "pending").order_by(Batch.created_at, Batch.id)))
+    return list(session.scalars(select(Batch.id).where(Batch.stage == stage, Batch.status == BatchStatus.PENDING).order_by(Batch.created_at, Batch.id)))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from talkvid_ops.errors import TalkvidError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -22,6 +27,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")  # readers (the UI, `status`) never block a writing stage
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A datetime read from the catalog, in UTC: SQLite hands back naive datetimes, and everything we store is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)
 
 
 @lru_cache(maxsize=16)
@@ -56,7 +68,7 @@ def session_scope(database_url: str) -> Iterator[Session]:
         session.close()
 
 
-def alembic_config(database_url: str):
+def alembic_config(database_url: str) -> Config:
     from alembic.config import Config
 
     cfg = Config()

@@ -1,7 +1,9 @@
-"""Read-side queries: counts per stage for `talkvid status`, recent runs, and what the catalog dashboard lists."""
+"""Read-side queries: counts per stage for `talkvid status`, recent runs, the sources with their state for
+`talkvid source list`, and what the catalog dashboard lists."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import func, select
@@ -19,6 +21,7 @@ from talkvid_ops.catalog.models import (
     Source,
     Video,
 )
+from talkvid_ops.catalog.status import Availability, ScoringStatus, SegmentationStatus, VideoStatus
 
 
 def _grouped(session: Session, column, *filters) -> dict[str, int]:
@@ -28,9 +31,13 @@ def _grouped(session: Session, column, *filters) -> dict[str, int]:
     return {str(k): n for k, n in session.execute(query)}
 
 
+def _isoformat(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
 def catalog_status(session: Session, recent_runs: int = 10) -> dict[str, Any]:
     """Counts per stage, failures with their reasons, and the last runs."""
-    failures = session.execute(select(Video.error_class, func.count()).where(Video.status == "failed").group_by(Video.error_class)).all()
+    failures = session.execute(select(Video.error_class, func.count()).where(Video.status == VideoStatus.FAILED).group_by(Video.error_class)).all()
     decisions = session.execute(
         select(Profile.name, Profile.content_hash, Decision.status, func.count())
         .join(Decision, Decision.profile_id == Profile.id)
@@ -44,7 +51,7 @@ def catalog_status(session: Session, recent_runs: int = 10) -> dict[str, Any]:
         "sources": _grouped(session, Source.status),
         "videos": _grouped(session, Video.status),
         "video_failures": {str(k): n for k, n in failures},
-        "videos_gone": session.scalar(select(func.count()).where(Video.availability == "gone")) or 0,
+        "videos_gone": session.scalar(select(func.count()).where(Video.availability == Availability.GONE)) or 0,
         "clips": session.scalar(select(func.count()).select_from(Clip)) or 0,
         "clip_generations": _grouped(session, Clip.params_hash),
         "scorings": _grouped(session, Scoring.status),
@@ -56,8 +63,8 @@ def catalog_status(session: Session, recent_runs: int = 10) -> dict[str, Any]:
                 "id": r.id,
                 "stage": r.stage,
                 "status": r.status,
-                "started_at": r.started_at.isoformat() if r.started_at else None,
-                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                "started_at": _isoformat(r.started_at),
+                "finished_at": _isoformat(r.finished_at),
                 "counts": r.counts,
                 "dag_id": r.dag_id,
                 "dag_run_id": r.dag_run_id,
@@ -69,8 +76,9 @@ def catalog_status(session: Session, recent_runs: int = 10) -> dict[str, Any]:
     }
 
 
-def _latest_failures(session: Session, model, group, subject, reason, examples: int) -> dict[str, dict[str, Any]]:
-    """Failed rows of `model` per `group`: how many, and the `examples` most recently updated with their reason."""
+def _latest_failures(session: Session, model, failed: str, group, subject, reason, examples: int) -> dict[str, dict[str, Any]]:
+    """Rows of `model` whose status is `failed`, per `group`: how many, and the `examples` most recently updated with
+    their reason."""
     ranked = (
         select(
             group.label("grp"),
@@ -78,10 +86,10 @@ def _latest_failures(session: Session, model, group, subject, reason, examples: 
             reason.label("reason"),
             func.row_number().over(partition_by=group, order_by=(model.updated_at.desc(), subject)).label("rank"),
         )
-        .where(model.status == "failed")
+        .where(model.status == failed)
         .subquery()
     )
-    out: dict[str, dict[str, Any]] = {str(k): {"count": n, "examples": []} for k, n in _grouped(session, group, model.status == "failed").items()}
+    out: dict[str, dict[str, Any]] = {str(k): {"count": n, "examples": []} for k, n in _grouped(session, group, model.status == failed).items()}
     latest = select(ranked.c.grp, ranked.c.subject, ranked.c.reason).where(ranked.c.rank <= examples)
     for grp, subject_id, why in session.execute(latest.order_by(ranked.c.grp, ranked.c.rank)):
         out[str(grp)]["examples"].append({"id": subject_id, "reason": why})
@@ -91,15 +99,19 @@ def _latest_failures(session: Session, model, group, subject, reason, examples: 
 def failure_examples(session: Session, examples: int = 3) -> dict[str, dict[str, dict[str, Any]]]:
     """Failed downloads/probes and segmentations by error class, failed scorings by scorer, each with recent reasons."""
     return {
-        "videos": _latest_failures(session, Video, Video.error_class, Video.id, Video.error_message, examples),
-        "segmentations": _latest_failures(session, Segmentation, Segmentation.error_class, Segmentation.video_id, Segmentation.error, examples),
-        "scorings": _latest_failures(session, Scoring, Scoring.scorer, Scoring.clip_id, Scoring.error, examples),
+        "videos": _latest_failures(session, Video, VideoStatus.FAILED, Video.error_class, Video.id, Video.error_message, examples),
+        "segmentations": _latest_failures(
+            session, Segmentation, SegmentationStatus.FAILED, Segmentation.error_class, Segmentation.video_id, Segmentation.error, examples
+        ),
+        "scorings": _latest_failures(session, Scoring, ScoringStatus.FAILED, Scoring.scorer, Scoring.clip_id, Scoring.error, examples),
     }
 
 
 def gone_videos(session: Session, limit: int = 20) -> list[dict[str, Any]]:
     """Videos the site no longer serves (found by `recheck`), most recently checked first."""
-    rows = session.scalars(select(Video).where(Video.availability == "gone").order_by(Video.availability_checked_at.desc().nulls_last(), Video.id).limit(limit))
+    rows = session.scalars(
+        select(Video).where(Video.availability == Availability.GONE).order_by(Video.availability_checked_at.desc().nulls_last(), Video.id).limit(limit)
+    )
     return [
         {
             "id": v.id,
@@ -108,7 +120,7 @@ def gone_videos(session: Session, limit: int = 20) -> list[dict[str, Any]]:
             "title": v.title,
             "url": v.url,
             "reason": v.availability_reason,
-            "checked_at": v.availability_checked_at.isoformat() if v.availability_checked_at else None,
+            "checked_at": _isoformat(v.availability_checked_at),
         }
         for v in rows
     ]
@@ -128,7 +140,7 @@ def recent_releases(session: Session, limit: int = 10) -> list[dict[str, Any]]:
             "id": r.id,
             "name": r.name,
             "profile": f"{name}@{chash}",
-            "created_at": r.created_at.isoformat() if r.created_at else None,
+            "created_at": _isoformat(r.created_at),
             "formats": r.formats,
             "counts": r.counts,
             "out_dir": r.out_dir,
@@ -138,3 +150,32 @@ def recent_releases(session: Session, limit: int = 10) -> list[dict[str, Any]]:
         }
         for r, name, chash in rows
     ]
+
+
+def source_overview(session: Session) -> list[dict[str, Any]]:
+    """Every source with its settings, state, back-off, last error and its videos per status, oldest first."""
+    counts: dict[str, dict[str, int]] = {}
+    for source_id, status, n in session.execute(select(Video.source_id, Video.status, func.count()).group_by(Video.source_id, Video.status)):
+        counts.setdefault(source_id, {})[status] = n
+    return [
+        {
+            "id": s.id,
+            "kind": s.kind,
+            "name": s.name,
+            "locator": s.locator,
+            "enabled": s.enabled,
+            "status": s.status,
+            "paused_until": _isoformat(s.paused_until),
+            "backoff_level": s.backoff_level,
+            "last_error": s.last_error,
+            "last_discovered_at": _isoformat(s.last_discovered_at),
+            "last_crawled_at": _isoformat(s.last_crawled_at),
+            "videos": counts.get(s.id, {}),
+            "settings": s.settings,
+        }
+        for s in session.scalars(select(Source).order_by(Source.created_at, Source.id))
+    ]
+
+
+def videos_of_source(session: Session, source_id: str) -> int:
+    return session.scalar(select(func.count()).where(Video.source_id == source_id)) or 0

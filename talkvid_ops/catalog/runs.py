@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from talkvid_ops import __version__
 from talkvid_ops.catalog.models import Run, utcnow
+from talkvid_ops.catalog.status import RunStatus
 
 T = TypeVar("T")
 MAX_RECORDED_ERRORS = 200
@@ -112,13 +113,13 @@ def stage_run(factory: sessionmaker[Session], stage: str, params: dict[str, Any]
             )
         )
         session.commit()
-    status = "succeeded"
+    status = RunStatus.SUCCEEDED
     try:
         yield recorder
         if recorder.counts.get("errors"):
-            status = "partial"
+            status = RunStatus.PARTIAL
     except BaseException as exc:
-        status = "failed"
+        status = RunStatus.FAILED
         recorder.errors.append({"item": None, "reason": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=8)})
         raise
     finally:
@@ -129,7 +130,7 @@ def stage_run(factory: sessionmaker[Session], stage: str, params: dict[str, Any]
             run.counts = dict(recorder.counts)
             run.errors = list(recorder.errors)
             session.commit()
-        if status == "partial":
+        if status == RunStatus.PARTIAL:
             report_errors(recorder)
 
 

@@ -14,7 +14,6 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     PARTIAL = "partial"  # finished, but some items failed
     FAILED = "failed"
-    ABANDONED = "abandoned"  # its process died while running (found by a later run)
 
 
 class SourceStatus(StrEnum):
@@ -23,24 +22,27 @@ class SourceStatus(StrEnum):
 
 
 class VideoStatus(StrEnum):
-    """A video's lifecycle: discovered -> probed | failed | rejected (segmentation is tracked by its own rows)."""
+    """A video's lifecycle: discovered -> probed | failed | rejected; an ingested file is probed, failed or a
+    duplicate at once. Probed is the one usable state (segmentation is tracked by its own rows)."""
 
-    DISCOVERED = "discovered"
-    PROBED = "probed"
-    FAILED = "failed"
+    DISCOVERED = "discovered"  # listed by its source, not downloaded yet
+    PROBED = "probed"  # downloaded or ingested, verified by its probe: the file is in place
+    FAILED = "failed"  # see its error class; transient and throttled failures are retried
     REJECTED = "rejected"  # the source's policy refuses it (duration, language, resolution)
+    DUPLICATE = "duplicate"  # an ingested file whose content another probed video already has
 
 
 class ErrorClass(StrEnum):
-    """Why an item failed, and so whether a retry can help."""
+    """Why an item failed, and so whether a retry can help: the classes of a video's (and a source's) last error;
+    `internal` is also a segmentation's, beside the media faults that segmentation names by kind."""
 
-    PERMANENT = "permanent"  # never retried (gone, private, not media)
-    THROTTLED = "throttled"  # the site asked us to slow down: retried after a back-off
-    TRANSIENT = "transient"  # retried on the next run
-    MEDIA = "media"  # the file itself is broken or degenerate
-    POLICY = "policy"  # refused by the source's settings
-    SETUP = "setup"  # our configuration is wrong (cookies, URL list): fixed by the operator
-    INTERNAL = "internal"  # a fault of ours: retried
+    PERMANENT = "permanent"  # the site will never serve it (gone, private, unsupported): never retried
+    THROTTLED = "throttled"  # the site asked us to slow down: the source pauses, retried after its back-off
+    TRANSIENT = "transient"  # timeouts, resets, 5xx, an unexpected fault on one item: retried by later runs
+    MEDIA = "media"  # the file itself is broken or degenerate: not retried
+    POLICY = "policy"  # refused by the source's settings: not retried
+    SETUP = "setup"  # the source is set up wrong (cookies, URL list, folder): every run tries again
+    INTERNAL = "internal"  # a fault of ours while segmenting: retried
 
 
 class Availability(StrEnum):

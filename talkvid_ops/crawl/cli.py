@@ -6,25 +6,20 @@ from pathlib import Path
 
 import click
 
+from talkvid_ops.catalog.status import SourceStatus
 from talkvid_ops.commands import echo_json, get_context
 from talkvid_ops.crawl.sources import KINDS
+from talkvid_ops.errors import TalkvidError
 
 
 def _find_source(session, ref: str):
-    """A source by id or by its (unique) name."""
-    from sqlalchemy import select
+    """A source by id or by its (unique) name; a usage error naming the problem otherwise."""
+    from talkvid_ops.crawl.sources import find_source
 
-    from talkvid_ops.catalog.models import Source
-
-    source = session.get(Source, ref)
-    if source is not None:
-        return source
-    named = session.scalars(select(Source).where(Source.name == ref)).all()
-    if len(named) == 1:
-        return named[0]
-    if named:
-        raise click.UsageError(f"{len(named)} sources are named {ref!r}: use the id ({', '.join(s.id for s in named)})")
-    raise click.UsageError(f"no source with id or name {ref!r} (see `talkvid source list`)")
+    try:
+        return find_source(session, ref)
+    except TalkvidError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @click.group("source")
@@ -69,34 +64,10 @@ def source_add(locator: str, kind: str | None, name: str | None, **options) -> N
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def source_list(as_json: bool) -> None:
     """Every source with its state, back-off and videos per status."""
-    from sqlalchemy import func, select
+    from talkvid_ops.catalog.queries import source_overview
 
-    from talkvid_ops.catalog.models import Source, Video
-
-    ctx = get_context()
-    with ctx.sessions() as session:
-        counts: dict[str, dict[str, int]] = {}
-        for source_id, status, n in session.execute(select(Video.source_id, Video.status, func.count()).group_by(Video.source_id, Video.status)):
-            counts.setdefault(source_id, {})[status] = n
-        sources = session.scalars(select(Source).order_by(Source.created_at, Source.id)).all()
-        rows = [
-            {
-                "id": s.id,
-                "kind": s.kind,
-                "name": s.name,
-                "locator": s.locator,
-                "enabled": s.enabled,
-                "status": s.status,
-                "paused_until": s.paused_until.isoformat() if s.paused_until else None,
-                "backoff_level": s.backoff_level,
-                "last_error": s.last_error,
-                "last_discovered_at": s.last_discovered_at.isoformat() if s.last_discovered_at else None,
-                "last_crawled_at": s.last_crawled_at.isoformat() if s.last_crawled_at else None,
-                "videos": counts.get(s.id, {}),
-                "settings": s.settings,
-            }
-            for s in sources
-        ]
+    with get_context().sessions() as session:
+        rows = source_overview(session)
     if as_json:
         echo_json(rows)
         return
@@ -104,7 +75,7 @@ def source_list(as_json: bool) -> None:
         click.echo("no sources (add one with `talkvid source add`)")
     for row in rows:
         state = "enabled" if row["enabled"] else "disabled"
-        if row["status"] == "paused":
+        if row["status"] == SourceStatus.PAUSED:
             state += f", paused until {row['paused_until']} (back-off level {row['backoff_level']})"
         videos = ", ".join(f"{k}={v}" for k, v in sorted(row["videos"].items())) or "no videos"
         click.echo(f"{row['id']}  {row['kind']:<16} {row['name']}  [{state}]  {videos}")
@@ -114,12 +85,11 @@ def source_list(as_json: bool) -> None:
 
 
 def _set_enabled(ref: str, enabled: bool) -> None:
-    ctx = get_context()
-    with ctx.sessions() as session:
+    from talkvid_ops.crawl.state import set_enabled
+
+    with get_context().sessions() as session:
         row = _find_source(session, ref)
-        row.enabled = enabled
-        if enabled and row.status == "paused":
-            row.status, row.paused_until = "active", None  # an explicit enable ends a pause now; the back-off level stays
+        set_enabled(row, enabled)
         session.commit()
         click.echo(f"source {row.id} ({row.name}) {'enabled' if enabled else 'disabled'}")
 
@@ -143,51 +113,50 @@ def source_disable(ref: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def source_remove(ref: str, yes: bool) -> None:
     """Delete the source REF with its videos and everything derived from them (media files stay on disk)."""
-    from sqlalchemy import delete, func, select
+    from talkvid_ops.catalog.queries import videos_of_source
+    from talkvid_ops.crawl.sources import remove_source
 
-    from talkvid_ops.catalog.models import Source, Video
-
-    ctx = get_context()
-    with ctx.sessions() as session:
+    with get_context().sessions() as session:
         row = _find_source(session, ref)
-        videos = session.scalar(select(func.count()).where(Video.source_id == row.id))
+        videos = videos_of_source(session, row.id)
         if not yes:
             click.confirm(f"remove source {row.id} ({row.name}) and its {videos} videos with their clips and scores?", abort=True)
-        session.execute(delete(Source).where(Source.id == row.id))
+        remove_source(session, row.id)
         session.commit()
     click.echo(f"removed source {row.id} and {videos} videos")
 
 
 @click.command("crawl")
-@click.option("--discover", is_flag=True, help="List the sources and add new items to the catalog.")
-@click.option("--download", is_flag=True, help="Download the items that are due and ingest new files of watched folders.")
-@click.option("--recheck", is_flag=True, help="Ask the sites whether the videos we hold are still online (no download).")
+@click.option("--discover", "steps", flag_value="discover", multiple=True, help="List the sources and add new items to the catalog.")
+@click.option("--download", "steps", flag_value="download", multiple=True, help="Download the items that are due and ingest new files of watched folders.")
+@click.option("--recheck", "steps", flag_value="recheck", multiple=True, help="Ask the sites whether the videos we hold are still online (no download).")
 @click.option("--source", "refs", multiple=True, metavar="ID", help="Only this source (id or name; repeatable). Not with --recheck.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many downloads / re-checks.")
-def crawl(discover: bool, download: bool, recheck: bool, refs: tuple[str, ...], limit: int | None) -> None:
+def crawl(steps: tuple[str, ...], refs: tuple[str, ...], limit: int | None) -> None:
     """Discover and download (the default: both), or re-check availability. Prints each step's counts as JSON.
 
     The download step also ingests the files added to watched local folders. Paused sources are skipped until
     their pause ends; failures are recorded on the video rows.
     """
-    from talkvid_ops.crawl import stage
+    from talkvid_ops.crawl.discover import discover
+    from talkvid_ops.crawl.download import download
+    from talkvid_ops.crawl.recheck import recheck
 
-    if recheck and refs:
+    if "recheck" in steps and refs:
         raise click.UsageError("--recheck covers every source; --source goes with --discover / --download")
-    if not (discover or download or recheck):
-        discover = download = True
     ctx = get_context()
     source_ids = None
     if refs:
         with ctx.sessions() as session:
             source_ids = [_find_source(session, ref).id for ref in refs]
+    chosen = set(steps or ("discover", "download"))
     results = {}
-    if discover:
-        results["discover"] = stage.discover(ctx, source_ids=source_ids)
-    if download:
-        results["download"] = stage.download(ctx, source_ids=source_ids, limit=limit)
-    if recheck:
-        results["recheck"] = stage.recheck(ctx, limit=limit)
+    if "discover" in chosen:
+        results["discover"] = discover(ctx, source_ids=source_ids)
+    if "download" in chosen:
+        results["download"] = download(ctx, source_ids=source_ids, limit=limit)
+    if "recheck" in chosen:
+        results["recheck"] = recheck(ctx, limit=limit)
     echo_json(results)
 
 

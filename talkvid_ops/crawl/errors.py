@@ -1,4 +1,4 @@
-"""What a crawl failure means for what to do next: the taxonomy of yt-dlp's errors.
+"""What a crawl failure means for what to do next: yt-dlp's errors sorted into the catalog's `ErrorClass`.
 
 - permanent: the item is gone or never will be downloadable from here (unavailable, private, removed, terminated,
   404/410, unsupported URL, geo-blocked, members-only). Recorded, never retried.
@@ -19,12 +19,7 @@ import re
 import time
 from dataclasses import dataclass
 
-PERMANENT = "permanent"
-THROTTLED = "throttled"
-TRANSIENT = "transient"
-MEDIA = "media"
-POLICY = "policy"
-SETUP = "setup"
+from talkvid_ops.catalog.status import ErrorClass
 
 MAX_MESSAGE_CHARS = 2000
 MAX_BODY_BYTES = 64 * 1024
@@ -76,7 +71,7 @@ _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 class Classified:
     """A failure with its class, a one-line message for the catalog, and the server's Retry-After when given."""
 
-    error_class: str
+    error_class: ErrorClass
     message: str
     retry_after_s: float | None = None
 
@@ -89,13 +84,13 @@ def clean_message(message: str) -> str:
     return text[:MAX_MESSAGE_CHARS]
 
 
-def classify_message(message: str, body: str = "") -> str:
+def classify_message(message: str, body: str = "") -> ErrorClass:
     """The class of an error from its message and, when there was one, the body of the HTTP error response."""
     if _THROTTLED_RE.search(message) or (body and _THROTTLED_RE.search(body)):
-        return THROTTLED
+        return ErrorClass.THROTTLED
     if _PERMANENT_RE.search(message):
-        return PERMANENT
-    return TRANSIENT
+        return ErrorClass.PERMANENT
+    return ErrorClass.TRANSIENT
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -22,16 +22,17 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from talkvid_ops.catalog.db import as_utc
 from talkvid_ops.catalog.models import Clip, Segmentation, Source, Transcript, Video
 from talkvid_ops.catalog.runs import RunRecorder
+from talkvid_ops.catalog.status import Availability, ErrorClass, VideoStatus
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.context import Context
-from talkvid_ops.crawl import errors
+from talkvid_ops.crawl.common import failure_outcome, media_folder, video_id_for
 from talkvid_ops.crawl.sources import LOCAL_FOLDER, MEDIA_SUFFIXES, PLATFORM_LOCAL, SourceSettings, add_source, platform_key
-from talkvid_ops.crawl.stage import FAILED, PROBED, as_utc, media_folder, video_id_for
 from talkvid_ops.media.probe import ProbeError, probe, sha256_file
 
-DUPLICATE = "duplicate"
+INGESTED = "ingested"
 UNCHANGED = "unchanged"
 # Local files are taken as they are: no height bar (the profiles judge quality later).
 LOCAL_SETTINGS = SourceSettings(min_height=0)
@@ -101,29 +102,29 @@ def _ingest_file(session: Session, run: RunRecorder, source_id: str, path: Path,
     try:
         media = probe(path)
     except ProbeError as exc:
-        row.update(status=FAILED, error_class=errors.MEDIA, error_message=str(exc), storage_path=str(path))
+        row.update(status=VideoStatus.FAILED, error_class=ErrorClass.MEDIA, error_message=str(exc), storage_path=str(path))
         upsert(session, Video, [row], ["platform", "platform_id"])
-        run.error(str(path), str(exc), error_class=errors.MEDIA, video_id=video_id)
-        return "failed"
+        run.error(str(path), str(exc), error_class=ErrorClass.MEDIA, video_id=video_id)
+        return VideoStatus.FAILED
     row.update(media.as_row(), sha256=sha256_file(path))
     if existing is not None and existing.sha256 and existing.sha256 != row["sha256"]:
         _forget_derived(session, video_id)
-    twin = session.scalar(select(Video.id).where(Video.sha256 == row["sha256"], Video.status == PROBED, Video.id != video_id).limit(1))
+    twin = session.scalar(select(Video.id).where(Video.sha256 == row["sha256"], Video.status == VideoStatus.PROBED, Video.id != video_id).limit(1))
     if twin:
-        row.update(status=DUPLICATE, error_message=f"same content as video {twin}", storage_path=str(path))
+        row.update(status=VideoStatus.DUPLICATE, error_message=f"same content as video {twin}", storage_path=str(path))
         upsert(session, Video, [row], ["platform", "platform_id"])
-        return DUPLICATE
+        return VideoStatus.DUPLICATE
     stored = _copy_in(path, media_dir, video_id) if copy else path
     row.update(
-        status=PROBED,
+        status=VideoStatus.PROBED,
         storage_path=str(stored),
         downloaded_at=now,
-        availability="available",
+        availability=Availability.AVAILABLE,
         availability_checked_at=now,
         availability_reason=None,
     )
     upsert(session, Video, [row], ["platform", "platform_id"])
-    return "ingested"
+    return INGESTED
 
 
 def _ingest_or_record(session: Session, run: RunRecorder, source_id: str, path: Path, copy: bool, media_dir: Path) -> str:
@@ -146,15 +147,15 @@ def _ingest_or_record(session: Session, run: RunRecorder, source_id: str, path: 
             title=path.stem,
             attempts=(existing.attempts if existing else 0) + 1,
             run_id=run.id,
-            status=FAILED,
-            error_class=errors.TRANSIENT,
+            status=VideoStatus.FAILED,
+            error_class=ErrorClass.TRANSIENT,
             error_message=reason,
             size_bytes=None,  # never "unchanged": the next run tries it again
             updated_at=dt.datetime.now(dt.UTC),
         )
         upsert(session, Video, [row], ["platform", "platform_id"])
-        run.error(str(path), reason, error_class=errors.TRANSIENT, video_id=video_id)
-        return f"failed_{errors.TRANSIENT}"
+        run.error(str(path), reason, error_class=ErrorClass.TRANSIENT, video_id=video_id)
+        return failure_outcome(ErrorClass.TRANSIENT)
 
 
 def _targets(paths: Iterable[str | Path], run: RunRecorder) -> list[tuple[Path, list[Path], bool]]:
@@ -217,8 +218,8 @@ def sweep_folder(session: Session, run: RunRecorder, source: Source, media_dir: 
     folder = Path(source.locator)
     if not folder.is_dir():
         reason = f"folder {folder} is not there (moved, deleted or not mounted?)"
-        source.last_error = f"{errors.SETUP}: {reason}"
-        run.error(source.id, reason, error_class=errors.SETUP, kind="source", locator=source.locator)
+        source.last_error = f"{ErrorClass.SETUP}: {reason}"
+        run.error(source.id, reason, error_class=ErrorClass.SETUP, kind="source", locator=source.locator)
         return 0
     files, others = _media_files(folder)
     run.count("skipped_not_media", others)

@@ -12,12 +12,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urldefrag, urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
+from talkvid_ops.catalog.models import Source
+from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.errors import TalkvidError, format_validation_error
+from talkvid_ops.ids import make_id
+
+if TYPE_CHECKING:
+    from talkvid_ops.context import Context
 
 YOUTUBE_CHANNEL = "youtube_channel"
 YOUTUBE_PLAYLIST = "youtube_playlist"
@@ -412,7 +420,7 @@ def default_name(kind: str, locator: str) -> str:
 
 
 def add_source(
-    session,
+    session: Session,
     locator: str,
     kind: str | None = None,
     name: str | None = None,
@@ -420,10 +428,6 @@ def add_source(
 ) -> tuple[str, bool]:
     """Create the source of `locator` (kind guessed when not given), or update the existing one: the name and the
     settings that are given replace its own, those not given are kept. Returns (source id, created?)."""
-    from talkvid_ops.catalog.models import Source
-    from talkvid_ops.catalog.upsert import upsert
-    from talkvid_ops.ids import make_id
-
     kind, locator = classify_locator(locator, kind)
     source_id = make_id("source", kind, locator)
     existing = session.get(Source, source_id)
@@ -438,9 +442,27 @@ def add_source(
     return source_id, existing is None
 
 
-def add_url_sources(ctx, urls: list[str], settings: SourceSettings | None = None) -> list[str]:
+def add_url_sources(ctx: Context, urls: list[str], settings: SourceSettings | None = None) -> list[str]:
     """A source for each URL (a `page`, or the YouTube kind it is); returns their ids in order."""
     with ctx.sessions() as session:
         ids = [add_source(session, url, settings=settings)[0] for url in urls]
         session.commit()
     return ids
+
+
+def find_source(session: Session, ref: str) -> Source:
+    """A source by id or by its (unique) name; TalkvidError saying why when there is none or the name is not unique."""
+    source = session.get(Source, ref)
+    if source is not None:
+        return source
+    named = session.scalars(select(Source).where(Source.name == ref)).all()
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise TalkvidError(f"{len(named)} sources are named {ref!r}: use the id ({', '.join(s.id for s in named)})")
+    raise TalkvidError(f"no source with id or name {ref!r} (see `talkvid source list`)")
+
+
+def remove_source(session: Session, source_id: str) -> None:
+    """Delete a source with its videos and everything derived from them (the catalog cascades; media files stay)."""
+    session.execute(delete(Source).where(Source.id == source_id))

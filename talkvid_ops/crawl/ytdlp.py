@@ -14,6 +14,7 @@ from typing import Any
 import yt_dlp
 from yt_dlp.utils import YoutubeDLError
 
+from talkvid_ops.catalog.status import ErrorClass
 from talkvid_ops.crawl.config import CrawlConfig
 from talkvid_ops.crawl.errors import Classified, classify_exception
 from talkvid_ops.crawl.politeness import Spacer, backoff_delay
@@ -185,7 +186,7 @@ def fetch_video(url: str, options: dict[str, Any], settings: SourceSettings, spa
     downloads = info.get("requested_downloads") or []
     media = Path(downloads[0]["filepath"]) if downloads and downloads[0].get("filepath") else None
     if media is None or not media.exists():
-        raise FetchError(Classified("transient", "yt-dlp finished without writing a media file"))
+        raise FetchError(Classified(ErrorClass.TRANSIENT, "yt-dlp finished without writing a media file"))
     return Fetched(info=info, media=media, subtitles=_subtitle_files(info, settings.languages))
 
 

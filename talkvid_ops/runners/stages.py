@@ -80,7 +80,7 @@ def run_crawl_batch(ctx: Context, step: str, batch_id: str) -> dict[str, Any]:
         raise TalkvidError(f"crawl step must be one of {', '.join(CRAWL_STEPS)}, not {step!r}")
     with ctx.sessions() as session:
         source_ids = batch_items(session, batch_id, CRAWL_BATCH_STAGE)
-    return _resolve(f"talkvid_ops.crawl.stage:{step}")(ctx, source_ids=source_ids)
+    return _resolve(f"talkvid_ops.crawl.{step}:{step}")(ctx, source_ids=source_ids)
 
 
 def runs_of_dag_run(ctx: Context, dag_id: str, dag_run_id: str, stage: str) -> list[Run]:

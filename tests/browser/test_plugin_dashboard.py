@@ -1,11 +1,10 @@
-"""The catalog dashboard plugin: loaded and mounted by Airflow itself, behind Airflow's login, serving counts that
+"""The catalog dashboard (talkvid_ops.dashboard) and its Airflow plugin: the app, without Airflow, serves counts that
 match the catalog (SQLite and PostgreSQL) as JSON and as a page that renders in Chromium, and a 503 with the reason
-when the catalog cannot be read."""
+when the catalog cannot be read; the plugin is loaded and mounted by Airflow itself, behind Airflow's login."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import socket
@@ -25,13 +24,16 @@ from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.config import Settings
 from talkvid_ops.context import Context
 from talkvid_ops.crawl.ingest import ingest_paths
+from talkvid_ops.dashboard.app import create_app
 from talkvid_ops.ids import make_id
 from tests.factories import add_clip, add_run, add_source, add_video
 from tests.release_catalog import add_decision, add_profile
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
-HEAVY = ("torch", "cv2", "av", "yt_dlp", "onnxruntime", "faster_whisper", "scenedetect", "transformers", "dlib",
-         "talkvid_ops")  # fmt: skip
+HEAVY = ("torch", "cv2", "av", "yt_dlp", "onnxruntime", "faster_whisper", "scenedetect", "transformers", "dlib")
+# what loading the plugin may import of talkvid: the dashboard app, no settings, models or stages
+TALKVID_AT_PLUGIN_LOAD = {"talkvid_ops", "talkvid_ops.errors", "talkvid_ops.catalog", "talkvid_ops.catalog.db", "talkvid_ops.catalog.status",
+                          "talkvid_ops.dashboard", "talkvid_ops.dashboard.app", "talkvid_ops.dashboard.page", "talkvid_ops.dashboard.report"}  # fmt: skip
 AIRFLOW_TASK = {"AIRFLOW_CTX_DAG_ID": "talkvid_crawl", "AIRFLOW_CTX_DAG_RUN_ID": "manual__2026-03-01T00:00:00+00:00",
                 "AIRFLOW_CTX_TASK_ID": "ingest", "AIRFLOW_CTX_MAP_INDEX": "2", "AIRFLOW_CTX_TRY_NUMBER": "1"}  # fmt: skip
 DECISIONS = ["passed", "passed", "passed", "failed", "undecided"]
@@ -112,20 +114,12 @@ def filled(request, tmp_path_factory) -> dict:
     db.get_engine(catalog["url"]).dispose()
 
 
-@pytest.fixture(scope="module")
-def plugin_module(airflow_env):
-    """The plugin file imported as Airflow imports it (after Airflow is configured: it imports airflow)."""
-    spec = importlib.util.spec_from_file_location("talkvid_catalog", PLUGINS / "talkvid_catalog.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
-def client(plugin_module):
+def client():
+    """The dashboard app as the library makes it: no Airflow, no login."""
     from fastapi.testclient import TestClient
 
-    with TestClient(plugin_module.create_app()) as test_client:
+    with TestClient(create_app()) as test_client:
         yield test_client
 
 
@@ -244,6 +238,25 @@ def test_json_and_page_show_the_catalog(filled, client, monkeypatch):
     assert client.get("releases/nope/files/report.html").status_code == 404
 
 
+def test_the_dashboard_app_needs_no_airflow(tmp_path):
+    """The library's app imports and answers in an interpreter where importing Airflow fails (the plugin only
+    mounts it)."""
+    missing = tmp_path / "catalog.sqlite"
+    script = (
+        "import json, sys\n"
+        "sys.modules['airflow'] = None  # any import of airflow raises ImportError from here on\n"
+        "from fastapi.testclient import TestClient\n"
+        "from talkvid_ops.dashboard.app import create_app\n"
+        "response = TestClient(create_app()).get('/api/status')\n"
+        "print(json.dumps([response.status_code, response.json()['reason']]))"
+    )
+    env = {**os.environ, "TALKVID_DATABASE_URL": f"sqlite:///{missing}", "TALKVID_DATA_DIR": str(tmp_path)}
+    env.pop("TALKVID_CONFIG", None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout) == [503, f"no catalog file at {missing}: run `talkvid init`"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -284,7 +297,8 @@ import json, sys
 from airflow import plugins_manager
 plugins, errors = plugins_manager._get_plugins()
 out = {"plugins": [p.name for p in plugins], "errors": errors,
-       "heavy_after_load": sorted(m for m in HEAVY if m in sys.modules)}
+       "heavy_after_load": sorted(m for m in HEAVY if m in sys.modules),
+       "talkvid_after_load": sorted(m for m in sys.modules if m.split(".")[0] == "talkvid_ops")}
 out["fastapi_apps"] = [{k: v for k, v in a.items() if k != "app"} for a in plugins_manager.get_fastapi_plugins()[0]]
 out["external_views"] = plugins_manager._get_ui_plugins()[0]
 
@@ -302,14 +316,14 @@ listed = client.get("/api/v2/plugins", headers=bearer).json()["plugins"]
 out.update(anonymous=anonymous.status_code, forged=forged.status_code, status=status.status_code,
            videos=status.json()["status"]["videos"], page=page.status_code, page_title="<h1>talkvid catalog</h1>" in page.text,
            listed=[p for p in listed if p["name"] == "talkvid_catalog"],
-           heavy_after_request=sorted(m for m in HEAVY if m in sys.modules and m != "talkvid_ops"))
+           heavy_after_request=sorted(m for m in HEAVY if m in sys.modules))
 print("RESULT " + json.dumps(out))
 """
 
 
 def test_airflow_loads_mounts_and_guards_the_plugin(airflow_db, tmp_path):
     """In a fresh interpreter, as the API server runs it: Airflow's plugins manager finds the plugin without importing
-    talkvid or a model library, validates its nav entry, mounts the app at /talkvid behind its own login."""
+    talkvid's settings, stages or a model library, validates its nav entry, mounts the app at /talkvid behind its own login."""
     catalog = sqlite_catalog(tmp_path)
     env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS), "TALKVID_DATABASE_URL": catalog["url"],
            "TALKVID_DATA_DIR": str(catalog["data_dir"])}  # fmt: skip
@@ -321,6 +335,7 @@ def test_airflow_loads_mounts_and_guards_the_plugin(airflow_db, tmp_path):
     out = json.loads(line[len("RESULT ") :])
     assert out["plugins"] == ["talkvid_catalog"] and out["errors"] == {}
     assert out["heavy_after_load"] == []
+    assert "talkvid_ops.dashboard.app" in out["talkvid_after_load"] and set(out["talkvid_after_load"]) <= TALKVID_AT_PLUGIN_LOAD
     assert out["fastapi_apps"] == [{"url_prefix": "/talkvid", "name": "talkvid catalog"}]
     nav_entry = {"name": "Catalog", "href": "talkvid/", "url_route": "talkvid-catalog", "destination": "nav", "category": "browse"}
     assert out["external_views"] == [nav_entry]
@@ -331,7 +346,7 @@ def test_airflow_loads_mounts_and_guards_the_plugin(airflow_db, tmp_path):
     assert out["heavy_after_request"] == []
 
 
-def test_the_page_renders_in_chromium(plugin_module, tmp_path, monkeypatch):
+def test_the_page_renders_in_chromium(tmp_path, monkeypatch):
     """Served by uvicorn under the same prefix as in Airflow; the screenshot shows text and the decision bar."""
     import uvicorn
     from fastapi import FastAPI
@@ -340,7 +355,7 @@ def test_the_page_renders_in_chromium(plugin_module, tmp_path, monkeypatch):
     catalog = sqlite_catalog(tmp_path)
     use_catalog(monkeypatch, catalog["url"], catalog["data_dir"])
     root = FastAPI()
-    root.mount("/talkvid", plugin_module.create_app())
+    root.mount("/talkvid", create_app())
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(root, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from talkvid_ops.catalog import db
 from talkvid_ops.catalog.models import ALL_TABLES, Base, Clip, Run, Score, Video
 from talkvid_ops.catalog.runs import stage_run
+from talkvid_ops.catalog.status import VideoStatus
 from talkvid_ops.catalog.upsert import claim, upsert
 from talkvid_ops.ids import make_id
 from tests.factories import add_clip, add_run, add_source, add_video
@@ -116,9 +117,9 @@ def test_claim_skips_rows_locked_by_another_worker(postgres_url):
     with factory() as session:
         source_id = add_source(session)
         for i in range(4):
-            add_video(session, source_id, f"v{i}")
+            add_video(session, source_id, f"v{i}", status=VideoStatus.DISCOVERED)
         session.commit()
-    query = select(Video).where(Video.status == "downloaded").order_by(Video.platform_id)
+    query = select(Video).where(Video.status == VideoStatus.DISCOVERED).order_by(Video.platform_id)
     with factory() as first, factory() as second:
         taken_first = {v.id for v in claim(first, query, limit=2)}
         taken_second = {v.id for v in claim(second, query, limit=4)}

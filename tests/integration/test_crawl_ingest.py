@@ -15,10 +15,13 @@ from sqlalchemy import func, select
 
 from talkvid_ops.catalog.models import Clip, Run, Segmentation, Source, Video
 from talkvid_ops.cli import cli
-from talkvid_ops.crawl import ingest, stage
+from talkvid_ops.crawl import ingest
+from talkvid_ops.crawl.common import media_folder
+from talkvid_ops.crawl.discover import discover
+from talkvid_ops.crawl.download import download
 from talkvid_ops.crawl.ingest import ingest_paths
+from talkvid_ops.crawl.recheck import recheck
 from talkvid_ops.crawl.sources import add_source
-from talkvid_ops.crawl.stage import media_folder, recheck
 from talkvid_ops.segment.stage import segment
 from tests.factories import add_clip, add_run
 from tests.loopback import loopback_context
@@ -199,15 +202,15 @@ def test_a_watched_folder_brings_in_new_files_with_every_download_run(pyfeat_med
     with ctx.sessions() as session:
         source_id, _ = add_source(session, str(watched))  # `talkvid source add FOLDER`
         session.commit()
-    assert stage.discover(ctx)["sources"] == 0  # nothing to list: the download run looks at the folder
+    assert discover(ctx)["sources"] == 0  # nothing to list: the download run looks at the folder
     shutil.copyfile(pyfeat_media["single_face.mp4"], watched / "a.mp4")
-    first = stage.download(ctx)
+    first = download(ctx)
     assert (first["sources"], first["ingested"]) == (1, 1)
 
     (watched / "day2").mkdir()
     shutil.copyfile(pyfeat_media["no_face.mp4"], watched / "day2" / "b.mov")
     (watched / "day2" / "notes.txt").write_text("not a video")
-    second = stage.download(ctx)
+    second = download(ctx)
     assert (second["ingested"], second["unchanged"], second["skipped_not_media"]) == (1, 1, 1)
     videos = _videos_of(ctx, source_id)
     assert {n: (v.status, v.storage_path) for n, v in videos.items()} == {
@@ -218,13 +221,13 @@ def test_a_watched_folder_brings_in_new_files_with_every_download_run(pyfeat_med
 
     for name in ("c.mp4", "d.mp4"):
         shutil.copyfile(pyfeat_media["WolfgangLanger_Pexels.mp4"], watched / name)
-    capped = stage.download(ctx, limit=1)
+    capped = download(ctx, limit=1)
     assert capped.get("ingested", 0) + capped.get("duplicate", 0) == 1 and len(_videos_of(ctx, source_id)) == 3
-    rest = stage.download(ctx)
+    rest = download(ctx)
     assert rest.get("ingested", 0) + rest.get("duplicate", 0) == 1 and len(_videos_of(ctx, source_id)) == 4
 
     shutil.rmtree(watched)
-    missing = stage.download(ctx)
+    missing = download(ctx)
     assert missing["errors"] == 1 and len(_videos_of(ctx, source_id)) == 4  # what we hold stays
     (source,) = _sources(ctx)
     assert source.last_error == f"setup: folder {watched} is not there (moved, deleted or not mounted?)"
@@ -240,12 +243,12 @@ def test_a_folder_that_holds_a_named_file_is_not_watched_until_it_is_named(pyfea
     shutil.copyfile(pyfeat_media["single_face.mp4"], downloads / "talk.mp4")
     shutil.copyfile(pyfeat_media["no_face.mp4"], downloads / "holiday.mp4")
     (source_id,) = ingest_paths(ctx, [downloads / "talk.mp4"])["source_ids"]
-    assert stage.download(ctx).get("ingested") is None  # naming talk.mp4 does not pull in the rest of the folder
+    assert download(ctx).get("ingested") is None  # naming talk.mp4 does not pull in the rest of the folder
     assert set(_videos_of(ctx, source_id)) == {"talk.mp4"}
     ingest_paths(ctx, [downloads])
     shutil.copyfile(pyfeat_media["WolfgangLanger_Pexels.mp4"], downloads / "lecture.mp4")
-    assert stage.download(ctx)["ingested"] == 1  # named itself, the folder is watched from now on
+    assert download(ctx)["ingested"] == 1  # named itself, the folder is watched from now on
     assert set(_videos_of(ctx, source_id)) == {"talk.mp4", "holiday.mp4", "lecture.mp4"}
     ingest_paths(ctx, [downloads / "talk.mp4"])  # naming a file in it again does not stop the watch
     shutil.copyfile(pyfeat_media["single_face.mp4"], downloads / "again.mp4")
-    assert stage.download(ctx)["duplicate"] == 1
+    assert download(ctx)["duplicate"] == 1

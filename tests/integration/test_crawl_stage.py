@@ -27,11 +27,14 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
 from talkvid_ops.catalog import db
+from talkvid_ops.catalog.db import as_utc
 from talkvid_ops.catalog.models import Run, Source, Video, utcnow
 from talkvid_ops.cli import cli
-from talkvid_ops.crawl import stage
+from talkvid_ops.crawl.common import media_folder
+from talkvid_ops.crawl.discover import discover
+from talkvid_ops.crawl.download import download
+from talkvid_ops.crawl.recheck import recheck
 from talkvid_ops.crawl.sources import SourceSettings, add_source
-from talkvid_ops.crawl.stage import as_utc, media_folder
 from tests.loopback import LoopbackServer, loopback_context, prepare_web_media
 
 RETRY_AFTER = 7200
@@ -109,14 +112,14 @@ def world(request, tmp_path_factory, web_media):
             ids = {name: add_source(session, locator, settings=settings)[0] for name, (locator, settings) in sources.items()}
             session.commit()
         started = utcnow()
-        first = {"discover": stage.discover(ctx), "download": stage.download(ctx)}
+        first = {"discover": discover(ctx), "download": download(ctx)}
         first_hits = list(server.hits)
         server.reset_hits()
-        second = {"discover": stage.discover(ctx), "download": stage.download(ctx)}
+        second = {"discover": discover(ctx), "download": download(ctx)}
         second_hits = list(server.hits)
         server.reset_hits()
         (media / "interview.mp4").unlink()  # the site removed it
-        rechecked = stage.recheck(ctx)
+        rechecked = recheck(ctx)
         yield World(ctx, server, media, ids, first, second, first_hits, second_hits, rechecked, started)
     db.get_engine(url).dispose()
 
@@ -275,7 +278,7 @@ def test_discovery_respects_max_new_per_run(server, sqlite_url, tmp_path):
     ctx = loopback_context(tmp_path / "data", sqlite_url)
     page = server.playlist_page("three.html", ["/media/talk.mp4", "/media/interview.mp4", "/media/lecture.mp4"])
     _source(ctx, page, max_new_per_run=2)
-    runs = [stage.discover(ctx) for _ in range(3)]
+    runs = [discover(ctx) for _ in range(3)]
     assert [r.get("new", 0) for r in runs] == [2, 1, 0]
     assert runs[0]["sources_capped"] == 1 and "sources_capped" not in runs[1]
     assert len(videos_by_url(ctx)) == 3
@@ -284,17 +287,17 @@ def test_discovery_respects_max_new_per_run(server, sqlite_url, tmp_path):
 def test_transient_failures_are_retried_by_later_runs_then_given_up(server, sqlite_url, tmp_path):
     ctx = loopback_context(tmp_path / "data", sqlite_url, max_attempts=2, transient_retry_after_s=60)
     _source(ctx, url_list(tmp_path, "urls.txt", [server.url("/broken/talk.mp4")]))
-    stage.discover(ctx)
-    stage.download(ctx)
+    discover(ctx)
+    download(ctx)
     (video,) = videos_by_url(ctx).values()
     part_dir = ctx.settings.media_dir / ".partial" / video.id
     assert (video.attempts, video.status) == (1, "failed") and part_dir.exists()
-    assert stage.download(ctx).get("failed_transient") is None  # not due for a minute
+    assert download(ctx).get("failed_transient") is None  # not due for a minute
     with ctx.sessions() as session:
         session.execute(update(Video).values(next_attempt_at=utcnow() - dt.timedelta(seconds=1)))
         session.commit()
     before = len(server.hits_for("/broken/"))
-    assert stage.download(ctx)["failed_transient"] == 1
+    assert download(ctx)["failed_transient"] == 1
     ranges = [h.headers.get("Range") for h in server.hits_for("/broken/")[before:]]
     assert any(r and r != "bytes=0-" for r in ranges)  # the retry resumed the kept partial file
     (video,) = videos_by_url(ctx).values()
@@ -305,7 +308,7 @@ def test_transient_failures_are_retried_by_later_runs_then_given_up(server, sqli
 def test_an_unexpected_error_fails_only_its_video_and_the_batch_goes_on(server, sqlite_url, tmp_path, monkeypatch):
     ctx = loopback_context(tmp_path / "data", sqlite_url, transient_retry_after_s=60)
     _source(ctx, url_list(tmp_path, "urls.txt", [server.url("/media/talk.mp4"), server.url("/media/interview.mp4")]))
-    stage.discover(ctx)
+    discover(ctx)
     hashed = []
 
     def disk_fails_once(path):
@@ -314,8 +317,8 @@ def test_an_unexpected_error_fails_only_its_video_and_the_batch_goes_on(server, 
             raise OSError(5, "Input/output error", str(path))
         return sha(path)
 
-    monkeypatch.setattr(stage, "sha256_file", disk_fails_once)
-    result = stage.download(ctx)
+    monkeypatch.setattr("talkvid_ops.crawl.download.sha256_file", disk_fails_once)
+    result = download(ctx)
     assert (result["probed"], result["failed_transient"]) == (1, 1)
     videos = videos_by_url(ctx)
     failed = [v for v in videos.values() if v.status == "failed"]
@@ -337,8 +340,8 @@ def test_rate_limit_is_kept_between_requests_at_the_server(server, sqlite_url, t
         ctx = loopback_context(tmp_path / f"data{interval}", url, min_request_interval_s=interval)
         _source(ctx, page)
         server.reset_hits()
-        stage.discover(ctx)
-        stage.download(ctx)
+        discover(ctx)
+        download(ctx)
         times = [h.at for h in server.hits]
         assert len(times) >= 5  # the page, then a probe and a transfer per video
         gaps[interval] = min(b - a for a, b in zip(times, times[1:]))
@@ -356,8 +359,8 @@ def test_cookies_are_sent_but_never_stored_or_logged(server, sqlite_url, tmp_pat
     _source(ctx, page, cookies_connection="web_cookies")
     _source(ctx, url_list(tmp_path, "urls.txt", [server.url("/media/interview.mp4")]), cookies_file=str(jar))
     caplog.set_level("DEBUG")
-    stage.discover(ctx)
-    result = stage.download(ctx)
+    discover(ctx)
+    result = download(ctx)
     assert result["probed"] == 2
     media_hits = [h for h in server.hits if h.path.startswith("/media/")]
     assert media_hits and all(secret in h.headers.get("Cookie", "") for h in media_hits)
@@ -365,7 +368,11 @@ def test_cookies_are_sent_but_never_stored_or_logged(server, sqlite_url, tmp_pat
     assert stored and not any(secret in text for text in stored)
     with ctx.sessions() as session:
         dump = json.dumps(
-            [[{c.key: getattr(row, c.key) for c in row.__table__.columns} for row in session.scalars(select(model))] for model in (Source, Video, Run)], default=str
+            [
+                [{column.key: getattr(row, column.key) for column in row.__table__.columns} for row in session.scalars(select(model))]
+                for model in (Source, Video, Run)
+            ],
+            default=str,
         )
     assert "web_cookies" in dump and str(jar) in dump and secret not in dump
     assert secret not in caplog.text
@@ -413,7 +420,7 @@ def test_a_killed_download_leaves_nothing_that_looks_complete_and_resumes(server
     ctx = loopback_context(talkvid_env, f"sqlite:///{talkvid_env / 'catalog.sqlite'}")
     db.upgrade(ctx.settings.database_url)
     _source(ctx, url_list(tmp_path, "urls.txt", [server.url("/stall/lecture.mp4")]))
-    stage.discover(ctx)
+    discover(ctx)
     (video,) = videos_by_url(ctx).values()
     proc = subprocess.Popen(
         [sys.executable, "-m", "talkvid_ops.cli", "crawl", "--download"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
@@ -434,7 +441,7 @@ def test_a_killed_download_leaves_nothing_that_looks_complete_and_resumes(server
     part = ctx.settings.media_dir / ".partial" / video.id / f"{video.id}.mp4.part"
     half = part.stat().st_size
     assert 0 < half < (web_media / "lecture.mp4").stat().st_size
-    result = stage.download(ctx)
+    result = download(ctx)
     assert result["probed"] == 1
     resumed = server.hits_for("/stall/")[-1]
     assert resumed.status == 206 and resumed.headers["Range"] == f"bytes={half}-"
@@ -446,8 +453,8 @@ def test_a_throttled_listing_pauses_discovery_and_a_dead_one_is_recorded(server,
     ctx = loopback_context(tmp_path / "data", sqlite_url, pause_base_s=60)
     throttled = _source(ctx, server.url("/throttled/channel.html"))
     dead = _source(ctx, server.url("/pages/deleted-channel.html"))
-    first = stage.discover(ctx)
-    second = stage.discover(ctx, source_ids=[throttled, dead, "0" * 24])
+    first = discover(ctx)
+    second = discover(ctx, source_ids=[throttled, dead, "0" * 24])
     assert len(server.hits_for("/throttled/")) == 1 and len(server.hits_for("/pages/deleted-channel.html")) == 2
     paused, gone = source_of(ctx, throttled), source_of(ctx, dead)
     assert (paused.status, paused.backoff_level, gone.status) == ("paused", 1, "active")
@@ -473,7 +480,7 @@ def test_a_youtube_search_source_is_listed_by_youtubes_search_api(sqlite_url, tm
     monkeypatch.setattr(yt_dlp.YoutubeDL, "urlopen", offline)
     ctx = loopback_context(tmp_path / "data", sqlite_url)
     source_id = _source(ctx, "ytsearch:talking head interview", search_results=5)
-    result = stage.discover(ctx)
+    result = discover(ctx)
     api = [r for r in asked if urlparse(r.url).path == "/youtubei/v1/search"]
     assert api and json.loads(api[0].data)["query"] == "talking head interview"
     assert {urlparse(r.url).hostname for r in asked} == {"www.youtube.com"}
@@ -494,7 +501,7 @@ def test_an_unreadable_url_list_fails_its_source_and_the_others_go_on(server, sq
     (tmp_path / "binary.txt").write_bytes(pyfeat_media["single_face.mp4"].read_bytes())  # replaced after it was added
     (tmp_path / "latin1.txt").write_bytes("https://example.org/caf\xe9.mp4\n".encode("latin-1"))
     (tmp_path / "gone.txt").unlink()
-    result = stage.discover(ctx)
+    result = discover(ctx)
     assert (result["sources"], result["new"], result["errors"]) == (4, 1, 3)
     assert [v.source_id for v in videos_by_url(ctx).values()] == [good]
     reasons = {

@@ -11,6 +11,7 @@ import pytest
 import yt_dlp
 from yt_dlp.utils import DownloadError
 
+from talkvid_ops.catalog.status import ErrorClass
 from talkvid_ops.crawl import errors
 from talkvid_ops.crawl.errors import classify_exception, classify_message, clean_message, parse_retry_after
 from talkvid_ops.crawl.politeness import backoff_delay, pause_until
@@ -25,18 +26,18 @@ def test_recorded_youtube_errors_are_classified(case):
 
 
 def test_every_class_is_represented_in_the_recordings():
-    assert {c["class"] for c in RECORDED} == {errors.PERMANENT, errors.THROTTLED, errors.TRANSIENT}
+    assert {c["class"] for c in RECORDED} == {ErrorClass.PERMANENT, ErrorClass.THROTTLED, ErrorClass.TRANSIENT}
 
 
 def test_private_video_asks_to_sign_in_but_is_not_a_bot_check():
     private = next(c["message"] for c in RECORDED if "Private video" in c["message"])
     assert "Sign in" in private
-    assert classify_message(private) == errors.PERMANENT
+    assert classify_message(private) == ErrorClass.PERMANENT
 
 
 def test_a_throttling_body_wins_over_a_transient_status():
-    assert classify_message("HTTP Error 503: Service Unavailable") == errors.TRANSIENT
-    assert classify_message("HTTP Error 503: Service Unavailable", body="<p>Sign in to confirm you’re not a bot</p>") == errors.THROTTLED
+    assert classify_message("HTTP Error 503: Service Unavailable") == ErrorClass.TRANSIENT
+    assert classify_message("HTTP Error 503: Service Unavailable", body="<p>Sign in to confirm you’re not a bot</p>") == ErrorClass.THROTTLED
 
 
 def test_clean_message_strips_prefix_colours_and_carriage_returns():
@@ -76,7 +77,7 @@ def _yt_dlp_error(url: str) -> DownloadError:
 
 def test_real_429_is_throttled_with_the_servers_retry_after(server):
     found = classify_exception(_yt_dlp_error(server.url("/throttled/watch")))
-    assert found.error_class == errors.THROTTLED
+    assert found.error_class == ErrorClass.THROTTLED
     assert found.retry_after_s == 4321
     assert "HTTP Error 429" in found.message and not found.message.startswith("ERROR")
 
@@ -84,9 +85,9 @@ def test_real_429_is_throttled_with_the_servers_retry_after(server):
 def test_real_bot_check_page_is_throttled_from_its_body(server):
     error = _yt_dlp_error(server.url("/botcheck/watch"))
     assert "not a bot" not in str(error)  # yt-dlp's message alone would say "HTTP Error 503": transient
-    assert classify_exception(error).error_class == errors.THROTTLED
+    assert classify_exception(error).error_class == ErrorClass.THROTTLED
 
 
 def test_real_404_is_permanent(server):
     found = classify_exception(_yt_dlp_error(server.url("/nothing-here.mp4")))
-    assert (found.error_class, found.retry_after_s) == (errors.PERMANENT, None)
+    assert (found.error_class, found.retry_after_s) == (ErrorClass.PERMANENT, None)
