@@ -383,4 +383,54 @@ class Batch(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class ValidationSet(Base):
+    """A borderline sample of one criterion's rule, drawn for people to judge (talkvid_ops.curate.validation.draw)."""
+
+    __tablename__ = "validation_set"
+    __table_args__ = (UniqueConstraint("name"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profile.id"), index=True)
+    criterion: Mapped[str] = mapped_column(String(64))
+    backend: Mapped[str] = mapped_column(String(32))  # the judged rule's backend, `any` included
+    metric: Mapped[str] = mapped_column(String(64))
+    min_value: Mapped[float | None] = mapped_column(Float)
+    max_value: Mapped[float | None] = mapped_column(Float)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # n, per_video, seed
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # requested, drawn and eligible per side
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ValidationItem(Base):
+    """A clip of a validation set, with the rule's verdict on its stored score (never shown to annotators)."""
+
+    __tablename__ = "validation_item"
+    __table_args__ = (UniqueConstraint("set_id", "clip_id"), UniqueConstraint("set_id", "position"))
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    set_id: Mapped[str] = mapped_column(ForeignKey("validation_set.id", ondelete="CASCADE"), index=True)
+    clip_id: Mapped[str] = mapped_column(ForeignKey("clip.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]  # the order annotators see, seeded, passes and fails mixed
+    side: Mapped[str] = mapped_column(String(8))  # pass|fail under the rule
+    bound: Mapped[str] = mapped_column(String(8))  # min|max: the bound nearest to the value
+    value: Mapped[float] = mapped_column(Float)
+    distance: Mapped[float] = mapped_column(Float)
+
+
+class Annotation(Timestamps, Base):
+    """A person's accept / reject of a validation item: who (annotator), how (origin: page, cli, import:<file>), when."""
+
+    __tablename__ = "annotation"
+    __table_args__ = (UniqueConstraint("item_id", "annotator"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("validation_item.id", ondelete="CASCADE"), index=True)
+    annotator: Mapped[str] = mapped_column(String(255))
+    verdict: Mapped[str] = mapped_column(String(8))  # accept|reject
+    origin: Mapped[str] = mapped_column(String(255))
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("run.id"), index=True)  # the import that brought it
+
+
 ALL_TABLES = [t.name for t in Base.metadata.sorted_tables]

@@ -70,3 +70,22 @@ class DecisionStatus(StrEnum):
 class BatchStatus(StrEnum):
     PENDING = "pending"
     DONE = "done"
+
+
+class RuleSide(StrEnum):
+    """Which side of a profile rule's bounds a validation item's score lies on."""
+
+    PASS = "pass"
+    FAIL = "fail"
+
+
+class Bound(StrEnum):
+    MIN = "min"
+    MAX = "max"
+
+
+class Verdict(StrEnum):
+    """A person's judgement of a validation item."""
+
+    ACCEPT = "accept"
+    REJECT = "reject"

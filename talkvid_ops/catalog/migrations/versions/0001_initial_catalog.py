@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 01:30:34.733697
+Create Date: 2026-12-02 12:25:29.653598
 """
 
 from __future__ import annotations
@@ -129,6 +129,29 @@ def upgrade() -> None:
     with op.batch_alter_table("release", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_release_profile_id"), ["profile_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_release_run_id"), ["run_id"], unique=False)
+
+    op.create_table(
+        "validation_set",
+        sa.Column("id", sa.String(length=24), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("profile_id", sa.String(length=24), nullable=False),
+        sa.Column("criterion", sa.String(length=64), nullable=False),
+        sa.Column("backend", sa.String(length=32), nullable=False),
+        sa.Column("metric", sa.String(length=64), nullable=False),
+        sa.Column("min_value", sa.Float(), nullable=True),
+        sa.Column("max_value", sa.Float(), nullable=True),
+        sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("counts", sa.JSON(), nullable=False),
+        sa.Column("run_id", sa.String(length=32), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["profile_id"], ["profile.id"], name=op.f("fk_validation_set_profile_id_profile")),
+        sa.ForeignKeyConstraint(["run_id"], ["run.id"], name=op.f("fk_validation_set_run_id_run")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_validation_set")),
+        sa.UniqueConstraint("name", name=op.f("uq_validation_set_name")),
+    )
+    with op.batch_alter_table("validation_set", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_validation_set_profile_id"), ["profile_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_validation_set_run_id"), ["run_id"], unique=False)
 
     op.create_table(
         "video",
@@ -367,6 +390,45 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_scoring_run_id"), ["run_id"], unique=False)
 
     op.create_table(
+        "validation_item",
+        sa.Column("id", sa.String(length=24), nullable=False),
+        sa.Column("set_id", sa.String(length=24), nullable=False),
+        sa.Column("clip_id", sa.String(length=24), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("side", sa.String(length=8), nullable=False),
+        sa.Column("bound", sa.String(length=8), nullable=False),
+        sa.Column("value", sa.Float(), nullable=False),
+        sa.Column("distance", sa.Float(), nullable=False),
+        sa.ForeignKeyConstraint(["clip_id"], ["clip.id"], name=op.f("fk_validation_item_clip_id_clip"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["set_id"], ["validation_set.id"], name=op.f("fk_validation_item_set_id_validation_set"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_validation_item")),
+        sa.UniqueConstraint("set_id", "clip_id", name=op.f("uq_validation_item_set_id_clip_id")),
+        sa.UniqueConstraint("set_id", "position", name=op.f("uq_validation_item_set_id_position")),
+    )
+    with op.batch_alter_table("validation_item", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_validation_item_clip_id"), ["clip_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_validation_item_set_id"), ["set_id"], unique=False)
+
+    op.create_table(
+        "annotation",
+        sa.Column("id", sa.String(length=24), nullable=False),
+        sa.Column("item_id", sa.String(length=24), nullable=False),
+        sa.Column("annotator", sa.String(length=255), nullable=False),
+        sa.Column("verdict", sa.String(length=8), nullable=False),
+        sa.Column("origin", sa.String(length=255), nullable=False),
+        sa.Column("run_id", sa.String(length=32), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["item_id"], ["validation_item.id"], name=op.f("fk_annotation_item_id_validation_item"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["run_id"], ["run.id"], name=op.f("fk_annotation_run_id_run")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_annotation")),
+        sa.UniqueConstraint("item_id", "annotator", name=op.f("uq_annotation_item_id_annotator")),
+    )
+    with op.batch_alter_table("annotation", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_annotation_item_id"), ["item_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_annotation_run_id"), ["run_id"], unique=False)
+
+    op.create_table(
         "decision_failure",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("decision_id", sa.String(length=48), nullable=False),
@@ -392,6 +454,16 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_decision_failure_decision_id"))
 
     op.drop_table("decision_failure")
+    with op.batch_alter_table("annotation", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_annotation_run_id"))
+        batch_op.drop_index(batch_op.f("ix_annotation_item_id"))
+
+    op.drop_table("annotation")
+    with op.batch_alter_table("validation_item", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_validation_item_set_id"))
+        batch_op.drop_index(batch_op.f("ix_validation_item_clip_id"))
+
+    op.drop_table("validation_item")
     with op.batch_alter_table("scoring", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_scoring_run_id"))
         batch_op.drop_index(batch_op.f("ix_scoring_clip_id"))
@@ -442,6 +514,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_video_run_id"))
 
     op.drop_table("video")
+    with op.batch_alter_table("validation_set", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_validation_set_run_id"))
+        batch_op.drop_index(batch_op.f("ix_validation_set_profile_id"))
+
+    op.drop_table("validation_set")
     with op.batch_alter_table("release", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_release_run_id"))
         batch_op.drop_index(batch_op.f("ix_release_profile_id"))
