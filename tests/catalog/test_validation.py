@@ -160,7 +160,13 @@ def test_draw_is_deterministic_stored_once_and_refuses_other_clips_under_its_nam
     assert {c: i.position for c, i in items(ctx, first["set_id"]).items()} == {c: i.position for c, i in items(ctx, again["set_id"]).items()}
     with ctx.sessions() as session:
         stored = session.get(ValidationSet, first["set_id"])
-        assert (stored.criterion, stored.backend, stored.metric, stored.min_value, stored.max_value) == ("quality", "classical", "quality_technical", 40.0, None)
+        assert (stored.criterion, stored.backend, stored.metric, stored.min_value, stored.max_value) == (
+            "quality",
+            "classical",
+            "quality_technical",
+            40.0,
+            None,
+        )
         assert stored.params == {"n": 6, "per_video": 2, "seed": 3}
         assert session.get(Run, stored.run_id).stage == "validate"
         add_scores(session, add_run(session), clips["f2"], [("classical", "quality_technical", 39.99)])  # now the nearest fail
@@ -173,6 +179,8 @@ def test_draw_is_deterministic_stored_once_and_refuses_other_clips_under_its_nam
     assert (short["pass_drawn"], short["fail_drawn"], short["items"]) == (4, 2, 6)
     with pytest.raises(TalkvidError, match="no criterion 'nope'"):
         draw(ctx, PROFILE, "nope")
+    with pytest.raises(TalkvidError, match=r"no clip has a score of avg_movement \(backend any\)"):
+        draw(ctx, "talkvid-code", "avg_movement")
 
 
 # per item (by clip): the rule's side, alice's and bob's verdict
@@ -258,7 +266,9 @@ CALIBRATION_PROFILE = validate_profile(
     {
         "name": "calibration-test",
         "criteria": {
-            "quality": {"rules": [{"backend": "dover", "metric": "dover_overall", "min": 7.0}, {"backend": "classical", "metric": "quality_technical", "min": 40.0}]},
+            "quality": {
+                "rules": [{"backend": "dover", "metric": "dover_overall", "min": 7.0}, {"backend": "classical", "metric": "quality_technical", "min": 40.0}]
+            },
             "min_resolution": {"rules": [{"backend": "any", "metric": "min_resolution", "min": 40}]},
         },
     }

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import binomtest
 
 from talkvid_ops.catalog.status import Bound, RuleSide, Verdict
-from talkvid_ops.curate.validation.agreement import agreement, cohen_kappa, majority, wilson
+from talkvid_ops.curate.validation.agreement import agreement, cohen_kappa, majority, validation_table, wilson
 from talkvid_ops.curate.validation.calibration import best_bounds, candidate_bounds, shortest_between
 from talkvid_ops.curate.validation.draw import Candidate, borderline, classify
 from talkvid_ops.errors import TalkvidError
@@ -143,3 +143,15 @@ def test_calibration_of_two_bounds():
     labelled = [(0.3, False), (0.55, True), (0.7, True), (0.9, True), (0.95, False), (0.99, False)]
     best = best_bounds(labelled, 0.5, 0.97)
     assert (best.lo, best.hi) == (0.4, 0.9) and best.figures["f1"] == 1.0
+
+
+def test_the_table_for_the_card_and_report():
+    sides, labels = two_annotators()
+    stats = {"name": "s1", "criterion": "quality", "backend": "classical", "metric": "quality_technical", "min": 40.0, "max": None,
+             **agreement(sides, labels)}  # fmt: skip
+    headers, (row,) = validation_table([stats])
+    cells = dict(zip(headers, row))
+    assert cells["rule"] == "classical quality_technical min 40" and cells["clips labelled"] == "10 of 10" and cells["ties"] == "3"
+    assert cells["accuracy [95 % CI]"] == "0.714 [0.359, 0.918]" and cells["F1"] == "0.750" and cells["kappa"] == "0.400 (alice / bob)"
+    alone = {**stats, **agreement(sides, {item: {"alice": v["alice"]} for item, v in labels.items()})}
+    assert dict(zip(headers, validation_table([alone])[1][0]))["kappa"] == "one annotator"

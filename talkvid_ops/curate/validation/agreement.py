@@ -175,3 +175,21 @@ def statistics_lines(stats: dict[str, Any]) -> list[str]:
     if not stats["kappa"]:
         lines.append("kappa: needs two annotators")
     return lines
+
+
+VALIDATION_COLUMNS = ["set", "criterion", "rule", "clips labelled", "ties", "annotators", "accuracy [95 % CI]", "precision", "recall", "F1", "kappa"]
+
+
+def validation_table(summary: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """`validation_summary` as table headers and rows of text, for the dataset card and the report."""
+    rows = []
+    for s in summary:
+        f = s["filter"]
+        bounds = " ".join(f"{k} {s[k]:g}" for k in ("min", "max") if s[k] is not None)
+        kappas = "; ".join(f"{_figure(p['kappa'])} ({p['annotators'][0]} / {p['annotators'][1]})" for p in s["kappa"]) or "one annotator"
+        rows.append([
+            s["name"], s["criterion"], f"{s['backend']} {s['metric']} {bounds}", f"{s['labelled']} of {s['items']}", str(s["ties"]),
+            str(len(s["annotators"])), _figure(f["accuracy"], f["accuracy_ci"]), _figure(f["precision"]), _figure(f["recall"]),
+            _figure(f["f1"]), kappas,
+        ])  # fmt: skip
+    return VALIDATION_COLUMNS, rows

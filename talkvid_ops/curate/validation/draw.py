@@ -180,6 +180,8 @@ def draw(
         scores = rule_scores(rule).subquery()
         rows = session.execute(select(scores.c.clip_id, Clip.video_id, scores.c.value).join(Clip, Clip.id == scores.c.clip_id))
         picks, counts = borderline((Candidate(*row) for row in rows), rule.min, rule.max, n, per_video, seed)
+        if not picks:
+            raise TalkvidError(f"no clip has a score of {rule.metric} (backend {rule.backend}): there is nothing to draw")
         profile_id = store_profile(session, profile)
         set_id = make_id("validation_set", name)
         stored = session.get(ValidationSet, set_id)

@@ -135,18 +135,18 @@ def render_stats(stats: dict[str, Any]) -> str:
 def validation_router(catalog: Callable[..., Context], annotator: Callable[..., str]) -> APIRouter:
     """The validation pages (see the module) under `validation/`; `catalog` and `annotator` are dependencies."""
     router = APIRouter(prefix="/validation")
-    Catalog = Annotated[Context, Depends(catalog)]
-    Annotator = Annotated[str, Depends(annotator)]
+    # dependencies as defaults: the module's postponed annotations could not see aliases local to this function
+    CatalogDep, AnnotatorDep = Depends(catalog), Depends(annotator)
 
     # plain `def` endpoints: FastAPI runs them in its threadpool, off the server's event loop
     @router.get("/", response_class=HTMLResponse)
-    def index(ctx: Catalog, who: Annotator) -> str:
+    def index(ctx: Context = CatalogDep, who: str = AnnotatorDep) -> str:
         with ctx.sessions() as session:
             sets = [(s, blind_items(session, s.id, who)) for s in list_sets(session)]
         return render_index(sets, who)
 
     @router.get("/set/{set_id}/annotate", response_class=HTMLResponse)
-    def annotate(set_id: str, ctx: Catalog, who: Annotator, item: str | None = None) -> str:
+    def annotate(set_id: str, item: str | None = None, ctx: Context = CatalogDep, who: str = AnnotatorDep) -> str:
         with ctx.sessions() as session:
             validation_set = _set(session, set_id)
             profile = session.get(ProfileRow, validation_set.profile_id)
@@ -161,7 +161,9 @@ def validation_router(catalog: Callable[..., Context], annotator: Callable[..., 
         return render_annotate(validation_set, description, items, current, who)
 
     @router.post("/set/{set_id}/annotate")
-    def label(set_id: str, item: Annotated[str, Form()], verdict: Annotated[str, Form()], ctx: Catalog, who: Annotator) -> RedirectResponse:
+    def label(
+        set_id: str, item: Annotated[str, Form()], verdict: Annotated[str, Form()], ctx: Context = CatalogDep, who: str = AnnotatorDep
+    ) -> RedirectResponse:
         try:
             parsed = parse_verdict(verdict)
         except ValueError as exc:
@@ -176,7 +178,7 @@ def validation_router(catalog: Callable[..., Context], annotator: Callable[..., 
         return RedirectResponse("annotate", status_code=303)  # relative: the next clip, under any mount point
 
     @router.get("/set/{set_id}/media/{item_id}")
-    def media(set_id: str, item_id: str, ctx: Catalog, who: Annotator) -> FileResponse:
+    def media(set_id: str, item_id: str, ctx: Context = CatalogDep, who: str = AnnotatorDep) -> FileResponse:
         with ctx.sessions() as session:
             path = session.scalar(source_of(item_id).where(ValidationItem.set_id == set_id))  # only files of clips in this set
         if path is None:
@@ -187,12 +189,12 @@ def validation_router(catalog: Callable[..., Context], annotator: Callable[..., 
         return FileResponse(file)
 
     @router.get("/set/{set_id}/stats", response_class=HTMLResponse)
-    def stats_page(set_id: str, ctx: Catalog, who: Annotator) -> str:
+    def stats_page(set_id: str, ctx: Context = CatalogDep, who: str = AnnotatorDep) -> str:
         with ctx.sessions() as session:
             return render_stats(set_statistics(session, _set(session, set_id)))
 
     @router.get("/set/{set_id}/stats.json")
-    def stats_json(set_id: str, ctx: Catalog, who: Annotator) -> dict[str, Any]:
+    def stats_json(set_id: str, ctx: Context = CatalogDep, who: str = AnnotatorDep) -> dict[str, Any]:
         with ctx.sessions() as session:
             return set_statistics(session, _set(session, set_id))
 
