@@ -24,10 +24,17 @@ async def airflow_login(request: Request) -> None:
     await get_user(request, None, await bearer_scheme(request))
 
 
+async def airflow_user(request: Request) -> str:
+    """The signed-in Airflow user's name: who an annotation on the validation pages is recorded for."""
+    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
+
+    return (await get_user(request, None, await bearer_scheme(request))).get_name()
+
+
 class TalkvidCatalogPlugin(AirflowPlugin):
     name = "talkvid_catalog"
     fastapi_apps = [
-        {"app": create_app(authenticate=airflow_login), "url_prefix": URL_PREFIX, "name": "talkvid catalog"},
+        {"app": create_app(authenticate=airflow_login, annotator=airflow_user), "url_prefix": URL_PREFIX, "name": "talkvid catalog"},
     ]
     # href and url_route are relative to the UI's base URL (no leading slash), so a [api] base_url path still works
     external_views = [

@@ -15,8 +15,21 @@ from talkvid_ops.dashboard.page import render_dashboard, render_unavailable
 from talkvid_ops.dashboard.report import NotInRelease, catalog_report, release_file
 
 
-def create_app(authenticate: Callable[..., Any] | None = None) -> FastAPI:
-    """The dashboard app; `authenticate` is a FastAPI dependency that every request must pass (the host's login)."""
+class _BuiltOnFirstRequest:
+    """An ASGI app made on its first request: loading the page app (every Airflow component imports the plugins)
+    imports nothing of what the sub-app serves."""
+
+    def __init__(self, build: Callable[[], Any]):
+        self._build, self._app = build, None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self._app is None:
+            self._app = self._build()
+        await self._app(scope, receive, send)
+
+
+def _page_app(authenticate: Callable[..., Any] | None) -> FastAPI:
+    """A FastAPI app guarded by `authenticate`, answering 503 with the reason when the catalog cannot be read."""
     app = FastAPI(
         title="talkvid catalog",
         dependencies=[Depends(authenticate)] if authenticate else [],
@@ -31,6 +44,14 @@ def create_app(authenticate: Callable[..., Any] | None = None) -> FastAPI:
             body = {"error": "catalog unavailable", "reason": problem.reason, "catalog": problem.catalog}
             return JSONResponse(body, 503)
         return HTMLResponse(render_unavailable(problem.reason, problem.catalog), 503)
+
+    return app
+
+
+def create_app(authenticate: Callable[..., Any] | None = None, annotator: Callable[..., str] | None = None) -> FastAPI:
+    """The dashboard app; `authenticate` is a FastAPI dependency that every request must pass (the host's login);
+    `annotator` names the signed-in user, and with it the human-validation pages are served under `validation/`."""
+    app = _page_app(authenticate)
 
     # plain `def` endpoints: FastAPI runs them in its threadpool, off the server's event loop
     @app.get("/", response_class=HTMLResponse)
@@ -48,4 +69,15 @@ def create_app(authenticate: Callable[..., Any] | None = None) -> FastAPI:
         except NotInRelease as exc:
             raise HTTPException(404, str(exc)) from None
 
+    if annotator is not None:
+
+        def validation_app() -> FastAPI:
+            from talkvid_ops.curate.validation.views import validation_router
+            from talkvid_ops.dashboard.report import open_catalog
+
+            pages = _page_app(authenticate)
+            pages.include_router(validation_router(catalog=open_catalog, annotator=annotator, prefix=""))
+            return pages
+
+        app.mount("/validation", _BuiltOnFirstRequest(validation_app))
     return app

@@ -132,9 +132,9 @@ def render_stats(stats: dict[str, Any]) -> str:
     return _page(f"statistics {stats['name']}", body)
 
 
-def validation_router(catalog: Callable[..., Context], annotator: Callable[..., str]) -> APIRouter:
+def validation_router(catalog: Callable[..., Context], annotator: Callable[..., str], prefix: str = "/validation") -> APIRouter:
     """The validation pages (see the module) under `validation/`; `catalog` and `annotator` are dependencies."""
-    router = APIRouter(prefix="/validation")
+    router = APIRouter(prefix=prefix)
     # dependencies as defaults: the module's postponed annotations could not see aliases local to this function
     CatalogDep, AnnotatorDep = Depends(catalog), Depends(annotator)
 
