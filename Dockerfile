@@ -4,7 +4,8 @@
 #                      triggerer and the CPU Celery worker
 #   airflow-gpu        the GPU Celery worker (queue `gpu`): the above + CUDA torch, face-alignment, onnxruntime-gpu
 #   operator-gpu       what the Docker and Kubernetes runners start, `talkvid <stage> --batch ID`: CUDA torch,
-#                      face-alignment (FAN), DOVER (ONNX on onnxruntime-gpu) and CoTracker3 loaders
+#                      face-alignment (FAN), DOVER (ONNX on onnxruntime-gpu) and CoTracker3 loaders, insightface
+#                      (buffalo_l head detail) and transformers (the captioner); the gpu extra brings the last two
 #   operator-whisperx  segmentation with WhisperX, whose torch pin cannot live beside ours: its own image
 #
 # Model weights are never downloaded at run time. They live in a volume mounted at /models:
@@ -12,6 +13,8 @@
 #   /models/cotracker/co-tracker/            CoTracker3 code         (score.cotracker_hub_dir)
 #   /models/cotracker/scaled_offline.pth     CoTracker3 weights      (score.cotracker_checkpoint)
 #   /models/torch/hub/checkpoints/           face-alignment FAN      (TORCH_HOME=/models/torch)
+#   /models/insightface/buffalo_l/           InsightFace det_10g.onnx + 1k3d68.onnx (head_backend insightface; fan's detector)
+#   /models/captioner/<model>/               Qwen2.5-VL model directory (caption.model_dir)
 #   /models/whisper/<model>/                 CTranslate2 Whisper     (segment.asr.model_dir)
 #   /models/huggingface/                     WhisperX alignment      (HF_HOME, offline)
 
@@ -55,6 +58,7 @@ ARG ONNXRUNTIME_GPU_VERSION
 # torch from PyPI on Linux is the CUDA build (its CUDA runtime comes as nvidia-* wheels; the host brings the driver)
 RUN pip install --no-cache-dir -c /opt/talkvid/constraints.txt "torch==${TORCH_VERSION}" "$(ls /opt/talkvid/wheels/talkvid-*.whl)[gpu]" \
  && pip install --no-cache-dir -c /opt/talkvid/constraints.txt --no-deps face-alignment \
+ && pip install --no-cache-dir -c /opt/talkvid/constraints.txt --no-deps --force-reinstall opencv-contrib-python-headless \
  && pip uninstall -y onnxruntime \
  && pip install --no-cache-dir "onnxruntime-gpu==${ONNXRUNTIME_GPU_VERSION}"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from talkvid_ops.caption.config import CaptionConfig
 from talkvid_ops.crawl.config import CrawlConfig
 from talkvid_ops.curate.config import CurateConfig
 from talkvid_ops.export.config import ExportConfig
@@ -29,6 +30,7 @@ class PipelineConfig(BaseModel):
     crawl: CrawlConfig = CrawlConfig()
     segment: SegmentConfig = SegmentConfig()
     score: ScoreConfig = ScoreConfig()
+    caption: CaptionConfig = CaptionConfig()
     curate: CurateConfig = CurateConfig()
     export: ExportConfig = ExportConfig()
     runner: RunnerConfig = RunnerConfig()

@@ -320,6 +320,24 @@ class Label(Timestamps, Base):
     run_id: Mapped[str | None] = mapped_column(ForeignKey("run.id"), index=True)
 
 
+class Caption(Timestamps, Base):
+    """A clip's description (TalkVid's `description`) written by a vision-language model from frames of the clip, with
+    the model, the prompt's hash and how frames were sampled; one per clip (a new model or prompt replaces it)."""
+
+    __tablename__ = "caption"
+    __table_args__ = (UniqueConstraint("clip_id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    clip_id: Mapped[str] = mapped_column(ForeignKey("clip.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(255))  # model dir name @ content hash
+    prompt_hash: Mapped[str] = mapped_column(String(16))
+    sampling: Mapped[dict[str, Any]] = mapped_column(default=dict)  # frame times and size, generation settings
+    status: Mapped[str] = mapped_column(String(16))  # CaptionStatus
+    text: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), index=True)
+
+
 class FaceEmbedding(Base):
     """A clip's face descriptor (mean over sampled frames) for speaker clustering; null when no face was found."""
 

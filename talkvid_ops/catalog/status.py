@@ -61,6 +61,11 @@ class ScoringStatus(StrEnum):
     FAILED = "failed"
 
 
+class CaptionStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+
+
 class DecisionStatus(StrEnum):
     PASSED = "passed"
     FAILED = "failed"

@@ -30,11 +30,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from talkvid_ops.catalog.labels import label_row, write_labels
 from talkvid_ops.catalog.models import Clip, Label, Transcript, Video
-from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.errors import ConfigError, TalkvidError
 from talkvid_ops.export.config import LabelConfig, OnnxClassifierConfig
-from talkvid_ops.ids import make_id
 
 UNKNOWN = "Unknown"
 AGE_GROUPS = ("0-19", "19-30", "31-45", "46-60", "60+")
@@ -149,25 +148,6 @@ def normalise_value(name: str, raw: Any) -> str:
 def display_value(name: str, value: str) -> str:
     """The value as releases and bench strata show it (languages as TalkVid's bucket names)."""
     return language_bucket(value) if name == "language" else value
-
-
-def label_row(kind: str, subject_id: str, name: str, value: str, confidence: float | None, provenance: str,
-               origin: str, run_id: str | None) -> dict[str, Any]:  # fmt: skip
-    return dict(
-        id=make_id("label", kind, subject_id, name, provenance, origin),
-        subject_kind=kind,
-        subject_id=subject_id,
-        name=name,
-        value=value,
-        confidence=None if confidence is None else round(float(confidence), 6),
-        provenance=provenance,
-        origin=origin,
-        run_id=run_id,
-    )
-
-
-def write_labels(session: Session, rows: list[dict[str, Any]]) -> int:
-    return upsert(session, Label, rows, ["subject_kind", "subject_id", "name", "provenance", "origin"])
 
 
 # ---------------------------------------------------------------------------------------------------- import

@@ -15,7 +15,7 @@ class ScoreConfig(BaseModel):
     scorers: list[ScorerName] = Field(default_factory=lambda: ["quality", "motion", "head"], min_length=1)
     quality_backend: Literal["classical", "dover"] = "classical"
     motion_backend: Literal["lk", "cotracker3"] = "lk"
-    head_backend: Literal["dlib", "fan"] = "dlib"
+    head_backend: Literal["dlib", "fan", "insightface"] = "dlib"
     batch_size: int = Field(200, ge=1, description="clips per batch (one mapped task each)")
     model_dir: str | None = Field(None, description="where production model weights live")
     device: Literal["cpu", "cuda"] = "cpu"

@@ -4,9 +4,12 @@
   package. Detection runs on a frame scaled to at most `head_detect_short_side`, upsampling (up to
   `head_max_upsample` times) only when nothing is found, so small faces are still found without paying for
   upsampling on every frame.
-- `fan` (production): face-alignment's FAN 68-point network on the same HOG boxes, with its weights read from the
-  operator's model dir (`<model_dir>/torch/hub/checkpoints/2DFAN4-11f355bf06.pth.tar`, where the package's own
-  loader looks when TORCH_HOME is `<model_dir>/torch`); nothing is downloaded.
+- `fan` (production): face-alignment's FAN 68-point network, with its weights read from the operator's model dir
+  (`<model_dir>/torch/hub/checkpoints/2DFAN4-11f355bf06.pth.tar`, where the package's own loader looks when
+  TORCH_HOME is `<model_dir>/torch`), on boxes from buffalo_l's SCRFD detector (`<model_dir>/insightface/buffalo_l/
+  det_10g.onnx`, see talkvid_ops.media.insightface): the boxes TalkVid's resolution score was measured on, and a
+  detector that finds turned heads. face-alignment's own S3FD detector is not used: it downloads its weights at
+  first use. Nothing is downloaded.
 
 Both give 68 iBUG points, from which the 5 keypoints are derived (eye centres = mean of each eye's six points,
 nose tip = point 30, mouth corners = points 48 and 54) and the pose is solved with cv2.solvePnP against a generic
@@ -28,6 +31,7 @@ import numpy as np
 
 from talkvid_ops.errors import ModelUnavailable
 from talkvid_ops.media.faces import HogFaceDetector, estimate_pose, landmarks_to_kps, package_file
+from talkvid_ops.media.insightface import DETECTOR_FILE, ScrfdDetector, buffalo_path
 from talkvid_ops.score.head import Face, HeadScorer
 
 FAN_WEIGHTS = "torch/hub/checkpoints/2DFAN4-11f355bf06.pth.tar"
@@ -91,13 +95,16 @@ class FaceAlignmentBackend(HeadScorer):
             raise ModelUnavailable(f"the fan head backend needs score.model_dir holding {FAN_WEIGHTS}")
         return Path(self.config.model_dir) / FAN_WEIGHTS
 
+    def model_files(self) -> list[Path]:
+        return [self.weights_path(), buffalo_path(self.config.model_dir, DETECTOR_FILE, "the fan head backend")]
+
     def _load(self) -> None:
         weights = self.weights_path()
         if not weights.exists():
             raise ModelUnavailable(f"FAN weights not found: {weights} (put face-alignment's 2DFAN4 checkpoint there)")
         import face_alignment
 
-        self.detector = HogFaceDetector(self.config.head_detect_short_side, self.config.head_max_upsample)
+        self.detector = ScrfdDetector(self.config.model_dir, self.config.device, "the fan head backend")
         # The CUDA branch of face-alignment's dlib detector would download its CNN model; give it the packaged one.
         cnn_detector = package_file("face_recognition_models", "models/mmod_human_face_detector.dat")
         with _torch_hub_dir(weights.parent.parent), warnings.catch_warnings():

@@ -180,6 +180,10 @@ class CoTracker3Motion(MotionScorer):
         root = Path(self.config.model_dir)
         return root / self.config.cotracker_hub_dir, root / self.config.cotracker_checkpoint
 
+    def model_files(self) -> list[Path]:
+        hub_dir, checkpoint = self._paths()
+        return [checkpoint, hub_dir / "hubconf.py"]
+
     def _load(self) -> None:
         hub_dir, checkpoint = self._paths()
         if not checkpoint.exists():

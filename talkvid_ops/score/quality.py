@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from talkvid_ops.errors import ModelUnavailable
+from talkvid_ops.media.runtime import onnx_providers
 from talkvid_ops.score.base import FrameSpec, Metrics, Scorer
 
 ANALYSIS_SHORT_SIDE = 720
@@ -255,16 +256,16 @@ class DoverOnnxQuality(Scorer):
             raise ModelUnavailable(f"the dover quality backend needs score.model_dir holding {self.config.dover_model}")
         return Path(self.config.model_dir) / self.config.dover_model
 
+    def model_files(self) -> list[Path]:
+        return [self.model_path()]
+
     def _load(self) -> None:
         path = self.model_path()
         if not path.exists():
             raise ModelUnavailable(f"DOVER ONNX model not found: {path} (export it with DOVER's convert_to_onnx.py)")
         import onnxruntime as ort
 
-        providers = ["CPUExecutionProvider"]
-        if self.config.device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(path), providers=providers)
+        self.session = ort.InferenceSession(str(path), providers=onnx_providers(self.config.device))
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
         if set(inputs) != {"aes_view", "tech_view"} or len(self.session.get_outputs()) != 2:
             raise ModelUnavailable(f"{path} is not a DOVER export: inputs {sorted(inputs)}, expected aes_view and tech_view with two outputs")

@@ -26,12 +26,14 @@ from talkvid_ops.media.sampler import sample_clip
 from talkvid_ops.score.base import Scorer, get_scorer
 from talkvid_ops.score.config import ScoreConfig
 from talkvid_ops.score.faces import DlibBackend, FaceAlignmentBackend
+from talkvid_ops.score.insightface_backend import InsightFaceBackend
 from talkvid_ops.score.motion import CoTracker3Motion, LucasKanadeMotion
 from talkvid_ops.score.quality import ClassicalQuality, DoverOnnxQuality
 
 STAGE = "score"
 SCORER_CLASSES: dict[tuple[str, str], type[Scorer]] = {
-    (cls.name, cls.backend): cls for cls in (ClassicalQuality, DoverOnnxQuality, LucasKanadeMotion, CoTracker3Motion, DlibBackend, FaceAlignmentBackend)
+    (cls.name, cls.backend): cls
+    for cls in (ClassicalQuality, DoverOnnxQuality, LucasKanadeMotion, CoTracker3Motion, DlibBackend, FaceAlignmentBackend, InsightFaceBackend)
 }
 MAX_ERROR_LENGTH = 2000
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from factories import add_clip, add_run, add_source, add_video
+from insightface_models import write_buffalo_l
 from sqlalchemy import select
 
 from talkvid_ops.catalog import db
@@ -158,6 +159,7 @@ def test_face_alignment_backend_end_to_end_with_random_fan(tmp_path, pyfeat_medi
     models = tmp_path / "models"
     (models / FAN_WEIGHTS).parent.mkdir(parents=True)
     (models / FAN_WEIGHTS).symlink_to(random_fan_weights)
+    write_buffalo_l(models)  # the SCRFD detector the fan backend finds faces with (one constructed face)
     hub_before = torch.hub.get_dir()
     config = ScoreConfig(scorers=["head"], head_backend="fan", model_dir=str(models))
     ctx, clip_id, result = scored_clip(tmp_path, pyfeat_media["single_face.mp4"], config)
@@ -169,12 +171,17 @@ def test_face_alignment_backend_end_to_end_with_random_fan(tmp_path, pyfeat_medi
     frames = scoring.details["frames"]
     assert len(frames) == 2 and all(len(f["faces"]) == 1 for f in frames)  # one sampled frame per second
     face = frames[0]["faces"][0]
-    assert len(face["kps"]) == 5 and len(face["bbox"]) == 4 and len(face["pose"]) == 3
+    assert len(face["kps"]) == 5 and len(face["pose"]) == 3
+    assert face["bbox"] == [192.0, 80.0, 320.0, 240.0]  # SCRFD's box (tests/insightface_models.py), not a HOG box
     assert scores["face_consistency"] == 100.0
 
 
-def test_face_alignment_backend_names_the_missing_weights(tmp_path):
+def test_face_alignment_backend_names_the_missing_weights(tmp_path, random_fan_weights):
     with pytest.raises(ModelUnavailable, match=r"FAN weights not found: .*torch/hub/checkpoints/2DFAN4-11f355bf06\.pth\.tar"):
+        FaceAlignmentBackend(ScoreConfig(head_backend="fan", model_dir=str(tmp_path))).load()
+    (tmp_path / FAN_WEIGHTS).parent.mkdir(parents=True)
+    (tmp_path / FAN_WEIGHTS).symlink_to(random_fan_weights)
+    with pytest.raises(ModelUnavailable, match=r"InsightFace model not found: .*insightface/buffalo_l/det_10g\.onnx"):
         FaceAlignmentBackend(ScoreConfig(head_backend="fan", model_dir=str(tmp_path))).load()
 
 

@@ -3,7 +3,7 @@ functions; only `if TYPE_CHECKING:` blocks, which never run, are left out).
 
 - no import cycle between modules, nor between packages;
 - stage packages depend on catalog/ and media/ (and the small shared modules), never on one another, except export
-  reading curate; they never import the orchestration layer that runs them (registry, CLI, pipeline, runners);
+  reading curate's and caption's results; they never import the orchestration layer that runs them (registry, CLI, pipeline, runners);
 - catalog/ and media/ import no stage package.
 """
 
@@ -17,8 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "talkvid_ops"
-STAGE_PACKAGES = {"crawl", "segment", "score", "curate", "export"}
-ALLOWED_BETWEEN_STAGES = {("export", "curate")}
+STAGE_PACKAGES = {"crawl", "segment", "score", "caption", "curate", "export"}
+ALLOWED_BETWEEN_STAGES = {("export", "curate"), ("export", "caption")}
 ORCHESTRATION = {"stages", "cli", "pipeline", "runners", "dashboard", "demo"}
 FOUNDATION = {"catalog", "media"}
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 12:25:29.653598
+Create Date: 2026-12-02 12:44:39.877372
 """
 
 from __future__ import annotations
@@ -293,6 +293,27 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_clip_video_id"), ["video_id"], unique=False)
 
     op.create_table(
+        "caption",
+        sa.Column("id", sa.String(length=24), nullable=False),
+        sa.Column("clip_id", sa.String(length=24), nullable=False),
+        sa.Column("model", sa.String(length=255), nullable=False),
+        sa.Column("prompt_hash", sa.String(length=16), nullable=False),
+        sa.Column("sampling", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("text", sa.Text(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("run_id", sa.String(length=32), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["clip_id"], ["clip.id"], name=op.f("fk_caption_clip_id_clip"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["run_id"], ["run.id"], name=op.f("fk_caption_run_id_run")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_caption")),
+        sa.UniqueConstraint("clip_id", name=op.f("uq_caption_clip_id")),
+    )
+    with op.batch_alter_table("caption", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_caption_run_id"), ["run_id"], unique=False)
+
+    op.create_table(
         "decision",
         sa.Column("id", sa.String(length=48), nullable=False),
         sa.Column("clip_id", sa.String(length=24), nullable=False),
@@ -490,6 +511,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_decision_clip_id"))
 
     op.drop_table("decision")
+    with op.batch_alter_table("caption", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_caption_run_id"))
+
+    op.drop_table("caption")
     with op.batch_alter_table("clip", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_clip_video_id"))
         batch_op.drop_index(batch_op.f("ix_clip_transcript_id"))
