@@ -177,9 +177,19 @@ def build_media_catalog(session, media: dict[str, Path], url: str) -> MediaCatal
     return catalog
 
 
-def make_context(url: str, data_dir: Path, **export: object) -> Context:
-    pipeline = PipelineConfig.model_validate({"export": export}) if export else PipelineConfig()
+def make_context(url: str, data_dir: Path, **curate: object) -> Context:
+    """A context on this catalog; `curate`: settings of the curate stages (bench_spec, faces, labels ...)."""
+    pipeline = PipelineConfig.model_validate({"curate": curate}) if curate else PipelineConfig()
     return Context(Settings(data_dir=data_dir, database_url=url, pipeline=pipeline))
+
+
+def draw_and_export(ctx: Context, out: Path, spec, seed: int = 0, **export_options) -> dict:
+    """What `talkvid export` does for a user: the bench drawn (and stored), then the release written from the catalog."""
+    from talkvid_ops.curate.bench import draw_bench
+    from talkvid_ops.export.release import export
+
+    draw_bench(ctx, PROFILE, str(spec), seed)
+    return export(ctx, PROFILE, out, bench_spec=str(spec), seed=seed, **export_options)
 
 
 def cli_catalog(data_dir: Path) -> tuple:
@@ -214,7 +224,7 @@ def estimated_media_catalog(tmp_path_factory, cache_dir: Path, pyfeat_media: dic
     work on copies (`copy_sqlite`)."""
     if "media" not in _BUILT:
         from talkvid_ops.catalog import db
-        from talkvid_ops.curate.labels import estimate
+        from talkvid_ops.curate.labels.stage import estimate_labels
         from talkvid_ops.curate.speakers import assign_speakers
 
         media = face_videos(cache_dir, pyfeat_media)
@@ -225,7 +235,7 @@ def estimated_media_catalog(tmp_path_factory, cache_dir: Path, pyfeat_media: dic
             catalog = build_media_catalog(session, media, url)
             session.commit()
         ctx = make_context(url, root)
-        _BUILT["media"] = (catalog, media, estimate(ctx, profile=PROFILE), assign_speakers(ctx, profile=PROFILE))
+        _BUILT["media"] = (catalog, media, estimate_labels(ctx, profile=PROFILE), assign_speakers(ctx, profile=PROFILE))
     return _BUILT["media"]
 
 
@@ -260,7 +270,8 @@ SMALL_SPEC_SHORTFALLS = [
 def build_people_catalog(ctx, folder: Path) -> dict[str, object]:
     """Clips of known people without media (the bench needs only the catalog), plus clips the bench must not take:
     one 4 s long, one without a speaker, one the profile failed. Returns ids by name and the clip -> person map."""
-    from talkvid_ops.curate.labels import import_labels, label_row, write_labels
+    from talkvid_ops.curate.labels.annotations import import_labels
+    from talkvid_ops.curate.labels.resolution import label_row, write_labels
 
     built: dict[str, object] = {"clips": {}, "videos": {}, "person_of": {}}
     with ctx.sessions() as session:

@@ -353,6 +353,61 @@ class FaceEmbedding(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class ClipFace(Base):
+    """One sampled frame of a clip from the face pass shared by labels, speakers and crops: the frame's time and
+    size, its largest face (none: no face found) and what each face model made of that face, by model origin."""
+
+    __tablename__ = "clip_face"
+    __table_args__ = (UniqueConstraint("clip_id", "samples", "sample"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    clip_id: Mapped[str] = mapped_column(ForeignKey("clip.id", ondelete="CASCADE"), index=True)
+    samples: Mapped[int]  # frames sampled from the clip in this pass (`curate.faces.frames_per_clip`)
+    sample: Mapped[int]  # this frame's place among them
+    time: Mapped[float] = mapped_column(Float)  # seconds of the video
+    frame_width: Mapped[int]
+    frame_height: Mapped[int]
+    box: Mapped[list[Any] | None] = mapped_column(JSON)  # [left, top, right, bottom) in frame pixels, upright
+    outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)  # model origin -> its outputs on the face
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Bench(Timestamps, Base):
+    """A bench drawn from a profile's passed clips by a spec and seed, with its report (requested vs achieved per
+    stratum, shortfalls, what was held out) and a hash of the candidates it was drawn from."""
+
+    __tablename__ = "bench"
+    __table_args__ = (UniqueConstraint("profile_id", "spec_hash", "seed"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profile.id", ondelete="CASCADE"), index=True)
+    spec_name: Mapped[str] = mapped_column(String(128))
+    spec_hash: Mapped[str] = mapped_column(String(16))
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seed: Mapped[int]
+    candidates_hash: Mapped[str] = mapped_column(String(16))  # the passed clips, their labels and speakers
+    report: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), index=True)
+
+
+class BenchClip(Base):
+    """A clip of a stored bench: its sub-benchmark and stratum, the bench window in frames, and its speaker at
+    draw time (held out of training with the clip's video)."""
+
+    __tablename__ = "bench_clip"
+    __table_args__ = (UniqueConstraint("bench_id", "clip_id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    bench_id: Mapped[str] = mapped_column(ForeignKey("bench.id", ondelete="CASCADE"), index=True)
+    clip_id: Mapped[str] = mapped_column(ForeignKey("clip.id", ondelete="CASCADE"), index=True)
+    subbench: Mapped[str] = mapped_column(String(32))
+    stratum: Mapped[str] = mapped_column(String(64))
+    start_frame: Mapped[int]
+    end_frame: Mapped[int]
+    person: Mapped[str | None] = mapped_column(String(128))
+
+
 class Release(Base):
     """An export: the profile, bench spec and seed that made it, its files with their hashes, its counts."""
 

@@ -10,6 +10,11 @@ person that has a clip in the bench (TalkVid's released bench shares source vide
 (`max_held_out_share` of the passed clips) keeps a bench from eating a small catalog's training set: a clip whose
 hold-out would exceed it is passed over and counted in its stratum's report row, and a stratum it kept short says
 so (`reason`: the hold-out budget, the caps, or not enough eligible clips).
+
+`draw_bench` stores a draw in the catalog (`bench`: profile, spec, seed, report, a hash of the candidates; and
+`bench_clip`: each picked clip with its sub-benchmark, stratum, window and speaker), keyed by profile, spec hash
+and seed, so drawing again replaces it in place. An export reads the stored draw (`stored_draw`) and refuses one
+drawn from other candidates than the catalog now holds (decisions, labels or speakers changed since).
 """
 
 from __future__ import annotations
@@ -22,15 +27,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from talkvid_ops.catalog.models import Clip, Decision
-from talkvid_ops.catalog.models import Profile as ProfileRow
-from talkvid_ops.curate.labels import AGE_GROUPS, ETHNICITIES, GENDERS, LANGUAGES, UNKNOWN, resolve_labels, select_in
+from talkvid_ops.catalog.models import Bench, BenchClip, Clip, Decision
+from talkvid_ops.catalog.status import DecisionStatus
+from talkvid_ops.catalog.upsert import upsert
+from talkvid_ops.context import Context
+from talkvid_ops.curate.decide import profile_row_id
+from talkvid_ops.curate.labels.resolution import resolve_labels
+from talkvid_ops.curate.labels.vocabulary import AGE_GROUPS, ETHNICITIES, GENDERS, LANGUAGES, UNKNOWN
 from talkvid_ops.curate.profiles import Profile, as_profile
+from talkvid_ops.curate.queries import select_in
 from talkvid_ops.errors import TalkvidError
-from talkvid_ops.ids import content_hash
+from talkvid_ops.ids import content_hash, make_id
 from talkvid_ops.yamlfile import load_shipped_or_file
 
 SHIPPED_PACKAGE = "talkvid_ops.curate.shipped_specs"
@@ -90,21 +100,6 @@ def load_bench_spec(spec: str | Path | BenchSpec) -> BenchSpec:
     if isinstance(spec, BenchSpec):
         return spec
     return load_shipped_or_file(BenchSpec, spec, SHIPPED_PACKAGE, "bench spec", "a mapping with name and subbenchmarks")
-
-
-def profile_row_id(session: Session, profile: Profile | str | Path) -> str:
-    """The catalog row of a profile's exact content: decisions belong to a name and content hash."""
-    profile = as_profile(profile)
-    row_id = session.scalar(select(ProfileRow.id).where(ProfileRow.name == profile.name, ProfileRow.content_hash == profile.content_hash))
-    if row_id is None:
-        raise TalkvidError(
-            f"no decisions for profile {profile.name} (content hash {profile.content_hash}): run `talkvid decide --profile {profile.name}` first"
-        )
-    return row_id
-
-
-def passed_clip_ids(session: Session, profile_id: str) -> list[str]:
-    return sorted(session.scalars(select(Decision.clip_id).where(Decision.profile_id == profile_id, Decision.status == "passed")))
 
 
 @dataclass(frozen=True)
@@ -317,26 +312,83 @@ def bench_candidates(session: Session, profile_id: str, min_language_probability
     query = (
         select(Clip.id, Clip.video_id, Clip.fps, Clip.start_frame, Clip.end_frame)
         .join(Decision, Decision.clip_id == Clip.id)
-        .where(Decision.profile_id == profile_id, Decision.status == "passed")
+        .where(Decision.profile_id == profile_id, Decision.status == DecisionStatus.PASSED)
     )
     clips = select_in(session, query, Clip.id, None)
     labels = resolve_labels(session, {c.id: c.video_id for c in clips}, min_language_probability)
     return [BenchCandidate.of(clip, labels[clip.id]) for clip in sorted(clips, key=lambda c: c.id)]
 
 
-def draw_bench(ctx, profile: Profile | str, spec: BenchSpec | str | None = None, seed: int | None = None) -> dict[str, Any]:
-    """`talkvid bench draw`: draw the bench from the catalog and report requested vs achieved (nothing written
-    but the run record; an export writes the bench with its release)."""
+def candidates_hash(candidates: list[BenchCandidate]) -> str:
+    """What a draw depends on besides spec and seed: the candidates with their windows, labels and speakers."""
+    return content_hash([[c.clip_id, c.video_id, c.person, c.fps, c.start_frame, c.end_frame, c.labels] for c in sorted(candidates, key=lambda c: c.clip_id)])
+
+
+def store_draw(session: Session, profile_id: str, result: BenchDraw, candidates: list[BenchCandidate], run_id: str) -> str:
+    """Store a draw (replacing the one of the same profile, spec and seed); returns its id."""
+    bench_id = make_id("bench", profile_id, result.spec.content_hash, result.seed)
+    upsert(session, Bench, [dict(
+        id=bench_id, profile_id=profile_id, spec_name=result.spec.name, spec_hash=result.spec.content_hash, spec=result.spec.body(),
+        seed=result.seed, candidates_hash=candidates_hash(candidates), report=result.report(), run_id=run_id,
+    )], ["profile_id", "spec_hash", "seed"])  # fmt: skip
+    picks = [dict(id=make_id("bench_clip", bench_id, p.candidate.clip_id), bench_id=bench_id, clip_id=p.candidate.clip_id, subbench=p.subbenchmark,
+                  stratum=p.stratum, start_frame=p.start_frame, end_frame=p.end_frame, person=p.candidate.person) for p in result.picks]  # fmt: skip
+    session.execute(delete(BenchClip).where(BenchClip.bench_id == bench_id, BenchClip.clip_id.not_in([p["clip_id"] for p in picks])))
+    upsert(session, BenchClip, picks, ["bench_id", "clip_id"])
+    return bench_id
+
+
+def stored_draw(session: Session, profile: Profile, spec: BenchSpec, seed: int, candidates: list[BenchCandidate], spec_ref: str | None = None) -> BenchDraw:
+    """The stored draw of `spec` and `seed` from `profile`'s passed clips (`candidates`, as the catalog holds them
+    now); a TalkvidError naming the command to run when there is none or it was drawn from other candidates."""
+    profile_id = profile_row_id(session, profile)
+    command = f"talkvid bench draw --profile {profile.name} --spec {spec_ref or spec.name} --seed {seed}"
+    row = session.scalar(select(Bench).where(Bench.profile_id == profile_id, Bench.spec_hash == spec.content_hash, Bench.seed == seed))
+    if row is None:
+        raise TalkvidError(
+            f"no bench draw of spec {spec.name} (content hash {spec.content_hash}) with seed {seed} for profile {profile.name} "
+            f"(content hash {profile.content_hash}): run `{command}` first"
+        )
+    if row.candidates_hash != candidates_hash(candidates):
+        raise TalkvidError(
+            f"the bench draw of spec {spec.name} with seed {seed} for profile {profile.name} was drawn before the decisions, "
+            f"labels or speakers of its clips changed: run `{command}` again"
+        )
+    by_id = {c.clip_id: c for c in candidates}
+    rows = session.scalars(select(BenchClip).where(BenchClip.bench_id == row.id)).all()
+    picks = [BenchPick(r.subbench, r.stratum, by_id[r.clip_id], r.start_frame, r.end_frame) for r in rows]
+    order = {name: (i, list(sub.strata)) for i, (name, sub) in enumerate(spec.subbenchmarks.items())}
+    picks.sort(key=lambda p: (order[p.subbenchmark][0], order[p.subbenchmark][1].index(p.stratum), p.candidate.clip_id))
+    held = row.report["held_out"]
+    return BenchDraw(
+        spec=spec,
+        seed=seed,
+        picks=picks,
+        strata=row.report["strata"],
+        held_out_videos={p.candidate.video_id for p in picks},
+        held_out_persons={r.person for r in rows if r.person},
+        held_out_clips=held["clips"],
+        held_out_budget=held["budget"],
+        candidates=held["candidates"],
+    )
+
+
+def draw_bench(ctx: Context, profile: Profile | str | Path, spec: BenchSpec | str | Path | None = None, seed: int | None = None) -> dict[str, Any]:
+    """The bench stage (`talkvid bench draw`): draw the bench from the profile's passed clips, store it in the catalog
+    and report requested vs achieved per stratum. Drawing again with the same inputs stores the same draw."""
     profile = as_profile(profile)
-    spec = load_bench_spec(spec or ctx.config.export.bench_spec or "talkvid-bench")
-    seed = ctx.config.export.seed if seed is None else seed
+    spec = load_bench_spec(spec or ctx.config.curate.bench_spec or "talkvid-bench")
+    seed = ctx.config.curate.seed if seed is None else seed
     params = {"profile": profile.name, "profile_hash": profile.content_hash, "spec": spec.name, "spec_hash": spec.content_hash, "seed": seed}
     with ctx.run("bench", params) as run:
         with ctx.sessions() as session:
-            candidates = bench_candidates(session, profile_row_id(session, profile), ctx.config.export.labels.min_language_probability)
-        result = draw(candidates, spec, seed)
+            profile_id = profile_row_id(session, profile)
+            candidates = bench_candidates(session, profile_id, ctx.config.curate.labels.min_language_probability)
+            result = draw(candidates, spec, seed)
+            bench_id = store_draw(session, profile_id, result, candidates, run.id)
+            session.commit()
         report = result.report()
         run.count("candidates", len(candidates))
         run.count("requested", report["requested"])
         run.count("achieved", report["achieved"])
-        return {"run_id": run.id, "profile": profile.name, "profile_hash": profile.content_hash, **report}
+        return {"run_id": run.id, "bench_id": bench_id, "profile": profile.name, "profile_hash": profile.content_hash, **report}

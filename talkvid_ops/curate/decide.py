@@ -18,13 +18,15 @@ from sqlalchemy.orm import Session
 
 from talkvid_ops.catalog.models import Decision, DecisionFailure, utcnow
 from talkvid_ops.catalog.models import Profile as ProfileRow
+from talkvid_ops.catalog.status import DecisionStatus
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.context import Context
 from talkvid_ops.curate.profiles import ANY_BACKEND, Profile, as_profile
+from talkvid_ops.errors import TalkvidError
 from talkvid_ops.ids import make_id
 
 STAGE = "decide"
-STATUSES = ("passed", "failed", "undecided")
+STATUS_PARAMS = {status.value: status.value for status in DecisionStatus}  # the statuses DECISIONS_SQL writes, bound by name
 
 
 def store_profile(session: Session, profile: Profile) -> str:
@@ -38,6 +40,22 @@ def store_profile(session: Session, profile: Profile) -> str:
         update=[],
     )
     return profile_id
+
+
+def profile_row_id(session: Session, profile: Profile | str | Path) -> str:
+    """The catalog row of a profile's exact content: decisions belong to a name and content hash."""
+    profile = as_profile(profile)
+    row_id = session.scalar(select(ProfileRow.id).where(ProfileRow.name == profile.name, ProfileRow.content_hash == profile.content_hash))
+    if row_id is None:
+        raise TalkvidError(
+            f"no decisions for profile {profile.name} (content hash {profile.content_hash}): run `talkvid decide --profile {profile.name}` first"
+        )
+    return row_id
+
+
+def passed_clip_ids(session: Session, profile_id: str) -> list[str]:
+    """The clips a profile's decisions passed, in id order."""
+    return sorted(session.scalars(select(Decision.clip_id).where(Decision.profile_id == profile_id, Decision.status == DecisionStatus.PASSED)))
 
 
 def _values(rows: list[str]) -> str:
@@ -81,9 +99,9 @@ DECISIONS_SQL = """
 WITH criteria(criterion) AS (VALUES {criteria})
 INSERT INTO decision (id, clip_id, profile_id, status, missing, run_id, decided_at)
 SELECT :profile_id || c.id, c.id, :profile_id,
-       CASE WHEN COALESCE(a.failing, 0) > 0 THEN 'failed'
-            WHEN COALESCE(a.evaluated, 0) < :criteria_count THEN 'undecided'
-            ELSE 'passed' END,
+       CASE WHEN COALESCE(a.failing, 0) > 0 THEN :failed
+            WHEN COALESCE(a.evaluated, 0) < :criteria_count THEN :undecided
+            ELSE :passed END,
        CASE WHEN COALESCE(a.evaluated, 0) < :criteria_count THEN (
                 SELECT {missing} FROM criteria k
                 WHERE NOT EXISTS (SELECT 1 FROM decide_applied m WHERE m.clip_id = c.id AND m.criterion = k.criterion))
@@ -131,13 +149,13 @@ def decide(ctx: Context, profile: Profile | str | Path) -> dict[str, Any]:
             decisions = text(DECISIONS_SQL.format(criteria=criteria, missing=missing, empty=empty))
             session.execute(
                 decisions.bindparams(bindparam("decided_at", type_=DateTime(timezone=True))),
-                {**params, "profile_id": profile_id, "run_id": run.id, "decided_at": utcnow(), "criteria_count": len(profile.criteria)},
+                {**params, **STATUS_PARAMS, "profile_id": profile_id, "run_id": run.id, "decided_at": utcnow(), "criteria_count": len(profile.criteria)},
             )
             session.execute(text(FAILURES_SQL), {"profile_id": profile_id})
             session.execute(text("DROP TABLE decide_applied"))
             counts = dict(session.execute(select(Decision.status, func.count()).where(Decision.profile_id == profile_id).group_by(Decision.status)).all())
             session.commit()
-        for status in STATUSES:
+        for status in DecisionStatus:
             run.count(status, counts.get(status, 0))
         return {
             "run_id": run.id,
@@ -145,7 +163,7 @@ def decide(ctx: Context, profile: Profile | str | Path) -> dict[str, Any]:
             "content_hash": profile.content_hash,
             "profile_id": profile_id,
             "clips": sum(counts.values()),
-            **{status: counts.get(status, 0) for status in STATUSES},
+            **{status.value: counts.get(status, 0) for status in DecisionStatus},
         }
 
 
@@ -153,8 +171,8 @@ def diff(ctx: Context, a: Profile | str | Path, b: Profile | str | Path) -> dict
     """Clips that enter (pass under b, not under a) or leave (pass under a, not under b), on current scores."""
     a, b = as_profile(a), as_profile(b)
     decided = {"a": decide(ctx, a), "b": decide(ctx, b)}
-    passed_a = select(Decision.clip_id).where(Decision.profile_id == decided["a"]["profile_id"], Decision.status == "passed")
-    passed_b = select(Decision.clip_id).where(Decision.profile_id == decided["b"]["profile_id"], Decision.status == "passed")
+    passed_a = select(Decision.clip_id).where(Decision.profile_id == decided["a"]["profile_id"], Decision.status == DecisionStatus.PASSED)
+    passed_b = select(Decision.clip_id).where(Decision.profile_id == decided["b"]["profile_id"], Decision.status == DecisionStatus.PASSED)
     with ctx.sessions() as session:
         enter = sorted(session.scalars(passed_b.except_(passed_a)))
         leave = sorted(session.scalars(passed_a.except_(passed_b)))

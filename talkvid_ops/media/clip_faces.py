@@ -1,15 +1,13 @@
-"""Faces of a clip for labels, speakers and crops: a few frames decoded by the score stage's sampler, faces found
-by its HOG detector.
+"""Faces of a clip: a few frames decoded once by the media sampler, the largest face of each found by the HOG
+detector, and the pixels around it kept for the face models (the curate stage's face pass stores what they say).
 
-A sample keeps the frame's size, its largest face box and, for the face models (age/gender, descriptors, an
-operator's classifier), only the pixels around that face: every model reads a face chip aligned from landmarks
-near the box, so the frame itself need not be kept. Within one export the labels, speakers and crops steps share
-one `FaceSampler`, so a clip range is decoded and searched for faces once.
+A sample keeps the frame's time and size, its largest face box and only the pixels around that face (`margin` of
+the box on each side): every face model reads a chip near the box, so the frame itself need not be kept.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,9 +17,6 @@ from talkvid_ops.errors import TalkvidError
 
 DETECT_SHORT_SIDE = 540  # larger frames are scaled down for detection (as the score stage does); boxes stay in frame pixels
 MAX_UPSAMPLE = 1  # a second, upsampled HOG pass only for frames where nothing was found
-FACE_MARGIN = 1.0  # kept around a face, as a share of its box on each side: the models' chips (and the
-# ethnicity classifier's margin, at most 1) lie inside it
-CROP_BUDGET = 256 << 20  # bytes of face crops a FaceSampler keeps
 
 
 @dataclass(frozen=True)
@@ -60,8 +55,10 @@ class FaceCrop:
 
 @dataclass(frozen=True)
 class FaceSample:
-    """One sampled frame: its size (width, height), its largest face (frame pixels) and that face's crop."""
+    """One sampled frame: its time (seconds from the start of the range), size (width, height), its largest face
+    (frame pixels) and that face's crop."""
 
+    time: float
     frame_size: tuple[int, int]
     box: FaceBox | None
     face: FaceCrop | None
@@ -85,56 +82,28 @@ def detect_faces(frame: np.ndarray) -> list[FaceBox]:
     return sorted((b for b in boxes if b.width > 0 and b.height > 0), key=lambda b: (-b.area, b.left, b.top))
 
 
-def face_crop(frame: np.ndarray, box: FaceBox) -> FaceCrop:
-    """A copy of the frame around `box`, FACE_MARGIN of its size on each side, kept inside the frame."""
+def face_crop(frame: np.ndarray, box: FaceBox, margin: float) -> FaceCrop:
+    """A copy of the frame around `box`, `margin` of its size on each side, kept inside the frame."""
     height, width = frame.shape[:2]
-    pad_x, pad_y = round(box.width * FACE_MARGIN), round(box.height * FACE_MARGIN)
+    pad_x, pad_y = round(box.width * margin), round(box.height * margin)
     left, top = max(0, box.left - pad_x), max(0, box.top - pad_y)
     image = frame[top : min(height, box.bottom + pad_y), left : min(width, box.right + pad_x)].copy()
     return FaceCrop(image, FaceBox(box.left - left, box.top - top, box.right - left, box.bottom - top))
 
 
-def sample_faces(path: str | Path, start: float, end: float, count: int, rotation: int | None = None) -> list[FaceSample]:
+def sample_faces(path: str | Path, start: float, end: float, count: int, rotation: int | None, margin: float) -> list[FaceSample]:
     """Frames at the centres of `count` equal parts of [start, end) (never the first or last frame, which cuts
-    may blur), each with its largest face."""
+    may blur), each with its largest face and `margin` of the face box around it; one decode of the range."""
     from talkvid_ops.media.sampler import sample_frames
 
     duration = end - start
     frames = sample_frames(path, start, end, [duration * (i + 0.5) / count for i in range(count)], rotation)
     samples = []
-    for frame in frames.frames:
+    for time, frame in zip(frames.times, frames.frames):
         faces = detect_faces(frame)
         box = faces[0] if faces else None
-        samples.append(FaceSample((frames.width, frames.height), box, face_crop(frame, box) if box else None))
+        samples.append(FaceSample(float(time), (frames.width, frames.height), box, face_crop(frame, box, margin) if box else None))
     return samples
-
-
-class FaceSampler:
-    """Face samples shared by the steps of one export (labels, speakers, face-centred crops): each clip range is
-    decoded and searched for faces once. Boxes are kept for every range; face crops only while all kept crops stay
-    under `crop_budget` bytes, so memory stays bounded on large exports (a range past the budget is decoded again
-    by a later step that needs its crops)."""
-
-    def __init__(self, crop_budget: int = CROP_BUDGET):
-        self.crop_budget = crop_budget
-        self.crop_bytes = 0
-        self._kept: dict[tuple, list[FaceSample]] = {}
-
-    def sample(self, path: str | Path, start: float, end: float, count: int, rotation: int | None = None, crops: bool = True) -> list[FaceSample]:
-        """`sample_faces`, from what this sampler kept when it can; `crops=False`: the boxes are enough."""
-        key = (str(path), round(start, 6), round(end, 6), count, int(rotation or 0))
-        kept = self._kept.get(key)
-        if kept is not None and (not crops or all(s.face is not None for s in kept if s.box)):
-            return kept
-        samples = sample_faces(path, start, end, count, rotation)
-        if kept is None:
-            size = sum(s.face.image.nbytes for s in samples if s.face)
-            if self.crop_bytes + size <= self.crop_budget:
-                self.crop_bytes += size
-                self._kept[key] = samples
-            else:
-                self._kept[key] = [replace(s, face=None) for s in samples]
-        return samples
 
 
 def face_centred_square(boxes: list[FaceBox], frame_size: tuple[int, int], scale: float) -> tuple[int, int, int] | None:
@@ -158,11 +127,6 @@ def source_media(settings, video) -> Path:
     if path is None or not path.exists():
         raise TalkvidError(f"source media missing: {video.storage_path or 'the video has no storage path'}")
     return path
-
-
-def clip_faces(settings, clip, video, count: int, faces: FaceSampler | None = None) -> list[FaceSample]:
-    """`count` face samples of a clip from its source video."""
-    return (faces.sample if faces else sample_faces)(source_media(settings, video), clip.start_time, clip.end_time, count, video.rotation)
 
 
 def failure_reason(exc: Exception) -> str:

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 
 from talkvid_ops.curate.profiles import load_profile
-from talkvid_ops.export.release import export
 from talkvid_ops.export.report import PLOTS
-from tests.release_catalog import PROFILE, build_people_catalog, make_context
+from tests.release_catalog import PROFILE, build_people_catalog, draw_and_export, make_context
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SVG = "{http://www.w3.org/2000/svg}"
@@ -30,7 +29,7 @@ def _plots(page: str) -> dict[str, ET.Element]:
 def test_report_renders_offline_in_headless_chromium_with_its_plots(sqlite_url, tmp_path):
     ctx = make_context(sqlite_url, tmp_path)
     built = build_people_catalog(ctx, tmp_path)
-    result = export(ctx, PROFILE, tmp_path / "release", formats=["jsonl", "bench"], bench_spec=str(built["spec"]))
+    result = draw_and_export(ctx, tmp_path / "release", built["spec"], formats=["jsonl", "bench"])
     report = tmp_path / "release" / "report.html"
     assert result["paths"]["report"] == str(report)
     page = report.read_text()

@@ -7,12 +7,14 @@ import json
 
 import pytest
 import yaml
+from sqlalchemy import select
 
 from talkvid_ops.catalog import db
-from talkvid_ops.catalog.models import Run
+from talkvid_ops.catalog.models import Bench, BenchClip, Run
 from talkvid_ops.cli import cli
-from talkvid_ops.curate.bench import bench_candidates, draw, draw_bench, limits_note, load_bench_spec, profile_row_id
-from talkvid_ops.curate.labels import LANGUAGES
+from talkvid_ops.curate.bench import bench_candidates, draw, draw_bench, limits_note, load_bench_spec
+from talkvid_ops.curate.decide import profile_row_id
+from talkvid_ops.curate.labels.vocabulary import LANGUAGES
 from talkvid_ops.errors import ConfigError, TalkvidError
 from tests.factories import add_clip, add_run, add_source, add_video
 from tests.release_catalog import PROFILE, SMALL_SPEC_SHORTFALLS, add_decision, add_profile, build_people_catalog, cli_catalog, make_context
@@ -128,6 +130,31 @@ def test_draw_is_stable_when_unrelated_clips_arrive(sqlite_url, tmp_path):
         session.commit()
         after = draw(bench_candidates(session, profile_row_id(session, PROFILE)), spec, seed=4)
     assert [p.candidate.clip_id for p in after.picks] == [p.candidate.clip_id for p in before.picks]
+
+
+def test_a_draw_is_stored_and_drawing_again_replaces_it_in_place(catalog_url, tmp_path):
+    ctx = make_context(catalog_url, tmp_path)
+    built = build_people_catalog(ctx, tmp_path)
+    spec = str(built["spec"])
+    first = draw_bench(ctx, PROFILE, spec, 0)
+
+    def stored():
+        with ctx.sessions() as session:
+            benches = session.execute(select(Bench.id, Bench.seed, Bench.spec_name, Bench.report, Bench.run_id)).all()
+            picks = session.execute(select(BenchClip.bench_id, BenchClip.clip_id, BenchClip.subbench, BenchClip.stratum, BenchClip.person)).all()
+        return benches, sorted(picks)
+
+    benches, picks = stored()
+    assert [(b.id, b.seed, b.spec_name, b.run_id) for b in benches] == [(first["bench_id"], 0, "small", first["run_id"])]
+    assert benches[0].report == {k: v for k, v in first.items() if k not in ("run_id", "bench_id", "profile", "profile_hash")}
+    assert len(picks) == 8 and all(built["person_of"][p.clip_id] == p.person for p in picks)  # the speaker held out with each clip
+
+    again = draw_bench(ctx, PROFILE, spec, 0)
+    assert again["bench_id"] == first["bench_id"] and again["run_id"] != first["run_id"]
+    benches_again, picks_again = stored()
+    assert picks_again == picks and [(b.id, b.run_id) for b in benches_again] == [(first["bench_id"], again["run_id"])]
+    other = draw_bench(ctx, PROFILE, spec, 3)  # another seed is another draw, beside the first
+    assert other["bench_id"] != first["bench_id"] and len(stored()[0]) == 2
 
 
 def test_bench_draw_from_the_cli_and_without_decisions(talkvid_env, tmp_path):

@@ -17,8 +17,9 @@ from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.cli import cli
 from talkvid_ops.config import Settings
 from talkvid_ops.context import Context
-from talkvid_ops.curate.decide import decide, diff
+from talkvid_ops.curate.decide import decide, diff, passed_clip_ids, profile_row_id
 from talkvid_ops.curate.profiles import validate_profile
+from talkvid_ops.errors import TalkvidError
 from talkvid_ops.ids import make_id
 
 PROFILE = validate_profile(
@@ -136,6 +137,13 @@ def test_statuses_rules_and_failure_records(scored):
         assert (stored.name, stored.content_hash) == (PROFILE.name, PROFILE.content_hash)
         run = session.get(Run, result["run_id"])
         assert run.stage == "decide" and run.status == "succeeded" and run.counts["failed"] == 3
+        # what the curate stages after decide ask of the decisions
+        assert profile_row_id(session, PROFILE) == result["profile_id"]
+        assert passed_clip_ids(session, result["profile_id"]) == sorted([clips["pass_cpu"], clips["any_takes_latest"]])
+        with pytest.raises(
+            TalkvidError, match=r"no decisions for profile talkvid-code \(content hash \w+\): run `talkvid decide --profile talkvid-code` first"
+        ):
+            profile_row_id(session, "talkvid-code")
 
 
 def test_rerun_replaces_and_changed_thresholds_are_a_new_version(scored):

@@ -91,7 +91,8 @@ def test_caption_stage_end_to_end_with_a_tiny_qwen2_5_vl(tmp_path, pyfeat_media,
 
 
 def test_a_human_category_wins_over_the_models(tmp_path, pyfeat_media, tiny_vlm):
-    from talkvid_ops.curate.labels import import_labels, resolve_labels
+    from talkvid_ops.curate.labels.annotations import import_labels
+    from talkvid_ops.curate.labels.resolution import resolve_labels
 
     ctx, ids = catalog(tmp_path, pyfeat_media, CaptionConfig(model_dir=str(tiny_vlm), frames_per_clip=2, max_new_tokens=4))
     stage.caption(ctx, clip_ids=[ids["first"]])

@@ -18,10 +18,14 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from talkvid_ops.catalog import db
-from talkvid_ops.catalog.models import FaceEmbedding, Label, Release, ReleaseClip, Run, Video
+from talkvid_ops.catalog.models import BenchClip, ClipFace, FaceEmbedding, Label, Release, ReleaseClip, Run, Video
 from talkvid_ops.cli import cli
-from talkvid_ops.curate.labels import import_labels
+from talkvid_ops.curate import bench as bench_module
+from talkvid_ops.curate.bench import draw_bench
+from talkvid_ops.curate.labels.annotations import import_labels
+from talkvid_ops.curate.labels.stage import estimate_labels
 from talkvid_ops.curate.profiles import load_profile
+from talkvid_ops.curate.speakers import assign_speakers
 from talkvid_ops.errors import ConfigError, TalkvidError
 from talkvid_ops.export.release import export
 from talkvid_ops.media import sampler
@@ -32,6 +36,7 @@ from tests.release_catalog import (
     build_people_catalog,
     cli_catalog,
     copy_sqlite,
+    draw_and_export,
     estimated_media_catalog,
     make_context,
 )
@@ -115,14 +120,14 @@ def _check_talkvid_json(path: Path) -> list[dict]:
 def test_export_twice_gives_identical_manifests_and_leaks_nothing(catalog_url, tmp_path):
     ctx = make_context(catalog_url, tmp_path)
     built = build_people_catalog(ctx, tmp_path)
-    first = export(ctx, PROFILE, tmp_path / "one", formats=MANIFESTS_ONLY, bench_spec=str(built["spec"]), seed=0)
-    second = export(ctx, PROFILE, tmp_path / "two", formats=MANIFESTS_ONLY, bench_spec=str(built["spec"]), seed=0)
+    first = draw_and_export(ctx, tmp_path / "one", built["spec"], formats=MANIFESTS_ONLY)
+    second = export(ctx, PROFILE, tmp_path / "two", formats=MANIFESTS_ONLY, bench_spec=str(built["spec"]), seed=0)  # the stored draw
     one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
     assert sorted(one) == ["README.md", "bench/age.json", "bench/gender.json", "bench/report.json", "clips.jsonl",
                            "clips.parquet", "manifest.json", "report.html", "talkvid.json"]  # fmt: skip
     assert one == two and first["release_id"] == second["release_id"] and first["run_id"] != second["run_id"]
     assert not any(str(tmp_path).encode() in content for content in one.values())  # no machine paths in a release
-    other_seed = export(ctx, PROFILE, tmp_path / "three", formats=MANIFESTS_ONLY, bench_spec=str(built["spec"]), seed=5)
+    other_seed = draw_and_export(ctx, tmp_path / "three", built["spec"], seed=5, formats=MANIFESTS_ONLY)
     assert other_seed["release_id"] != first["release_id"]
 
     out = tmp_path / "one"
@@ -184,7 +189,7 @@ def _card_files(card: str) -> list[tuple[str, str]]:
 def test_the_card_lists_what_the_release_holds(sqlite_url, tmp_path):
     ctx = make_context(sqlite_url, tmp_path)
     built = build_people_catalog(ctx, tmp_path)
-    export(ctx, PROFILE, tmp_path / "release", formats=["parquet"], bench_spec=str(built["spec"]))
+    draw_and_export(ctx, tmp_path / "release", built["spec"], formats=["parquet"])
     card = (tmp_path / "release" / "README.md").read_text()
     listed = [entry for entry, _ in _card_files(card)]
     assert listed == ["README.md", "clips.parquet", "report.html", "manifest.json"]
@@ -197,7 +202,7 @@ def test_a_bench_the_hold_out_budget_kept_empty_says_so(sqlite_url, tmp_path):
     build_people_catalog(ctx, tmp_path)
     tight = tmp_path / "tight.yaml"  # like a tiny catalog under the shipped 0.2: no clip fits the budget
     tight.write_text(SMALL_SPEC.replace("name: small", "name: tight").replace("max_held_out_share: null", "max_held_out_share: 0.05"))
-    result = export(ctx, PROFILE, tmp_path / "release", formats=["jsonl", "bench"], bench_spec=str(tight))
+    result = draw_and_export(ctx, tmp_path / "release", tight, formats=["jsonl", "bench"])
     out = tmp_path / "release"
     report = json.loads((out / "bench" / "report.json").read_text())
     assert (report["achieved"], report["limited_by"], [r["reason"] for r in report["strata"]]) == (0, ["hold-out budget"], ["hold-out budget"] * 4)
@@ -222,7 +227,7 @@ def test_a_release_shows_catalog_values_as_stored_and_nothing_of_where_it_was_wr
         session.execute(update(Video).where(Video.id == built["videos"]["P1-video0"]).values(url=local, availability_checked_at=dt.datetime(2025, 3, 4, 5, 6)))
         session.commit()
     for name in ("one", "two"):
-        export(ctx, PROFILE, tmp_path / name, formats=MANIFESTS_ONLY, bench_spec=str(built["spec"]), seed=0)
+        draw_and_export(ctx, tmp_path / name, built["spec"], formats=MANIFESTS_ONLY)
     one = _files(tmp_path / "one")
     assert one == _files(tmp_path / "two")  # no export-time timestamp, no path of the output folder
     assert not any(str(tmp_path / name).encode() in content for content in one.values() for name in ("one", "two"))
@@ -252,22 +257,29 @@ def test_media_release_cuts_exact_frames_crops_and_shards(tmp_path_factory, cach
     ctx = make_context(url, tmp_path)
     (tmp_path / "grace.csv").write_text(f"clip_id,gender\n{catalog.clips['g1']},female\n")  # the estimate said male
     import_labels(ctx, tmp_path / "grace.csv")
-    with db.session_factory(url)() as session:  # as if w1 had passed after the labels and speakers stages ran
-        session.execute(delete(Label).where(Label.subject_id == catalog.clips["w1"], Label.provenance == "estimated"))
-        session.execute(delete(FaceEmbedding).where(FaceEmbedding.clip_id == catalog.clips["w1"]))
+    w1 = catalog.clips["w1"]
+    with db.session_factory(url)() as session:  # as if w1 had passed after the curate stages ran
+        session.execute(delete(Label).where(Label.subject_id == w1, Label.provenance == "estimated"))
+        session.execute(delete(FaceEmbedding).where(FaceEmbedding.clip_id == w1))
+        session.execute(delete(ClipFace).where(ClipFace.clip_id == w1))
         session.commit()
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         "name: media\nmax_held_out_share: 0.6\nsubbenchmarks:\n  gender: {label: gender, strata: {male: 1}}\n  age: {label: age_group, strata: {'0-19': 1}}\n"
     )
-    result = export(ctx, PROFILE, tmp_path / "release", formats=["talkvid-json", "jsonl", "clips", "crops", "webdataset", "bench"], bench_spec=str(spec))
+    labelled, described = estimate_labels(ctx, profile=PROFILE), assign_speakers(ctx, profile=PROFILE)
+    formats = ["talkvid-json", "jsonl", "clips", "crops", "webdataset", "bench"]
+    result = draw_and_export(ctx, tmp_path / "release", spec, formats=formats)
     out = tmp_path / "release"
-    # labels, speakers and crops share one face sampling per range: w1's serves all three; g1, w2 and the bench clip crops
-    assert len(decoded) == len(set(decoded)) == 4 and (_source_of(catalog, "woman").name, 0.0, 6.0) in decoded
+    # labels, speakers and crops share one face pass per clip: only w1 lacked one, and it was decoded once for all
+    # three; every other crop (g1, w2, the bench clip) is placed by the boxes the pass stored
+    assert decoded == [(_source_of(catalog, "woman").name, 0.0, 6.0)]
+    assert (labelled["clips_estimated"], labelled["clips_faced"], described["clips_embedded"], described.get("clips_faced", 0)) == (1, 1, 1, 0)
+    with db.session_factory(url)() as session:
+        faces = session.scalars(select(ClipFace).where(ClipFace.clip_id == w1).order_by(ClipFace.sample)).all()
+    assert [f.sample for f in faces] == [0, 1, 2, 3, 4] and all(f.box and len(f.outputs) == 2 for f in faces)  # age/gender, descriptor
+    assert [f.time for f in faces] == pytest.approx([0.6, 1.8, 3.0, 4.2, 5.4], abs=0.02)
     assert result["shortfalls"] == ["age/0-19: 0 of 1 (1 short: not enough eligible clips; eligible 0)"]
-    with db.session_factory(url)() as session:  # the export labelled what was missing, and only that
-        labelled, described = session.get(Run, result["labels_run_id"]), session.get(Run, result["speakers_run_id"])
-        assert labelled.counts.get("clips_estimated") == 1 and described.counts.get("clips_embedded") == 1
     counts = result["counts"]
     assert (counts["train"], counts["bench"], counts["held_out"], counts["media_failed"]) == (3, 1, 3, 0)
 
@@ -314,9 +326,30 @@ def test_media_release_cuts_exact_frames_crops_and_shards(tmp_path_factory, cach
             assert json.loads(tar.extractfile(f"{key}.json").read()) == record
             assert tar.extractfile(f"{key}.mp4").read() == (out / "clips" / f"{key}.mp4").read_bytes()
 
-    again = export(ctx, PROFILE, tmp_path / "again", formats=["talkvid-json", "jsonl", "clips", "crops", "webdataset", "bench"], bench_spec=str(spec))
+    again = export(ctx, PROFILE, tmp_path / "again", formats=formats, bench_spec=str(spec))  # the stored draw and faces again
     assert again["release_id"] == result["release_id"]
     assert _files(tmp_path / "again") == _files(out)  # every file, media included, byte for byte
+
+
+def test_export_writes_the_stored_draw_and_refuses_a_stale_one(sqlite_url, tmp_path, monkeypatch):
+    ctx = make_context(sqlite_url, tmp_path)
+    built = build_people_catalog(ctx, tmp_path)
+    spec = str(built["spec"])
+    drawn = draw_bench(ctx, PROFILE, spec, 0)
+    monkeypatch.setattr(bench_module, "draw", lambda *args, **kwargs: pytest.fail("an export must not draw the bench"))
+    export(ctx, PROFILE, tmp_path / "release", formats=["jsonl", "bench"], bench_spec=spec)
+    rows = [json.loads(line) for line in (tmp_path / "release" / "clips.jsonl").read_text().splitlines()]
+    with db.session_factory(sqlite_url)() as session:
+        stored = set(session.execute(select(BenchClip.clip_id, BenchClip.subbench, BenchClip.stratum)).all())
+    assert len(stored) == 8 and {(r["clip_id"], r["bench_subbenchmark"], r["bench_stratum"]) for r in rows if r["split"] == "bench"} == stored
+    report = json.loads((tmp_path / "release" / "bench" / "report.json").read_text())
+    assert report == {k: v for k, v in drawn.items() if k not in ("run_id", "bench_id", "profile", "profile_hash")}
+
+    (tmp_path / "category.csv").write_text(f"clip_id,category\n{built['clips']['P9-0']},lecture\n")
+    import_labels(ctx, tmp_path / "category.csv")  # any label of a candidate changes what a draw would see
+    stale = rf"drawn before the decisions, labels or speakers of its clips changed: run `talkvid bench draw --profile talkvid-code --spec {re.escape(spec)} --seed 0` again"
+    with pytest.raises(TalkvidError, match=stale):
+        export(ctx, PROFILE, tmp_path / "release", formats=["jsonl", "bench"], bench_spec=spec)
 
 
 def _source_of(catalog, video_name: str) -> Path:
@@ -327,7 +360,7 @@ def _source_of(catalog, video_name: str) -> Path:
 def test_export_goes_on_when_source_media_is_missing(sqlite_url, tmp_path):
     ctx = make_context(sqlite_url, tmp_path)
     built = build_people_catalog(ctx, tmp_path)  # clips whose videos have no media at all
-    result = export(ctx, PROFILE, tmp_path / "out", formats=["talkvid-json", "clips"], bench_spec=str(built["spec"]))
+    result = draw_and_export(ctx, tmp_path / "out", built["spec"], formats=["talkvid-json", "clips"])
     assert result["counts"]["train"] == 0 and result["counts"]["media_failed"] == 5
     assert json.loads((tmp_path / "out" / "talkvid.json").read_text()) == []
     assert {e["reason"] for e in result["errors"]} == {"source media missing: the video has no storage path"}
@@ -344,8 +377,20 @@ def test_export_cli_and_clear_errors(talkvid_env, tmp_path):
         export(make_context(url, talkvid_env, bench_spec=None), PROFILE, tmp_path / "none", formats=["bench"])
     with pytest.raises(ConfigError, match="unknown export format"):
         export(ctx, PROFILE, tmp_path / "none", formats=["mp3"])
+    spec = str(built["spec"])
+    with pytest.raises(TalkvidError) as no_draw:  # an export only writes: the bench must have been drawn
+        export(ctx, PROFILE, tmp_path / "none", formats=["jsonl"], bench_spec=spec, seed=2)
+    assert re.fullmatch(
+        rf"no bench draw of spec small \(content hash \w+\) with seed 2 for profile talkvid-code \(content hash \w+\): "
+        rf"run `talkvid bench draw --profile talkvid-code --spec {re.escape(spec)} --seed 2` first",
+        str(no_draw.value),
+    )
+    with db.session_factory(url)() as session:
+        assert not (tmp_path / "none").exists() and not session.scalar(select(Run.id).where(Run.stage == "export"))  # before any work
+    drawn = runner.invoke(cli, ["bench", "draw", "--spec", spec, "--seed", "2", "--json"])
+    assert drawn.exit_code == 0, drawn.output
     args = ["export", "--profile", PROFILE, "--out", str(tmp_path / "cli"), "--format", "talkvid-json", "--format", "jsonl",
-            "--bench-spec", str(built["spec"]), "--seed", "2"]  # fmt: skip
+            "--bench-spec", spec, "--seed", "2"]  # fmt: skip
     done = runner.invoke(cli, args)
     assert done.exit_code == 0, done.output
     result = json.loads(done.output)

@@ -15,22 +15,14 @@ import pytest
 from sqlalchemy import func, select
 
 from talkvid_ops.catalog import db
-from talkvid_ops.catalog.models import Clip, FaceEmbedding, Label, Run, Transcript
+from talkvid_ops.catalog.models import Clip, ClipFace, FaceEmbedding, Label, Run, Transcript
 from talkvid_ops.catalog.runs import stage_run
 from talkvid_ops.cli import cli
-from talkvid_ops.curate.labels import (
-    ETHNICITIES,
-    LANGUAGES,
-    PROVENANCE_RANK,
-    derive_language_labels,
-    estimate,
-    import_labels,
-    label_row,
-    language_bucket,
-    normalise_value,
-    resolve_labels,
-    write_labels,
-)
+from talkvid_ops.curate.labels.annotations import import_labels
+from talkvid_ops.curate.labels.estimators import AgeGenderEstimator
+from talkvid_ops.curate.labels.resolution import label_row, resolve_labels, write_labels
+from talkvid_ops.curate.labels.stage import derive_language_labels, estimate_labels
+from talkvid_ops.curate.labels.vocabulary import ETHNICITIES, LANGUAGES, PROVENANCE_RANK, language_bucket, normalise_value
 from talkvid_ops.curate.speakers import MODEL, assign_speakers, cluster_speakers
 from talkvid_ops.errors import ConfigError, TalkvidError
 from talkvid_ops.ids import make_id
@@ -211,7 +203,7 @@ def test_labels_cli_import_and_list(talkvid_env, tmp_path):
 
 def test_age_and_gender_estimates_on_real_faces(media, tmp_path):
     catalog, _, estimated, _ = media
-    assert (estimated["clips_estimated"], estimated.get("errors", 0)) == (7, 0)  # the passed clips only
+    assert (estimated["clips_estimated"], estimated["clips_faced"], estimated.get("errors", 0)) == (7, 7, 0)  # the passed clips only
     labels = _resolved(catalog.url, list(catalog.clips.values()))
     by_name = {name: labels[clip_id] for name, clip_id in catalog.clips.items()}
     for name in ("w1", "w2", "a1", "a2", "b1", "c1", "g1"):
@@ -231,7 +223,7 @@ def test_age_and_gender_estimates_on_real_faces(media, tmp_path):
         lost_clip = add_clip(session, lost, run_id, 0, 150)
         add_decision(session, lost_clip, catalog.profile_id, run_id, "passed")
         session.commit()
-    rerun = estimate(make_context(url, tmp_path), profile=PROFILE)
+    rerun = estimate_labels(make_context(url, tmp_path), profile=PROFILE)
     assert rerun.get("clips_estimated", 0) == 0 and rerun["errors"] == 1  # the others were done; the lost one failed
     with db.session_factory(url)() as session:
         run = session.get(Run, rerun["run_id"])
@@ -297,12 +289,12 @@ def test_operator_configured_age_gender_bundle_and_ethnicity_model(media, tmp_pa
     url = copy_sqlite(catalog.url, tmp_path / "copy.sqlite")
     bundle = _random_age_gender_bundle(tmp_path / "bundle")
     classifier = _random_classifier(tmp_path / "ethnicity.onnx", 3, 32)
-    labels_config = {"age_gender_model_dir": str(bundle), "frames_per_clip": 2,
+    labels_config = {"age_gender_model_dir": str(bundle),
                      "ethnicity_model": {"path": str(classifier), "labels": ["Black", "White", "Asian"], "input_size": 32}}  # fmt: skip
-    ctx = make_context(url, tmp_path, labels=labels_config)
+    ctx = make_context(url, tmp_path, labels=labels_config, faces={"frames_per_clip": 2})
     clips = [catalog.clips["w1"], catalog.clips["g1"]]
-    result = estimate(ctx, clip_ids=clips)
-    assert result["clips_estimated"] == 2
+    result = estimate_labels(ctx, clip_ids=clips)
+    assert result["clips_estimated"] == result["clips_faced"] == 2  # a new sampling: decoded again
     digest = hashlib.sha256(classifier.read_bytes()).hexdigest()[:12]
     with db.session_factory(url)() as session:
         rows = session.scalars(select(Label).where(Label.subject_id.in_(clips), Label.origin.not_like("speakers:%"), Label.provenance == "estimated")).all()
@@ -319,13 +311,14 @@ def test_operator_configured_age_gender_bundle_and_ethnicity_model(media, tmp_pa
     assert _resolved(url, [catalog.clips["g1"]])[catalog.clips["g1"]]["ethnicity"].provenance == "human"
 
     bad = make_context(url, tmp_path, labels={"ethnicity_model": {"path": str(classifier), "labels": ["Black", "Martian"]}})
-    with pytest.raises(ConfigError, match="ethnicity_model.labels: ethnicity 'Martian'"):
-        estimate(bad, clip_ids=clips)
+    with pytest.raises(ConfigError, match="curate.labels.ethnicity_model.labels: ethnicity 'Martian'"):
+        estimate_labels(bad, clip_ids=clips)
 
 
 def test_speakers_are_the_same_person_across_videos_and_differ_between_people(media, tmp_path):
     catalog, _, _, speakers = media
     assert (speakers["clips_embedded"], speakers["persons"], speakers["clips_labelled"]) == (7, 3, 7)
+    assert speakers.get("clips_faced", 0) == 0  # the labels stage's face pass stored every descriptor: no decode
     labels = _resolved(catalog.url, list(catalog.clips.values()))
     person = {name: labels[clip_id]["person"].value for name, clip_id in catalog.clips.items() if "person" in labels[clip_id]}
     assert person["a1"] == person["a2"] == person["b1"] == person["c1"]  # one man in three videos, one of them a photo
@@ -369,7 +362,6 @@ def test_relative_media_paths_resolve_and_any_per_clip_failure_is_recorded(media
     """Stored media paths relative to the data dir work as in every other stage, and a clip whose face model
     raises something other than our errors is recorded while the other clips are labelled."""
     from talkvid_ops.catalog.models import Video
-    from talkvid_ops.curate import labels as labels_module
 
     catalog, _, _, _ = media
     url = copy_sqlite(catalog.url, tmp_path / "copy.sqlite")
@@ -385,19 +377,20 @@ def test_relative_media_paths_resolve_and_any_per_clip_failure_is_recorded(media
         session.commit()
 
     calls = []
-    real_estimate = labels_module.estimate_face_labels
+    real_analyse = AgeGenderEstimator.analyse
 
-    def first_call_breaks(*args, **kwargs):
+    def first_call_breaks(self, face):
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("model blew up on an odd face")
-        return real_estimate(*args, **kwargs)
+        return real_analyse(self, face)
 
-    monkeypatch.setattr(labels_module, "estimate_face_labels", first_call_breaks)
-    result = estimate(make_context(url, tmp_path), clip_ids=fresh)
+    monkeypatch.setattr(AgeGenderEstimator, "analyse", first_call_breaks)
+    result = estimate_labels(make_context(url, tmp_path), clip_ids=fresh)
     assert (result.get("clips_estimated"), result["errors"]) == (1, 1)
     with db.session_factory(url)() as session:
         run = session.get(Run, result["run_id"])
         assert run.status == "partial" and run.errors[0]["reason"] == "RuntimeError: model blew up on an odd face"
         estimated = set(session.scalars(select(Label.subject_id).where(Label.subject_id.in_(fresh), Label.name == "gender")))
-    assert len(estimated) == 1 and estimated < set(fresh)
+        faced = set(session.scalars(select(ClipFace.clip_id).where(ClipFace.clip_id.in_(fresh))))
+    assert len(estimated) == 1 and estimated < set(fresh) and faced == estimated  # the failed clip's faces are not kept: retried next run

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 12:44:39.877372
+Create Date: 2026-12-02 12:46:34.609598
 """
 
 from __future__ import annotations
@@ -84,6 +84,28 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("batch", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_batch_stage"), ["stage"], unique=False)
+
+    op.create_table(
+        "bench",
+        sa.Column("id", sa.String(length=24), nullable=False),
+        sa.Column("profile_id", sa.String(length=24), nullable=False),
+        sa.Column("spec_name", sa.String(length=128), nullable=False),
+        sa.Column("spec_hash", sa.String(length=16), nullable=False),
+        sa.Column("spec", sa.JSON(), nullable=False),
+        sa.Column("seed", sa.Integer(), nullable=False),
+        sa.Column("candidates_hash", sa.String(length=16), nullable=False),
+        sa.Column("report", sa.JSON(), nullable=False),
+        sa.Column("run_id", sa.String(length=32), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["profile_id"], ["profile.id"], name=op.f("fk_bench_profile_id_profile"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["run_id"], ["run.id"], name=op.f("fk_bench_run_id_run")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bench")),
+        sa.UniqueConstraint("profile_id", "spec_hash", "seed", name=op.f("uq_bench_profile_id_spec_hash_seed")),
+    )
+    with op.batch_alter_table("bench", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_bench_profile_id"), ["profile_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_bench_run_id"), ["run_id"], unique=False)
 
     op.create_table(
         "label",
@@ -293,6 +315,25 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_clip_video_id"), ["video_id"], unique=False)
 
     op.create_table(
+        "bench_clip",
+        sa.Column("id", sa.String(length=24), nullable=False),
+        sa.Column("bench_id", sa.String(length=24), nullable=False),
+        sa.Column("clip_id", sa.String(length=24), nullable=False),
+        sa.Column("subbench", sa.String(length=32), nullable=False),
+        sa.Column("stratum", sa.String(length=64), nullable=False),
+        sa.Column("start_frame", sa.Integer(), nullable=False),
+        sa.Column("end_frame", sa.Integer(), nullable=False),
+        sa.Column("person", sa.String(length=128), nullable=True),
+        sa.ForeignKeyConstraint(["bench_id"], ["bench.id"], name=op.f("fk_bench_clip_bench_id_bench"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["clip_id"], ["clip.id"], name=op.f("fk_bench_clip_clip_id_clip"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bench_clip")),
+        sa.UniqueConstraint("bench_id", "clip_id", name=op.f("uq_bench_clip_bench_id_clip_id")),
+    )
+    with op.batch_alter_table("bench_clip", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_bench_clip_bench_id"), ["bench_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_bench_clip_clip_id"), ["clip_id"], unique=False)
+
+    op.create_table(
         "caption",
         sa.Column("id", sa.String(length=24), nullable=False),
         sa.Column("clip_id", sa.String(length=24), nullable=False),
@@ -312,6 +353,28 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("caption", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_caption_run_id"), ["run_id"], unique=False)
+
+    op.create_table(
+        "clip_face",
+        sa.Column("id", sa.String(length=24), nullable=False),
+        sa.Column("clip_id", sa.String(length=24), nullable=False),
+        sa.Column("samples", sa.Integer(), nullable=False),
+        sa.Column("sample", sa.Integer(), nullable=False),
+        sa.Column("time", sa.Float(), nullable=False),
+        sa.Column("frame_width", sa.Integer(), nullable=False),
+        sa.Column("frame_height", sa.Integer(), nullable=False),
+        sa.Column("box", sa.JSON(), nullable=True),
+        sa.Column("outputs", sa.JSON(), nullable=False),
+        sa.Column("run_id", sa.String(length=32), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["clip_id"], ["clip.id"], name=op.f("fk_clip_face_clip_id_clip"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["run_id"], ["run.id"], name=op.f("fk_clip_face_run_id_run")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_clip_face")),
+        sa.UniqueConstraint("clip_id", "samples", "sample", name=op.f("uq_clip_face_clip_id_samples_sample")),
+    )
+    with op.batch_alter_table("clip_face", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_clip_face_clip_id"), ["clip_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_clip_face_run_id"), ["run_id"], unique=False)
 
     op.create_table(
         "decision",
@@ -511,10 +574,20 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_decision_clip_id"))
 
     op.drop_table("decision")
+    with op.batch_alter_table("clip_face", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_clip_face_run_id"))
+        batch_op.drop_index(batch_op.f("ix_clip_face_clip_id"))
+
+    op.drop_table("clip_face")
     with op.batch_alter_table("caption", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_caption_run_id"))
 
     op.drop_table("caption")
+    with op.batch_alter_table("bench_clip", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_bench_clip_clip_id"))
+        batch_op.drop_index(batch_op.f("ix_bench_clip_bench_id"))
+
+    op.drop_table("bench_clip")
     with op.batch_alter_table("clip", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_clip_video_id"))
         batch_op.drop_index(batch_op.f("ix_clip_transcript_id"))
@@ -555,6 +628,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_label_name_value")
 
     op.drop_table("label")
+    with op.batch_alter_table("bench", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_bench_run_id"))
+        batch_op.drop_index(batch_op.f("ix_bench_profile_id"))
+
+    op.drop_table("bench")
     with op.batch_alter_table("batch", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_batch_stage"))
 
