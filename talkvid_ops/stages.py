@@ -268,6 +268,8 @@ def _export(ctx: Context, request: StageRequest) -> dict[str, Any]:
 
 def _export_command() -> click.Command:
     """`talkvid export` stays one command for a user: it brings the curate stages up to date for its profile first."""
+    import inspect
+
     import click
 
     from talkvid_ops.export.cli import export
@@ -285,7 +287,7 @@ def _export_command() -> click.Command:
         export.name,
         params=export.params,
         callback=curate_then_export,
-        help=f"{export.help}\n\nFirst brings {before} up to date for the profile (each skips what is already done).",
+        help=f"{inspect.cleandoc(export.help or '')}\n\nFirst runs the curate stages for the profile: {before} (labels and speakers skip clips already done).",
         short_help=export.short_help,
     )
 

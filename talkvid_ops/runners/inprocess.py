@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from talkvid_ops.curate.profiles import Profile
     from talkvid_ops.stages import StageRequest
 
-AIRFLOW_ENV_PREFIX = "AIRFLOW_CTX_"
-
 
 def airflow_env(context: Mapping[str, Any]) -> dict[str, str]:
     """The task's identity as environment variables (the same names a container gets)."""

@@ -77,7 +77,7 @@ def test_every_stage_command_is_the_one_its_declaration_names():
         assert stage.command().name == stage.command_name
     export = commands["export"]()
     assert [p.name for p in export.params] == ["profile", "out_dir", "formats", "bench_spec", "seed", "name"]
-    assert "First brings decide, labels, speakers, bench up to date" in export.help
+    assert "First runs the curate stages for the profile: decide, labels, speakers, bench" in export.help
 
 
 def test_reading_the_registry_and_listing_commands_imports_no_stage_or_model_module():
