@@ -8,7 +8,7 @@ which triggers talkvid_process.
 from airflow.sdk import DAG, task
 
 from talkvid_ops.runners import inprocess
-from talkvid_ops.runners.dag_tasks import TAGS, VIDEOS, dag_args, runner_config
+from talkvid_ops.runners.dag_tasks import TAGS, VIDEOS, batch_stage, dag_args, runner_config
 
 config = runner_config()
 
@@ -20,9 +20,9 @@ with DAG(
     tags=[*TAGS, "crawl"],
     doc_md=__doc__,
 ):
-    source_batches = task(python_callable=inprocess.plan_crawl_task, task_id="plan_sources")(config.sources_per_download_task)
-    crawl = task(python_callable=inprocess.crawl_batch_task, pool=config.egress_pool)
-    discovered = crawl.override(task_id="discover").partial(step="discover").expand(batch_id=source_batches)
-    downloaded = crawl.override(task_id="download").partial(step="download").expand(batch_id=source_batches)
+    # discover and download map over the same batches of sources (`runner.sources_per_download_task` each)
+    source_batches = task(python_callable=inprocess.plan_batches_task, task_id="plan_sources")("crawl.discover", None)
+    discovered = batch_stage("crawl.discover", source_batches, config)
+    downloaded = batch_stage("crawl.download", source_batches, config)
     published = task(python_callable=inprocess.publish_task, task_id="publish_videos", outlets=[VIDEOS])("videos", "crawl.download", "video")
     discovered >> downloaded >> published

@@ -1,4 +1,5 @@
-"""talkvid_process: segment new videos, then score new clips, mapped over batches.
+"""talkvid_process: segment new videos, then score new clips, then caption them (where a captioning model is
+configured), mapped over batches.
 
 Triggered by the `videos` asset and by hand (batch sizes can be set in the form). Planners write batches to the
 catalog and pass only their ids; each batch is one task (hundreds of clips, never one task per clip), GPU stages
@@ -23,6 +24,7 @@ with DAG(
     params={
         "segment_batch_size": Param(None, title="Videos per segment batch", **batch_size),
         "score_batch_size": Param(None, title="Clips per score batch", **batch_size),
+        "caption_batch_size": Param(None, title="Clips per caption batch", **batch_size),
     },
     doc_md=__doc__,
 ):
@@ -32,10 +34,15 @@ with DAG(
     # a run with no video to segment still scores clips left unscored by earlier runs
     score_batches = planner.override(task_id="plan_score", trigger_rule=TriggerRule.NONE_FAILED)("score", config.max_mapped_tasks)
     scored = batch_stage("score", score_batches, config)
+    # captions only where a model is configured (else the planner plans nothing); scores are published either way
+    caption_batches = planner.override(task_id="plan_caption", trigger_rule=TriggerRule.NONE_FAILED)("caption", config.max_mapped_tasks)
+    captioned = batch_stage("caption", caption_batches, config)
     published = task(python_callable=inprocess.publish_task, task_id="publish_scores", outlets=[SCORES], trigger_rule=TriggerRule.NONE_FAILED)(
         "scores", "score", "scoring"
     )
     backlog = task.short_circuit(python_callable=inprocess.backlog_task, task_id="backlog_left", trigger_rule=TriggerRule.NONE_FAILED)()
     rerun = RecordedTriggerDagRunOperator(task_id="process_backlog", trigger_dag_id="talkvid_process", conf={})
     segmented >> score_batches
+    scored >> caption_batches
     scored >> published >> backlog >> rerun
+    captioned >> backlog

@@ -1,13 +1,13 @@
 """`talkvid`: every stage from the shell, and the entrypoint of the stage containers.
 
-Stage commands live beside their stage and are imported only when invoked, so `talkvid status` never loads
-OpenCV or yt-dlp. To add a command, add it to LAZY_COMMANDS.
+The stage commands come from the stage registry (`talkvid_ops.stages`). They and the other commands that live
+beside a stage are imported only when invoked, so `talkvid status` never loads OpenCV or yt-dlp.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
+from collections.abc import Callable
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,32 +15,60 @@ from sqlalchemy.exc import SQLAlchemyError
 from talkvid_ops import __version__
 from talkvid_ops.commands import echo_json, get_context
 from talkvid_ops.errors import TalkvidError
+from talkvid_ops.stages import stage_commands
 
-# command name -> "module:attribute" of a click command or group
-LAZY_COMMANDS: dict[str, str] = {
-    "run": "talkvid_ops.pipeline:run_command",
-    "segment": "talkvid_ops.segment.cli:segment_command",
-    "score": "talkvid_ops.score.cli:score_command",
-    "decide": "talkvid_ops.curate.cli:decide_command",
-    "labels": "talkvid_ops.curate.cli:labels",
-    "speakers": "talkvid_ops.curate.cli:speakers",
-    "bench": "talkvid_ops.curate.cli:bench",
-    "export": "talkvid_ops.export.cli:export",
-    "source": "talkvid_ops.crawl.cli:source",
-    "crawl": "talkvid_ops.crawl.cli:crawl",
-    "ingest": "talkvid_ops.crawl.cli:ingest",
+
+def _run_command() -> click.Command:
+    from talkvid_ops.pipeline import run_command
+
+    return run_command
+
+
+def _source_group() -> click.Command:
+    from talkvid_ops.crawl.cli import source
+
+    return source
+
+
+def _ingest_command() -> click.Command:
+    from talkvid_ops.crawl.cli import ingest
+
+    return ingest
+
+
+def _validate_group() -> click.Command:
+    from talkvid_ops.curate.validation.cli import validate
+
+    return validate
+
+
+def _models_group() -> click.Command:
+    from talkvid_ops.models_check import models
+
+    return models
+
+
+# command name -> the function importing it, beside the registry's stage commands
+OTHER_COMMANDS: dict[str, Callable[[], click.Command]] = {
+    "run": _run_command,
+    "source": _source_group,
+    "ingest": _ingest_command,
+    "validate": _validate_group,
+    "models": _models_group,
 }
+
+
+def lazy_commands() -> dict[str, Callable[[], click.Command]]:
+    return {**stage_commands(), **OTHER_COMMANDS}
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+        return sorted([*super().list_commands(ctx), *lazy_commands()])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in LAZY_COMMANDS:
-            module, attr = LAZY_COMMANDS[name].split(":")
-            return getattr(importlib.import_module(module), attr)
-        return super().get_command(ctx, name)
+        command = lazy_commands().get(name)
+        return command() if command else super().get_command(ctx, name)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

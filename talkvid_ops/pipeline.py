@@ -1,6 +1,6 @@
 """`talkvid run`: the main job in one command on embedded defaults (SQLite catalog, local data dir, stages in this
-process): bring sources in, segment, score, decide, export. The same batch planning and stage calls as the
-Airflow DAGs, run one after another.
+process): bring sources in, segment, score, then the curate stages (decide, labels, speakers, bench, export). The
+same stage registry, batch planning and stage calls as the Airflow DAGs, run one after another.
 
 A SOURCE is `demo` (the offline demo set: real faces and synthesised speech from the package registries, made once
 and cached), a URL (crawled with yt-dlp) or a local file or folder (ingested in place).
@@ -87,16 +87,16 @@ def bring_in(ctx: Context, sources: SourceArgs) -> dict[str, Any]:
 
 def process(ctx: Context) -> dict[str, list[str]]:
     """Segment, then score, batch by batch as the DAG maps them; returns the run ids per stage."""
-    from talkvid_ops.runners.stages import BATCH_STAGES, plan, run_batch
+    from talkvid_ops.stages import PROCESSING, stage_named
 
-    return {stage: [run_batch(ctx, stage, batch_id)["run_id"] for batch_id in plan(ctx, stage)] for stage in BATCH_STAGES}
+    stages = [stage_named(name) for name in PROCESSING]
+    return {stage.name: [stage.run_batch(ctx, batch_id)["run_id"] for batch_id in stage.plan(ctx)] for stage in stages}
 
 
 def run_pipeline(ctx: Context, sources: list[str], out_dir: Path, profile_name: str | None = None) -> dict[str, Any]:
+    """Returns the profile's name and each step's result: sources, process, and one per curate stage."""
     from talkvid_ops.catalog import db
-    from talkvid_ops.curate.decide import decide
-    from talkvid_ops.export.release import export
-    from talkvid_ops.runners.stages import resolve_profile
+    from talkvid_ops.stages import StageRequest, resolve_profile, run_curation
 
     parsed = SourceArgs.parse(sources)
     profile = resolve_profile(profile_name or ctx.config.curate.profile)  # a bad profile fails before any work
@@ -104,9 +104,8 @@ def run_pipeline(ctx: Context, sources: list[str], out_dir: Path, profile_name: 
     db.upgrade(ctx.settings.database_url)
     brought = bring_in(ctx, parsed)
     processed = process(ctx)
-    decided = decide(ctx, profile)
-    exported = export(ctx, profile, out_dir, name=out_dir.name)
-    return {"profile": profile.name, "sources": brought, "process": processed, "decide": decided, "export": exported}
+    curated = run_curation(ctx, StageRequest(profile=profile, out_dir=out_dir, name=out_dir.name))
+    return {"profile": profile.name, "sources": brought, "process": processed, **curated}
 
 
 @click.command("run")
@@ -114,7 +113,8 @@ def run_pipeline(ctx: Context, sources: list[str], out_dir: Path, profile_name: 
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Release folder.")
 @click.option("--profile", default=None, help="Threshold profile: a shipped name or a YAML file (default: curate.profile).")
 def run_command(sources: tuple[str, ...], out_dir: Path, profile: str | None) -> None:
-    """The main job: bring SOURCES in (`demo`, URLs, local files or folders), segment, score, decide, export."""
+    """The main job: bring SOURCES in (`demo`, URLs, local files or folders), segment, score, decide, label, find
+    speakers, draw the bench, export."""
     from talkvid_ops.commands import get_context
 
     ctx = get_context(require_catalog=False)  # run creates or migrates the catalog itself

@@ -1,7 +1,9 @@
 """How stage tasks run: in-process (embedded default), in a Docker container, or in a Kubernetes pod.
 
 Also the Airflow-side settings the DAGs read at parse time (schedules, pools, queues, mapping bounds), so one YAML
-file (`runner:` in TALKVID_CONFIG) describes a deployment.
+file (`runner:` in TALKVID_CONFIG) describes a deployment. Stage names here are checked against the stage registry
+(`talkvid_ops.stages`) when a DAG file reads this config (`runners.dag_tasks.runner_config`); this module does not
+import the registry, which imports the stages, which import this config.
 """
 
 from __future__ import annotations
@@ -10,9 +12,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The stages a container or pod can run: the ones with a `talkvid <stage> --batch ID` entrypoint form.
-BatchStage = Literal["segment", "score"]
-
 
 class ContainerRunnerConfig(BaseModel):
     """What the Docker and Kubernetes runners share: the operator image and where data, models and config are."""
@@ -20,7 +19,7 @@ class ContainerRunnerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     image: str = Field("talkvid-operator-gpu:latest", description="image with CUDA torch and the production models")
-    stage_images: dict[BatchStage, str] = Field(default_factory=dict, description="per-stage image override, e.g. segment: talkvid-operator-whisperx:latest")
+    stage_images: dict[str, str] = Field(default_factory=dict, description="per-stage image override, e.g. segment: talkvid-operator-whisperx:latest")
     data_mount: str = Field("/data", description="where the data volume is mounted; must equal TALKVID_DATA_DIR on workers")
     model_mount: str = "/models"
     container_config: str | None = Field(None, description="TALKVID_CONFIG inside the container, e.g. a file on the data volume")
@@ -72,11 +71,11 @@ class RunnerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["inprocess", "docker", "kubernetes"] = "inprocess"
-    container_stages: list[BatchStage] = Field(
-        default_factory=lambda: ["segment", "score"],
-        description="stages the docker/kubernetes runner runs in a container; the rest run on the Airflow worker",
+    container_stages: list[str] | None = Field(
+        None,
+        description="stages the docker/kubernetes runner runs in a container, the rest run on the Airflow worker; None: every stage the registry can run in a container",
     )
-    gpu_stages: list[BatchStage] = Field(default_factory=lambda: ["segment", "score"], description="stages held to the GPU pool and queue")
+    gpu_stages: list[str] | None = Field(None, description="stages held to the GPU pool and queue; None: the stages the registry says want a GPU")
     gpu_pool: str = "gpu"
     gpu_queue: str = Field("gpu", description="Celery queue served by the GPU worker")
     egress_pool: str = Field("talkvid_egress", description="Airflow pool bounding concurrent downloads")

@@ -1,7 +1,8 @@
-"""Building blocks of the DAG files: the assets, default arguments, and stage tasks made by the configured runner.
+"""Building blocks of the DAG files: the assets, default arguments, and stage tasks made by the configured runner,
+placed (pool, queue, container or not) by what the stage registry declares and the runner config overrides.
 
-Imported at DAG parse time, so it imports only Airflow's SDK and our config; the Docker and Kubernetes providers
-are imported only when that runner is configured, and stage code only when a task runs.
+Imported at DAG parse time, so it imports only Airflow's SDK, our config and the registry; the Docker and Kubernetes
+providers are imported only when that runner is configured, and stage code only when a task runs.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Asset, Param, XComArg, task
 
 from talkvid_ops.config import Settings
+from talkvid_ops.errors import ConfigError
 from talkvid_ops.runners import inprocess
 from talkvid_ops.runners.config import RunnerConfig
+from talkvid_ops.stages import STAGES, Stage, stage_named
 
 VIDEOS = Asset("videos")  # new media in the catalog (emitted by talkvid_crawl)
 SCORES = Asset("scores")  # new raw scores in the catalog (emitted by talkvid_process)
@@ -23,8 +26,36 @@ TAGS = ["talkvid"]
 
 
 def runner_config() -> RunnerConfig:
-    """The runner section of TALKVID_CONFIG, read when the DAG file is parsed."""
-    return Settings.from_env().pipeline.runner
+    """The runner section of TALKVID_CONFIG, read when the DAG file is parsed, its stage names checked."""
+    config = Settings.from_env().pipeline.runner
+    check_stage_names(config)
+    return config
+
+
+def check_stage_names(config: RunnerConfig) -> None:
+    """Every stage the runner config names is a registered stage; those sent to containers can run in one."""
+    in_containers = [s.name for s in STAGES.values() if s.resources.container]
+    named = {
+        "runner.gpu_stages": (config.gpu_stages or [], list(STAGES)),
+        "runner.container_stages": (config.container_stages or [], in_containers),
+        "runner.docker.stage_images": (list(config.docker.stage_images), in_containers),
+        "runner.kubernetes.stage_images": (list(config.kubernetes.stage_images), in_containers),
+    }
+    for field, (names, allowed) in named.items():
+        for name in names:
+            if name not in allowed:
+                raise ConfigError(f"{field}: {name!r} is not one of the stages it can name ({', '.join(allowed)})")
+
+
+def wants_gpu(stage: Stage, config: RunnerConfig) -> bool:
+    return stage.resources.gpu if config.gpu_stages is None else stage.name in config.gpu_stages
+
+
+def runs_in_container(stage: Stage, config: RunnerConfig) -> bool:
+    """Whether the docker/kubernetes runner sends the stage's batches to a container."""
+    if config.kind == "inprocess":
+        return False
+    return stage.resources.container if config.container_stages is None else stage.name in config.container_stages
 
 
 def dag_args(config: RunnerConfig) -> dict[str, Any]:
@@ -43,11 +74,19 @@ def dag_args(config: RunnerConfig) -> dict[str, Any]:
     }
 
 
-def placement(stage: str, config: RunnerConfig) -> dict[str, str]:
-    """Pool and queue of a stage's tasks: GPU stages share the GPU pool and go to the GPU worker's queue."""
-    if stage in config.gpu_stages:
+def placement(stage: Stage, config: RunnerConfig) -> dict[str, str]:
+    """Pool and queue of a stage's tasks: GPU stages share the GPU pool and go to the GPU worker's queue; stages
+    that reach the internet share the egress pool."""
+    if wants_gpu(stage, config):
         return {"pool": config.gpu_pool, "queue": config.gpu_queue}
+    if stage.resources.egress:
+        return {"pool": config.egress_pool}
     return {}
+
+
+def task_id(stage: Stage) -> str:
+    """A stage's task in its DAG: crawl.discover is the crawl DAG's `discover`."""
+    return stage.name.rpartition(".")[2]
 
 
 class RecordedTriggerDagRunOperator(TriggerDagRunOperator):
@@ -61,18 +100,25 @@ class RecordedTriggerDagRunOperator(TriggerDagRunOperator):
         return super().execute(context)
 
 
-def batch_stage(stage: str, batch_ids: XComArg, config: RunnerConfig):
-    """One mapped task per batch of `stage`, run by the configured runner."""
-    where = placement(stage, config)
-    if config.kind == "inprocess" or stage not in config.container_stages:
-        return task(python_callable=inprocess.batch_task, task_id=stage, **where).partial(stage=stage).expand(batch_id=batch_ids)
+def batch_stage(name: str, batch_ids: XComArg, config: RunnerConfig):
+    """One mapped task per batch of the stage, run by the configured runner."""
+    stage = stage_named(name)
+    where = {"task_id": task_id(stage), **placement(stage, config)}
+    if not runs_in_container(stage, config):
+        return task(python_callable=inprocess.batch_task, **where).partial(stage=stage.name).expand(batch_id=batch_ids)
     if config.kind == "docker":
         from talkvid_ops.runners.docker_runner import StageDockerOperator, docker_stage_kwargs
 
-        return StageDockerOperator.partial(task_id=stage, **where, **docker_stage_kwargs(stage, config.docker)).expand(batch_id=batch_ids)
+        return StageDockerOperator.partial(**where, **docker_stage_kwargs(stage.name, config.docker)).expand(batch_id=batch_ids)
     from talkvid_ops.runners.kubernetes_runner import StagePodOperator, kubernetes_stage_kwargs
 
-    return StagePodOperator.partial(task_id=stage, **where, **kubernetes_stage_kwargs(stage, config.kubernetes)).expand(batch_id=batch_ids)
+    return StagePodOperator.partial(**where, **kubernetes_stage_kwargs(stage.name, config.kubernetes)).expand(batch_id=batch_ids)
+
+
+def curate_stage(name: str, config: RunnerConfig):
+    """One task running a curate stage on what the DAG run's form asks for."""
+    stage = stage_named(name)
+    return task(python_callable=inprocess.curate_task, task_id=task_id(stage), **placement(stage, config))(stage.name)
 
 
 BOUND = {"type": ["number", "null"]}

@@ -15,7 +15,7 @@ from docker.types import DeviceRequest, Mount
 from talkvid_ops.config import ENV_CONFIG_FILE, ENV_DATA_DIR, ENV_DATABASE_URL
 from talkvid_ops.runners.config import DockerRunnerConfig
 from talkvid_ops.runners.inprocess import airflow_env
-from talkvid_ops.runners.stages import batch_command
+from talkvid_ops.stages import stage_named
 
 
 def catalog_url_from_connection(conn) -> str:
@@ -43,7 +43,7 @@ class StageDockerOperator(DockerOperator):
     """`talkvid <stage> --batch <batch_id>` in a container."""
 
     def __init__(self, *, stage: str, batch_id: str, catalog_conn_id: str, **kwargs: Any) -> None:
-        super().__init__(command=batch_command(stage, batch_id), **kwargs)
+        super().__init__(command=stage_named(stage).batch_command(batch_id), **kwargs)
         self.stage = stage
         self.batch_id = batch_id
         self.catalog_conn_id = catalog_conn_id

@@ -3,7 +3,8 @@
 Airflow 3 exports AIRFLOW_CTX_DAG_ID, _DAG_RUN_ID, _TASK_ID and _TRY_NUMBER into the worker's environment but not
 the map index, and in `dag.test()` every task shares one process. So each callable exports the complete set for
 exactly the duration of its stage call; `catalog.runs` reads it into the `run` row, as it does in a container.
-XCom carries only ids: batch ids out of planners, run ids out of stages.
+XCom carries only ids: batch ids out of planners, run ids out of stages. Every stage is called through the stage
+registry (`talkvid_ops.stages`), imported when a task runs.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import datetime as dt
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-AIRFLOW_ENV_PREFIX = "AIRFLOW_CTX_"
+if TYPE_CHECKING:
+    from talkvid_ops.context import Context
+    from talkvid_ops.curate.profiles import Profile
+    from talkvid_ops.stages import StageRequest
 
 
 def airflow_env(context: Mapping[str, Any]) -> dict[str, str]:
@@ -46,7 +51,7 @@ def exported(env: Mapping[str, str]) -> Iterator[None]:
 
 
 @contextmanager
-def task_context() -> Iterator[tuple[Any, Mapping[str, Any]]]:
+def task_context() -> Iterator[tuple[Context, Mapping[str, Any]]]:
     """(talkvid Context, Airflow context) of the running task, with its identity exported for run rows."""
     from airflow.sdk import get_current_context
 
@@ -70,30 +75,91 @@ def _skip(message: str) -> None:
     raise AirflowSkipException(message)
 
 
-# --- crawl --------------------------------------------------------------------------------------------------------
+# --- stages ---------------------------------------------------------------------------------------------------------
 
 
-def plan_crawl_task(sources_per_task: int) -> list[str]:
-    from talkvid_ops.runners.stages import plan_crawl
+def plan_batches_task(stage: str, max_batches: int | None) -> list[str]:
+    """Plan the stage's batches; the batch size comes from the run's params (`<stage>_batch_size`) or config."""
+    from talkvid_ops.stages import stage_named
+
+    with task_context() as (ctx, context):
+        size = (context.get("params") or {}).get(f"{stage}_batch_size")
+        return stage_named(stage).plan(ctx, size=size, max_batches=max_batches)
+
+
+def batch_task(stage: str, batch_id: str) -> str:
+    from talkvid_ops.stages import stage_named
 
     with task_context() as (ctx, _):
-        return plan_crawl(ctx, sources_per_task)
+        return stage_named(stage).run_batch(ctx, batch_id)["run_id"]
 
 
-def crawl_batch_task(step: str, batch_id: str) -> str:
-    from talkvid_ops.runners.stages import run_crawl_batch
+def curate_task(stage: str) -> str:
+    """One curate stage (decide, labels, speakers, bench, export) on the profile and release the run's form asks for."""
+    from talkvid_ops.stages import stage_named
 
-    with task_context() as (ctx, _):
-        return run_crawl_batch(ctx, step, batch_id)["run_id"]
+    with task_context() as (ctx, context):
+        return stage_named(stage).run(ctx, curate_request(ctx, context))["run_id"]
+
+
+def curate_request(ctx: Context, context: Mapping[str, Any]) -> StageRequest:
+    """What a talkvid_curate run's form asks for: the profile with its threshold overrides and the dated release."""
+    from talkvid_ops.stages import StageRequest, resolve_profile
+
+    params = context["params"]
+    profile = resolve_profile(params["profile"], params.get("thresholds") or None)
+    name, out_dir = release_location(ctx, profile, run_day(context), params.get("name"), params.get("out_dir"))
+    return StageRequest(
+        profile=profile,
+        out_dir=out_dir,
+        formats=params.get("formats") or None,
+        bench_spec=params.get("bench_spec") or None,
+        seed=params.get("seed", 0),
+        name=name,
+    )
+
+
+def release_location(ctx: Context, profile: Profile, day: dt.date, name: str | None = None, out_dir: str | None = None) -> tuple[str, Path]:
+    """A release's name and folder: by default one per profile version and day under the data dir."""
+    name = name or f"{profile.name}-{profile.content_hash[:8]}-{day:%Y%m%d}"
+    return name, Path(out_dir) if out_dir else ctx.settings.data_dir / "releases" / name
+
+
+# --- what a DAG run made --------------------------------------------------------------------------------------------
+
+
+def runs_of_dag_run(ctx: Context, dag_id: str, dag_run_id: str, stage: str) -> list:
+    from sqlalchemy import select
+
+    from talkvid_ops.catalog.models import Run
+
+    with ctx.sessions() as session:
+        return list(session.scalars(select(Run).where(Run.dag_id == dag_id, Run.dag_run_id == dag_run_id, Run.stage == stage)))
+
+
+def deferred_batches(ctx: Context, dag_id: str, dag_run_id: str) -> int:
+    """Batches the planners of a DAG run left for a later run (beyond the mapping bound)."""
+    return sum((r.counts or {}).get("deferred", 0) for r in runs_of_dag_run(ctx, dag_id, dag_run_id, "plan"))
+
+
+def rows_made_by(ctx: Context, model, run_ids: list[str], *conditions) -> int:
+    """How many rows of `model` (a catalog table with run_id) the given runs wrote."""
+    from sqlalchemy import func, select
+
+    if not run_ids:
+        return 0
+    with ctx.sessions() as session:
+        query = select(func.count()).select_from(model).where(model.run_id.in_(run_ids), *conditions)
+        return session.scalar(query) or 0
 
 
 def publish_task(asset: str, stage: str, table: str) -> None:
     """Succeeds (so the task's outlet emits `asset`) only when this DAG run's `stage` runs wrote `table` rows with
     media or results; skips otherwise, so consumers are not woken for nothing."""
     from talkvid_ops.catalog.models import Scoring, Video
-    from talkvid_ops.runners.stages import rows_made_by, runs_of_dag_run
+    from talkvid_ops.catalog.status import ScoringStatus
 
-    produced = {"video": (Video, Video.storage_path.is_not(None)), "scoring": (Scoring, Scoring.status == "ok")}
+    produced = {"video": (Video, Video.storage_path.is_not(None)), "scoring": (Scoring, Scoring.status == ScoringStatus.OK)}
     model, condition = produced[table]
     with task_context() as (ctx, context), ctx.run("publish", {"asset": asset}) as run:
         ti = context["ti"]
@@ -103,67 +169,10 @@ def publish_task(asset: str, stage: str, table: str) -> None:
         _skip(f"nothing new in this run: not emitting the {asset} asset")
 
 
-# --- process ------------------------------------------------------------------------------------------------------
-
-
-def plan_batches_task(stage: str, max_batches: int) -> list[str]:
-    """Plan the stage's batches; the batch size comes from the run's params (`<stage>_batch_size`) or config."""
-    from talkvid_ops.runners.stages import plan
-
-    with task_context() as (ctx, context):
-        size = (context.get("params") or {}).get(f"{stage}_batch_size")
-        return plan(ctx, stage, size=size, max_batches=max_batches)
-
-
-def batch_task(stage: str, batch_id: str) -> str:
-    from talkvid_ops.runners.stages import run_batch
-
-    with task_context() as (ctx, _):
-        return run_batch(ctx, stage, batch_id)["run_id"]
-
-
 def backlog_task() -> bool:
     """True when a planner of this DAG run deferred batches: the next task triggers another run for them."""
-    from talkvid_ops.runners.stages import deferred_batches
-
     with task_context() as (ctx, context):
         ti = context["ti"]
         with ctx.run("backlog", {}) as run:
             run.count("deferred", deferred_batches(ctx, ti.dag_id, ti.run_id))
     return run.counts["deferred"] > 0
-
-
-# --- curate -------------------------------------------------------------------------------------------------------
-
-
-def _profile_from(params: Mapping[str, Any]):
-    from talkvid_ops.runners.stages import resolve_profile
-
-    return resolve_profile(params["profile"], params.get("thresholds") or None)
-
-
-def decide_task() -> str:
-    from talkvid_ops.curate.decide import decide
-
-    with task_context() as (ctx, context):
-        return decide(ctx, _profile_from(context["params"]))["run_id"]
-
-
-def export_task() -> str:
-    from talkvid_ops.export.release import export
-    from talkvid_ops.runners.stages import release_location
-
-    with task_context() as (ctx, context):
-        params = context["params"]
-        profile = _profile_from(params)
-        name, out_dir = release_location(ctx, profile, run_day(context), params.get("name"), params.get("out_dir"))
-        result = export(
-            ctx,
-            profile,
-            out_dir,
-            formats=params.get("formats") or None,
-            bench_spec=params.get("bench_spec") or None,
-            seed=params.get("seed", 0),
-            name=name,
-        )
-        return result["release_id"]

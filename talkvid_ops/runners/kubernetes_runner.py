@@ -16,14 +16,14 @@ from kubernetes.client import models as k8s
 from talkvid_ops.config import ENV_CONFIG_FILE, ENV_DATA_DIR, ENV_DATABASE_URL
 from talkvid_ops.runners.config import KubernetesRunnerConfig
 from talkvid_ops.runners.inprocess import airflow_env
-from talkvid_ops.runners.stages import batch_command
+from talkvid_ops.stages import stage_named
 
 
 class StagePodOperator(KubernetesPodOperator):
     """`talkvid <stage> --batch <batch_id>` in a pod."""
 
     def __init__(self, *, stage: str, batch_id: str, **kwargs: Any) -> None:
-        command = batch_command(stage, batch_id)
+        command = stage_named(stage).batch_command(batch_id)
         super().__init__(cmds=command[:1], arguments=command[1:], name=f"talkvid-{stage}", **kwargs)
         self.stage = stage
         self.batch_id = batch_id

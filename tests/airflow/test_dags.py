@@ -81,6 +81,18 @@ def test_process_maps_batches_on_the_gpu_pool_after_videos(dagbag):
     assert rerun.trigger_dag_id == "talkvid_process" and rerun.upstream_task_ids == {"backlog_left"}
 
 
+def test_curate_runs_each_stage_as_its_own_task_in_order(dagbag):
+    dag = dagbag.dags["talkvid_curate"]
+    order = ["decide", "labels", "speakers", "bench", "export"]
+    assert sorted(t.task_id for t in dag.tasks) == sorted(order)
+    for upstream, downstream in zip(order, order[1:]):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    assert dag.get_task("decide").upstream_task_ids == set()
+    for task_id in order:  # each task calls its own stage through the registry
+        task = dag.get_task(task_id)
+        assert (task.python_callable.__name__, tuple(task.op_args)) == ("curate_task", (task_id,))
+
+
 def test_curate_validates_its_form_and_has_a_time_schedule(dagbag):
     from airflow.sdk.exceptions import ParamValidationError
 

@@ -20,7 +20,7 @@ def task_context(map_index: int = 3):
     return {"ti": ti, "run_id": ti.run_id, "dag": SimpleNamespace(dag_id=ti.dag_id)}
 
 
-def parse_with_config(tmp_path, monkeypatch, runner_yaml: str):
+def parse_with_config(tmp_path, monkeypatch, runner_yaml: str, dag_id: str = "talkvid_process"):
     from airflow.dag_processing.dagbag import DagBag
 
     config = tmp_path / "talkvid.yaml"
@@ -28,7 +28,7 @@ def parse_with_config(tmp_path, monkeypatch, runner_yaml: str):
     monkeypatch.setenv("TALKVID_CONFIG", str(config))
     bag = DagBag(str(DAGS))
     assert bag.import_errors == {}
-    return bag.dags["talkvid_process"]
+    return bag.dags if dag_id is None else bag.dags[dag_id]
 
 
 def test_inprocess_runner_exports_the_complete_task_identity(monkeypatch):
@@ -204,14 +204,32 @@ def test_the_configured_runner_maps_stage_batches(airflow_env, tmp_path, monkeyp
         assert score.partial_kwargs["image"] == "talkvid-operator-gpu:test" and score.partial_kwargs["stage"] == "score"
 
 
-def test_a_bad_runner_config_is_a_dag_import_error_naming_the_field(airflow_env, tmp_path, monkeypatch):
+def test_task_placement_comes_from_the_registry_unless_the_runner_config_overrides_it(airflow_env, tmp_path, monkeypatch):
+    dags = parse_with_config(tmp_path, monkeypatch, "runner:\n  gpu_stages: [score]\n  egress_pool: web\n", dag_id=None)
+    where = {(dag_id, t.task_id): (t.pool, t.queue) for dag_id, dag in dags.items() for t in dag.tasks}
+    assert where[("talkvid_process", "score")] == ("gpu", "gpu")
+    assert where[("talkvid_process", "segment")] == ("default_pool", "default")  # the registry's GPU stage, overridden
+    assert where[("talkvid_crawl", "discover")] == where[("talkvid_crawl", "download")] == ("web", "default")  # egress
+    assert all(where[("talkvid_curate", stage)] == ("default_pool", "default") for stage in ("decide", "labels", "speakers", "bench", "export"))
+
+
+@pytest.mark.parametrize(
+    "runner_yaml, message",
+    [
+        ("kind: slurm", "runner.kind"),
+        ("container_stages: [decide]", "runner.container_stages: 'decide' is not one of the stages it can name (segment, score)"),
+        ("gpu_stages: [scroe]", "runner.gpu_stages: 'scroe' is not one of the stages it can name (crawl.discover,"),
+        ("kubernetes: {stage_images: {export: x:1}}", "runner.kubernetes.stage_images: 'export' is not one"),
+    ],
+)
+def test_a_bad_runner_config_is_a_dag_import_error_naming_the_field(airflow_env, tmp_path, monkeypatch, runner_yaml, message):
     from airflow.dag_processing.dagbag import DagBag
 
     config = tmp_path / "bad.yaml"
-    config.write_text("runner:\n  kind: slurm\n")
+    config.write_text(f"runner:\n  {runner_yaml}\n")
     monkeypatch.setenv("TALKVID_CONFIG", str(config))
     errors = DagBag(str(DAGS)).import_errors
-    assert len(errors) == 3 and all("runner.kind" in str(e) for e in errors.values())
+    assert len(errors) == 3 and all(message in str(e) for e in errors.values()), errors
 
 
 def test_planning_maps_at_most_the_bound_and_leaves_the_rest_for_the_next_run(sqlite_url, tmp_path):
@@ -222,8 +240,8 @@ def test_planning_maps_at_most_the_bound_and_leaves_the_rest_for_the_next_run(sq
     from talkvid_ops.catalog.models import Batch
     from talkvid_ops.config import Settings
     from talkvid_ops.context import Context
-    from talkvid_ops.runners.inprocess import airflow_env, exported
-    from talkvid_ops.runners.stages import deferred_batches, plan
+    from talkvid_ops.runners.inprocess import airflow_env, deferred_batches, exported
+    from talkvid_ops.stages import stage_named
 
     ctx = Context(Settings(data_dir=tmp_path, database_url=sqlite_url))
     with ctx.sessions() as session:
@@ -231,7 +249,7 @@ def test_planning_maps_at_most_the_bound_and_leaves_the_rest_for_the_next_run(sq
         videos = {add_video(session, source_id, f"v{i}", status="probed", storage_path=f"media/v{i}.mp4") for i in range(5)}
         session.commit()
     with exported(airflow_env(task_context(map_index=-1))):
-        first = plan(ctx, "segment", size=2, max_batches=2)
+        first = stage_named("segment").plan(ctx, size=2, max_batches=2)
     with ctx.sessions() as session:
         planned = [v for batch_id in first for v in batch_items(session, batch_id, "segment")]
     assert len(first) == 2 and len(set(planned)) == 4 and set(planned) < videos  # batches, never single items
@@ -272,14 +290,14 @@ def test_a_docker_runner_container_runs_its_batch_and_records_the_airflow_task(a
     from talkvid_ops.demo import demo_videos
     from talkvid_ops.runners.config import DockerRunnerConfig
     from talkvid_ops.runners.docker_runner import StageDockerOperator, docker_stage_kwargs
-    from talkvid_ops.runners.stages import plan
+    from talkvid_ops.stages import stage_named
 
     url = pg_server.create_database()
     db.upgrade(url)
     data_dir = tmp_path / "data"
     ctx = Context(Settings(data_dir=data_dir, database_url=url))
     ingest_paths(ctx, demo_videos(cache_dir, cache_dir / "demo-videos")[1:], copy=True)
-    (batch_id,) = plan(ctx, "segment")
+    (batch_id,) = stage_named("segment").plan(ctx)
     catalog = make_url(url)
     conn = Connection(conn_id="talkvid_catalog", conn_type="postgres", host=catalog.host, port=catalog.port, login=catalog.username, schema=catalog.database)
     monkeypatch.setenv("AIRFLOW_CONN_TALKVID_CATALOG", conn.get_uri())

@@ -43,6 +43,30 @@ def test_init_twice_then_status(backend, tmp_path, request):
         assert (tmp_path / "data" / "catalog.sqlite").exists()
 
 
+def test_status_loads_no_stage_module_or_model_library(tmp_path):
+    """`talkvid status` answers quickly on any machine: the stage commands come from the registry, imported only
+    when invoked, so neither OpenCV nor yt-dlp nor any stage module is loaded (only the stages' config models)."""
+    env = {**os.environ, "TALKVID_DATA_DIR": str(tmp_path / "data")}
+    talkvid("init", env=env)
+    script = (
+        "import sys\n"
+        "sys.argv = ['talkvid', 'status']\n"
+        "from talkvid_ops.cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0, done.code\n"
+        "heavy = ['cv2', 'yt_dlp', 'av', 'torch', 'dlib', 'scenedetect', 'onnxruntime']\n"
+        "stages = ('crawl', 'segment', 'score', 'curate', 'export', 'media')\n"
+        "parts = [m.split('.') for m in sys.modules if m.startswith('talkvid_ops.')]\n"
+        "print('loaded:', sorted(m for m in heavy if m in sys.modules), sorted('.'.join(p) for p in parts if p[1] in stages and len(p) > 2 and p[-1] != 'config'))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "clips: 0" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "loaded: [] []"
+
+
 def test_status_before_init_says_what_to_do(tmp_path):
     proc = talkvid("status", env={"TALKVID_DATA_DIR": str(tmp_path / "empty")}, check=False)
     assert proc.returncode == 1 and "talkvid init" in proc.stderr

@@ -48,7 +48,7 @@ def test_run_demo_makes_a_release_and_says_where(run_env, talkvid_env, tmp_path)
         release = session.scalars(select(Release)).one()
         videos = session.scalar(select(func.count()).select_from(Video))
         languages = set(session.scalars(select(Clip.language)))
-    assert {"ingest", "plan", "segment", "score", "decide", "export"} <= stages
+    assert {"ingest", "plan", "segment", "score", "decide", "labels", "speakers", "bench", "export"} <= stages  # every stage ran
     assert videos == 2 and release.out_dir == str(out.resolve()) and release.counts["candidates"] > 0
     assert f"{release.counts['candidates']} candidates" in proc.stdout
     assert "en" in languages  # the demo transcribes with the registry's multilingual Whisper model
