@@ -25,6 +25,7 @@ def test_every_stage_is_declared_once_with_its_item_and_resources():
         "crawl.recheck": (Item.VIDEO, "whole", egress),
         "segment": (Item.VIDEO, "batches", gpu),
         "score": (Item.CLIP, "batches", gpu),
+        "caption": (Item.CLIP, "batches", gpu),
         "decide": (Item.PROFILE, "whole", Resources()),
         "labels": (Item.CLIP, "whole", Resources()),
         "speakers": (Item.CLIP, "whole", Resources()),
@@ -55,7 +56,7 @@ def test_the_container_command_comes_from_the_registry():
     assert STAGES["score"].batch_command("b1") == ["talkvid", "score", "--batch", "b1"]
     assert STAGES["segment"].batch_command("b2") == ["talkvid", "segment", "--batch", "b2"]
     for name in ("crawl.download", "decide", "export"):
-        with pytest.raises(TalkvidError, match=rf"stage {name} does not run in a container \(those that do: segment, score\)"):
+        with pytest.raises(TalkvidError, match=rf"stage {name} does not run in a container \(those that do: segment, score, caption\)"):
             STAGES[name].batch_command("b3")
 
 
@@ -72,7 +73,7 @@ def test_unknown_stages_and_wrong_ways_of_running_are_clear_errors():
 
 def test_every_stage_command_is_the_one_its_declaration_names():
     commands = stage_commands()
-    assert sorted(commands) == ["bench", "crawl", "decide", "export", "labels", "score", "segment", "speakers"]
+    assert sorted(commands) == ["bench", "caption", "crawl", "decide", "export", "labels", "score", "segment", "speakers"]
     for stage in STAGES.values():
         assert stage.command().name == stage.command_name
     export = commands["export"]()

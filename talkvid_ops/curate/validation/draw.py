@@ -43,7 +43,6 @@ from sqlalchemy.orm import Session, aliased
 from talkvid_ops.catalog.models import Clip, Score, ValidationItem, ValidationSet
 from talkvid_ops.catalog.status import Bound, RuleSide
 from talkvid_ops.context import Context
-from talkvid_ops.curate.decide import store_profile
 from talkvid_ops.curate.profiles import ANY_BACKEND, Profile, Rule, as_profile
 from talkvid_ops.errors import TalkvidError
 from talkvid_ops.ids import make_id
@@ -182,6 +181,8 @@ def draw(
         picks, counts = borderline((Candidate(*row) for row in rows), rule.min, rule.max, n, per_video, seed)
         if not picks:
             raise TalkvidError(f"no clip has a score of {rule.metric} (backend {rule.backend}): there is nothing to draw")
+        from talkvid_ops.curate.decide import store_profile  # the decide stage, only when a set is drawn
+
         profile_id = store_profile(session, profile)
         set_id = make_id("validation_set", name)
         stored = session.get(ValidationSet, set_id)
