@@ -29,7 +29,9 @@ from talkvid_ops.context import Context
 from talkvid_ops.crawl import errors
 from talkvid_ops.crawl.sources import LOCAL_FOLDER, MEDIA_SUFFIXES, PLATFORM_LOCAL, SourceSettings, add_source, platform_key
 from talkvid_ops.crawl.stage import FAILED, PROBED, as_utc, media_folder, video_id_for
-from talkvid_ops.media.probe import ProbeError, probe, sha256_file
+from talkvid_ops.media.errors import MediaError
+from talkvid_ops.media.hashing import sha256_file
+from talkvid_ops.media.probe import probe
 
 DUPLICATE = "duplicate"
 UNCHANGED = "unchanged"
@@ -100,7 +102,7 @@ def _ingest_file(session: Session, run: RunRecorder, source_id: str, path: Path,
     )
     try:
         media = probe(path)
-    except ProbeError as exc:
+    except MediaError as exc:
         row.update(status=FAILED, error_class=errors.MEDIA, error_message=str(exc), storage_path=str(path))
         upsert(session, Video, [row], ["platform", "platform_id"])
         run.error(str(path), str(exc), error_class=errors.MEDIA, video_id=video_id)

@@ -62,7 +62,9 @@ from talkvid_ops.crawl.ytdlp import (
 )
 from talkvid_ops.errors import TalkvidError
 from talkvid_ops.ids import make_id
-from talkvid_ops.media.probe import ProbeError, probe, sha256_file
+from talkvid_ops.media.errors import MediaError
+from talkvid_ops.media.hashing import sha256_file
+from talkvid_ops.media.probe import probe
 
 log = logging.getLogger("talkvid.crawl")
 
@@ -296,7 +298,7 @@ class Crawl:
             return self._reject(video, fetched.rejected, work)
         try:
             media = probe(fetched.media)
-        except ProbeError as exc:
+        except MediaError as exc:
             video.status, video.error_class, video.error_message, video.next_attempt_at = FAILED, errors.MEDIA, str(exc), None
             _remove(work)
             self.run.error(video.id, str(exc), error_class=errors.MEDIA, url=video.url)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from talkvid_ops.errors import TalkvidError
+from talkvid_ops.catalog.status import MediaFault
+from talkvid_ops.media.errors import MediaError
 
 BITEXACT = ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact"]
 
@@ -43,7 +44,7 @@ class Encoding(Protocol):
 def _ffmpeg(args: list[str], what: str) -> None:
     proc = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", *args], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise TalkvidError(f"{what} failed: {proc.stderr.strip()[-600:]}")
+        raise MediaError(MediaFault.ENCODE_FAILED, f"{what} failed: {proc.stderr.strip()[-600:]}")
 
 
 def _encode_args(config: Encoding) -> list[str]:
@@ -58,14 +59,14 @@ def source_has_audio(path: Path) -> bool:
         with av.open(str(path)) as container:
             return bool(container.streams.audio)
     except av.error.FFmpegError as exc:
-        raise TalkvidError(f"cannot open {path}: {exc}") from exc
+        raise MediaError(MediaFault.UNREADABLE, f"cannot open {path}: {exc}") from exc
 
 
 def cut_clip(request: CutRequest, config: Encoding) -> Path:
     """Frames [start_frame, end_frame) of the source and the audio under them, into request.out (written atomically)."""
     frames = request.end_frame - request.start_frame
     if frames <= 0:
-        raise TalkvidError(f"empty frame range {request.start_frame}-{request.end_frame}")
+        raise MediaError(MediaFault.EMPTY_RANGE, f"empty frame range {request.start_frame}-{request.end_frame}")
     duration = frames / request.fps
     video_seek = max(0.0, (request.start_frame - 0.25) / request.fps)
     inputs = ["-ss", f"{video_seek:.6f}", "-i", str(request.source)]

@@ -19,7 +19,8 @@ from typing import Literal
 
 import numpy as np
 
-from talkvid_ops.errors import TalkvidError
+from talkvid_ops.catalog.status import MediaFault
+from talkvid_ops.media.errors import MediaError
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,6 @@ class FrameSpec:
     def __post_init__(self) -> None:
         if self.scale is not None and self.short_side is not None:
             raise ValueError("a FrameSpec takes scale or short_side, not both")
-
-
-class MediaError(TalkvidError):
-    """The clip's source cannot be opened or decoded."""
 
 
 @dataclass
@@ -137,14 +134,14 @@ def sample_clip(path: str | Path, start_time: float, end_time: float, specs: Ite
 
     specs = list(dict.fromkeys(specs))
     if end_time <= start_time:
-        raise MediaError(f"empty clip range [{start_time}, {end_time})")
+        raise MediaError(MediaFault.EMPTY_RANGE, f"empty clip range [{start_time}, {end_time})")
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as exc:
-        raise MediaError(f"cannot open {path}: {exc}") from None
+        raise MediaError(MediaFault.UNREADABLE if Path(path).is_file() else MediaFault.MISSING, f"cannot open {path}: {exc}") from None
     with container:
         if not container.streams.video:
-            raise MediaError(f"{path} has no video stream")
+            raise MediaError(MediaFault.NO_VIDEO, f"{path} has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         native_fps = float(stream.average_rate or stream.guessed_rate or 25.0)
@@ -160,7 +157,7 @@ def sample_clip(path: str | Path, start_time: float, end_time: float, specs: Ite
         try:
             container.seek(int((origin + start_time) / float(stream.time_base)), stream=stream, backward=True)
         except av.FFmpegError as exc:
-            raise MediaError(f"cannot seek to {start_time:.3f}s in {path}: {exc}") from None
+            raise MediaError(MediaFault.UNDECODABLE, f"cannot seek to {start_time:.3f}s in {path}: {exc}") from None
         decoded = converted = 0
         try:
             for frame in container.decode(stream):
@@ -199,9 +196,9 @@ def sample_clip(path: str | Path, start_time: float, end_time: float, specs: Ite
                         plan.frame_times.append(t)
                     plan.cursor += n
         except av.FFmpegError as exc:
-            raise MediaError(f"decoding {path} failed near {start_time:.3f}s: {exc}") from None
+            raise MediaError(MediaFault.UNDECODABLE, f"decoding {path} failed near {start_time:.3f}s: {exc}") from None
     if decoded == 0:
-        raise MediaError(f"no frames decoded in [{start_time:.3f}, {end_time:.3f}) of {path}")
+        raise MediaError(MediaFault.EMPTY_RANGE, f"no frames decoded in [{start_time:.3f}, {end_time:.3f}) of {path}")
     sets = {}
     for plan in plans:
         if plan.frames:

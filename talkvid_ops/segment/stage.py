@@ -26,7 +26,8 @@ from talkvid_ops.catalog.models import Clip, Segmentation, Transcript, Video
 from talkvid_ops.catalog.upsert import claim, upsert
 from talkvid_ops.context import Context
 from talkvid_ops.ids import make_id
-from talkvid_ops.media.decode import AUDIO_RATE, MediaError, decode_audio
+from talkvid_ops.media.decode import AUDIO_RATE, decode_audio
+from talkvid_ops.media.errors import MediaError
 from talkvid_ops.segment import intervals as iv
 from talkvid_ops.segment.asr import AsrBackend, asr_backend
 from talkvid_ops.segment.config import SEGMENTER_NAME, SEGMENTER_VERSION, SegmentConfig

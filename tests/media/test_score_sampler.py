@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talkvid_ops.media.sampler import FrameSpec, MediaError, sample_clip
+from talkvid_ops.media.errors import MediaError
+from talkvid_ops.media.sampler import FrameSpec, sample_clip
 
 FPS, FRAMES, WIDTH, HEIGHT = 25, 50, 160, 96
 STEP = 5  # grey level per frame index
