@@ -13,6 +13,7 @@ from pathlib import Path
 
 from talkvid_ops.catalog.status import MediaFault
 from talkvid_ops.media.errors import MediaError
+from talkvid_ops.media.rotation import upright_size
 
 # A video whose packets end this much before the declared duration was cut short.
 TRUNCATION_TOLERANCE_S = 0.5
@@ -39,7 +40,7 @@ class MediaInfo:
 
     @property
     def display_height(self) -> int:
-        return self.width if self.rotation in (90, 270) else self.height
+        return upright_size(self.width, self.height, self.rotation)[1]
 
     def as_row(self) -> dict:
         return asdict(self)
