@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from talkvid_ops.catalog.batches import batch_items, make_batches, mark_batch_done
 from talkvid_ops.catalog.models import Clip, Score, Scoring, Video, utcnow
+from talkvid_ops.catalog.status import ScoringStatus
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.context import Context
 from talkvid_ops.ids import make_id
@@ -147,7 +148,7 @@ def _write(session: Session, clip_id: str, outcome: ClipOutcome, run_id: str) ->
                 scorer=scorer.name,
                 backend=scorer.backend,
                 scorer_version=scorer.version,
-                status="failed" if failed else "ok",
+                status=ScoringStatus.FAILED if failed else ScoringStatus.OK,
                 error=outcome.failures.get(scorer),
                 details=outcome.details.get(scorer, {}),
                 run_id=run_id,

@@ -118,7 +118,7 @@ def test_claim_skips_rows_locked_by_another_worker(postgres_url):
         for i in range(4):
             add_video(session, source_id, f"v{i}")
         session.commit()
-    query = select(Video).where(Video.status == "downloaded").order_by(Video.platform_id)
+    query = select(Video).where(Video.status == "probed").order_by(Video.platform_id)
     with factory() as first, factory() as second:
         taken_first = {v.id for v in claim(first, query, limit=2)}
         taken_second = {v.id for v in claim(second, query, limit=4)}
