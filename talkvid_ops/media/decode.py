@@ -5,18 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from talkvid_ops.catalog.status import MediaFault
 from talkvid_ops.media.errors import MediaError
 
+if TYPE_CHECKING:
+    from av.container import InputContainer
+    from av.stream import Stream
+
 AUDIO_RATE = 16000  # what Silero VAD and Whisper take
 ZERO_LENGTH_S = 0.5  # a cut-off file of a few frames (an interrupted download) is as empty as a 0-byte one
 
 
 @contextmanager
-def open_media(path: str | Path):
+def open_media(path: str | Path) -> Iterator[InputContainer]:
     import av
 
     path = Path(path)
@@ -41,7 +46,7 @@ def open_media(path: str | Path):
         container.close()
 
 
-def decoded_frames(container, stream, what: str) -> Iterator:
+def decoded_frames(container: InputContainer, stream: Stream, what: str) -> Iterator:
     """Every decodable frame of `stream`. Packets that fail to decode are counted, and once the pass is over
     the file is declared undecodable: a clip over a damaged stretch would be scored on garbage."""
     import av
@@ -61,7 +66,7 @@ def decoded_frames(container, stream, what: str) -> Iterator:
         raise MediaError(MediaFault.UNDECODABLE, f"undecodable {what} frames mid-file: {len(failures)} packets failed, {where} ({reason})")
 
 
-def container_duration(container) -> float | None:
+def container_duration(container: InputContainer) -> float | None:
     return container.duration / 1_000_000 if container.duration else None
 
 
