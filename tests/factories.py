@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from talkvid_ops.catalog.models import Clip, Run, Source, Video
 from talkvid_ops.catalog.runs import code_version
+from talkvid_ops.catalog.status import VideoStatus
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.ids import make_id
 
@@ -25,7 +26,7 @@ def add_source(session, locator: str = "https://example.invalid/list", kind: str
 
 def add_video(session, source_id: str, platform_id: str, **fields) -> str:
     video_id = make_id("video", "test", platform_id)
-    row = dict(id=video_id, source_id=source_id, platform="test", platform_id=platform_id, status="downloaded")
+    row = dict(id=video_id, source_id=source_id, platform="test", platform_id=platform_id, status=VideoStatus.PROBED)
     row.update(fields)
     upsert(session, Video, [row], ["platform", "platform_id"])
     return video_id

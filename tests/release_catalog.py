@@ -270,8 +270,8 @@ SMALL_SPEC_SHORTFALLS = [
 def build_people_catalog(ctx, folder: Path) -> dict[str, object]:
     """Clips of known people without media (the bench needs only the catalog), plus clips the bench must not take:
     one 4 s long, one without a speaker, one the profile failed. Returns ids by name and the clip -> person map."""
-    from talkvid_ops.curate.labels.annotations import import_labels
     from talkvid_ops.catalog.labels import label_row, write_labels
+    from talkvid_ops.curate.labels.annotations import import_labels
 
     built: dict[str, object] = {"clips": {}, "videos": {}, "person_of": {}}
     with ctx.sessions() as session:

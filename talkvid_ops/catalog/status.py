@@ -45,6 +45,20 @@ class ErrorClass(StrEnum):
     INTERNAL = "internal"  # a fault of ours while segmenting: retried
 
 
+class MediaFault(StrEnum):
+    """What is wrong with a media file (`MediaError.kind`); segment stores it as its error class."""
+
+    MISSING = "missing"  # not there (yet): the only fault worth a retry
+    UNREADABLE = "unreadable"  # not openable as media
+    ZERO_LENGTH = "zero_length"  # empty, or too short to be a video
+    NO_VIDEO = "no_video"
+    NO_AUDIO = "no_audio"
+    TRUNCATED = "truncated"  # its packets end well before the duration it declares
+    UNDECODABLE = "undecodable"  # frames fail to decode
+    EMPTY_RANGE = "empty_range"  # a clip range holds no frame
+    ENCODE_FAILED = "encode_failed"  # ffmpeg could not cut or crop it
+
+
 class Availability(StrEnum):
     UNKNOWN = "unknown"
     AVAILABLE = "available"

@@ -34,7 +34,9 @@ from talkvid_ops.crawl.politeness import backoff_delay
 from talkvid_ops.crawl.sources import KINDS, LOCAL_FOLDER, SourceSettings
 from talkvid_ops.crawl.state import crawlable_sources, pause, reset_backoff
 from talkvid_ops.crawl.ytdlp import Fetched, FetchError, download_options, fetch_video, scrub_info_json
-from talkvid_ops.media.probe import MediaInfo, ProbeError, probe, sha256_file
+from talkvid_ops.media.errors import MediaError
+from talkvid_ops.media.hashing import sha256_file
+from talkvid_ops.media.probe import MediaInfo, probe
 
 PARTIAL_DIR = ".partial"
 YTDLP_LEFTOVERS = ("*.part", "*.ytdl", "*.temp", "*.part-Frag*")
@@ -169,7 +171,7 @@ def _record_fetched(crawl: CrawlRun, video: Video, source: Source, settings: Sou
         return _reject(video, fetched.rejected, work)
     try:
         media = probe(fetched.media)
-    except ProbeError as exc:
+    except MediaError as exc:
         video.status, video.error_class, video.error_message, video.next_attempt_at = VideoStatus.FAILED, ErrorClass.MEDIA, str(exc), None
         _remove(work)
         crawl.run.error(video.id, str(exc), error_class=ErrorClass.MEDIA, url=video.url)

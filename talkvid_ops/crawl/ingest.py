@@ -30,7 +30,9 @@ from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.context import Context
 from talkvid_ops.crawl.common import failure_outcome, media_folder, video_id_for
 from talkvid_ops.crawl.sources import LOCAL_FOLDER, MEDIA_SUFFIXES, PLATFORM_LOCAL, SourceSettings, add_source, platform_key
-from talkvid_ops.media.probe import ProbeError, probe, sha256_file
+from talkvid_ops.media.errors import MediaError
+from talkvid_ops.media.hashing import sha256_file
+from talkvid_ops.media.probe import probe
 
 INGESTED = "ingested"
 UNCHANGED = "unchanged"
@@ -101,7 +103,7 @@ def _ingest_file(session: Session, run: RunRecorder, source_id: str, path: Path,
     )
     try:
         media = probe(path)
-    except ProbeError as exc:
+    except MediaError as exc:
         row.update(status=VideoStatus.FAILED, error_class=ErrorClass.MEDIA, error_message=str(exc), storage_path=str(path))
         upsert(session, Video, [row], ["platform", "platform_id"])
         run.error(str(path), str(exc), error_class=ErrorClass.MEDIA, video_id=video_id)

@@ -22,7 +22,6 @@ decisions are one error naming the command to run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -48,6 +47,7 @@ from talkvid_ops.export.tables import write_parquet
 from talkvid_ops.ids import make_id
 from talkvid_ops.media import cut as media
 from talkvid_ops.media.clip_faces import face_centred_square, source_media
+from talkvid_ops.media.hashing import sha256_file
 
 STRATA_LABELS = ("language", "age_group", "gender", "ethnicity")
 RELEASE_LABELS = ("language", "age_group", "gender", "ethnicity", "person", "category")
@@ -69,14 +69,6 @@ def _dump_json(payload: Any, path: Path, sort_keys: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=1, sort_keys=sort_keys, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _hours(records: list[ClipRecord]) -> float:
@@ -348,9 +340,9 @@ def export(ctx: Context, profile: Profile | str | Path, out_dir: str | Path, for
         paths["card"] = writer.keep(out / "README.md")
         paths["card"].write_text(render_card(summary, [str(p.relative_to(out)) for p in writer.written] + [MANIFEST]), encoding="utf-8")
         writer.prune()
-        summary["files"] = {str(p.relative_to(out)): _sha256(p) for p in sorted(writer.written)}
+        summary["files"] = {str(p.relative_to(out)): sha256_file(p) for p in sorted(writer.written)}
         paths["manifest"] = _dump_json(summary, out / MANIFEST)
-        file_hashes = {**summary["files"], MANIFEST: _sha256(paths["manifest"])}
+        file_hashes = {**summary["files"], MANIFEST: sha256_file(paths["manifest"])}
 
         with ctx.sessions() as session:
             upsert(session, Release, [dict(

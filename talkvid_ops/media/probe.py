@@ -7,12 +7,13 @@ download that stopped early with its index at the front), a variable frame rate,
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from talkvid_ops.errors import TalkvidError
+from talkvid_ops.catalog.status import MediaFault
+from talkvid_ops.media.errors import MediaError
+from talkvid_ops.media.rotation import upright_size
 
 # A video whose packets end this much before the declared duration was cut short.
 TRUNCATION_TOLERANCE_S = 0.5
@@ -20,10 +21,6 @@ TRUNCATION_TOLERANCE_RATIO = 0.02
 # Frame intervals further than this from the median are irregular; this share of irregular intervals means VFR.
 VFR_DEVIATION = 0.1
 VFR_SHARE = 0.02
-
-
-class ProbeError(TalkvidError):
-    """The file is not usable media; the message is the reason stored in the catalog."""
 
 
 @dataclass(frozen=True)
@@ -43,18 +40,10 @@ class MediaInfo:
 
     @property
     def display_height(self) -> int:
-        return self.width if self.rotation in (90, 270) else self.height
+        return upright_size(self.width, self.height, self.rotation)[1]
 
     def as_row(self) -> dict:
         return asdict(self)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _frame_rate(deltas: list[float], nominal_rate) -> tuple[float, bool]:
@@ -74,23 +63,25 @@ def _frame_rate(deltas: list[float], nominal_rate) -> tuple[float, bool]:
 
 
 def probe(path: str | Path) -> MediaInfo:
-    """Probe `path`; raises ProbeError with the reason when it is empty, unreadable, truncated or has no video."""
+    """Probe `path`; raises MediaError with the reason when it is empty, unreadable, truncated or has no video."""
     import av
 
     path = Path(path)
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise ProbeError(f"cannot read the file: {exc.strerror or exc}") from None
+        raise MediaError(
+            MediaFault.MISSING if isinstance(exc, FileNotFoundError) else MediaFault.UNREADABLE, f"cannot read the file: {exc.strerror or exc}"
+        ) from None
     if size == 0:
-        raise ProbeError("empty file (0 bytes)")
+        raise MediaError(MediaFault.ZERO_LENGTH, "empty file (0 bytes)")
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.error.FFmpegError as exc:
-        raise ProbeError(f"not readable as media ({exc.strerror or exc}): not a video, or a download cut short") from None
+        raise MediaError(MediaFault.UNREADABLE, f"not readable as media ({exc.strerror or exc}): not a video, or a download cut short") from None
     with container:
         if not container.streams.video:
-            raise ProbeError("no video stream")
+            raise MediaError(MediaFault.NO_VIDEO, "no video stream")
         video = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None
         time_base = float(video.time_base)
@@ -108,11 +99,11 @@ def probe(path: str | Path) -> MediaInfo:
                     frames = packet.decode()
                     first_frame = frames[0] if frames else None
         except av.error.FFmpegError as exc:
-            raise ProbeError(f"corrupt after {len(pts)} video packets ({exc.strerror or exc})") from None
+            raise MediaError(MediaFault.UNDECODABLE, f"corrupt after {len(pts)} video packets ({exc.strerror or exc})") from None
         if not pts:
-            raise ProbeError("the video stream holds no frames")
+            raise MediaError(MediaFault.ZERO_LENGTH, "the video stream holds no frames")
         if first_frame is None:
-            raise ProbeError(f"no frame of the {video.codec_context.name} video stream could be decoded")
+            raise MediaError(MediaFault.UNDECODABLE, f"no frame of the {video.codec_context.name} video stream could be decoded")
         start = (video.start_time or 0) * time_base
         actual = last_end * time_base - start
         if video.duration:
@@ -122,7 +113,7 @@ def probe(path: str | Path) -> MediaInfo:
         else:
             declared = actual
         if actual < declared - max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_RATIO * declared):
-            raise ProbeError(f"truncated: video packets end at {actual:.2f} s of the {declared:.2f} s the file declares")
+            raise MediaError(MediaFault.TRUNCATED, f"truncated: video packets end at {actual:.2f} s of the {declared:.2f} s the file declares")
         ordered = sorted(pts)
         deltas = [(b - a) * time_base for a, b in zip(ordered, ordered[1:])]
         fps, is_vfr = _frame_rate(deltas, video.base_rate or video.average_rate)

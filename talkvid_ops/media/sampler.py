@@ -1,36 +1,39 @@
-"""Decode a clip's time range once and deliver every scorer the frames it declared.
+"""Decode a clip's time range once and deliver, frame by frame, what every reader declared it needs.
 
-A clip is a time range of its source video (clips are virtual until export). The sampler seeks to the keyframe
+A clip is a time range of its source video (clips are virtual until export). `ClipReader` seeks to the keyframe
 before the range, decodes forward once, and converts only the frames some spec needs, once per distinct
 (colour, size) -- the conversion to numpy costs more than decoding. Sample times on a spec's grid are matched to
 the decoded frame that covers them, so constant and variable frame rates behave the same.
 
-Clip times are seconds from the video stream's first frame. Frames come out upright: a video's display
-rotation (`video.rotation`, degrees clockwise) is applied before any crop.
+The reader is a stream: each sample is handed out as its frame is decoded and the reader keeps none of them, so
+what a consumer holds is what it chose to keep (the scorers keep a window at most, see talkvid_ops.score.base).
+
+Clip times are seconds from the video stream's first frame. Frames come out upright (`media.rotation.upright`,
+applied after resizing and before any crop).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from talkvid_ops.errors import TalkvidError
+from talkvid_ops.catalog.status import MediaFault
+from talkvid_ops.media.errors import MediaError
+from talkvid_ops.media.rotation import upright, upright_size
 
 
 @dataclass(frozen=True)
 class FrameSpec:
-    """Frames a scorer needs from a clip.
+    """Frames a reader needs from a clip.
 
     fps: sample rate (None: every decoded frame). scale / short_side: resize (at most one; None: native).
     square_crop: keep the central square (side = the short side) after resizing.
     select: given how many samples the clip has at `fps`, which of them to keep (None: all).
-    reduce: applied to each kept frame as it is decoded, so a scorer that needs only parts of full-resolution
-    frames (DOVER's fragments) never holds whole frames; every result must have the same shape.
     """
 
     fps: float | None = None
@@ -39,76 +42,59 @@ class FrameSpec:
     short_side: int | None = None
     square_crop: bool = False
     select: Callable[[int], Sequence[int]] | None = None
-    reduce: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if self.scale is not None and self.short_side is not None:
             raise ValueError("a FrameSpec takes scale or short_side, not both")
 
 
-class MediaError(TalkvidError):
-    """The clip's source cannot be opened or decoded."""
+@dataclass(frozen=True)
+class Grid:
+    """A spec's sample grid over the clip: its rate and how many samples the clip has at it (before `select`)."""
 
-
-@dataclass
-class FrameSet:
-    """The frames of one spec: `frames` is (N, H, W) for gray or (N, H, W, 3) for RGB; `times` in clip seconds."""
-
-    frames: np.ndarray
-    times: np.ndarray
-    indices: np.ndarray  # each frame's position on the spec's sample grid (what `select` chose from)
     fps: float
-    samples_on_grid: int  # samples the clip has at this rate before `select`
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    @property
-    def height(self) -> int:
-        return int(self.frames.shape[1]) if len(self.frames) else 0
-
-    @property
-    def width(self) -> int:
-        return int(self.frames.shape[2]) if len(self.frames) else 0
+    samples: int
 
 
-@dataclass
-class ClipFrames:
-    """Everything decoded for one clip, by spec."""
+@dataclass(frozen=True)
+class ClipInfo:
+    """What is known of a clip before its first frame: duration (s), native rate, upright size, each spec's grid."""
 
     duration: float
     fps: float
     width: int
     height: int
-    sets: dict[FrameSpec, FrameSet]
-    decoded: int = 0
-    converted: int = 0
+    grids: dict[FrameSpec, Grid]
 
-    def __getitem__(self, spec: FrameSpec) -> FrameSet:
-        return self.sets[spec]
+
+@dataclass(frozen=True)
+class Sample:
+    """One frame for one spec: (H, W) gray or (H, W, 3) RGB, upright; the decoded frame's time in clip seconds;
+    its position on the spec's grid. Samples of one frame may share the array: read it, do not write to it."""
+
+    image: np.ndarray
+    time: float
+    index: int
 
 
 @dataclass
 class _Plan:
-    """Per spec: the wanted sample times (clip seconds) and where each decoded frame goes."""
+    """Per spec: the wanted sample positions and times (clip seconds), and how far delivery has come."""
 
     spec: FrameSpec
     indices: np.ndarray
     times: np.ndarray
-    grid_count: int
     size: tuple[int, int]
     cursor: int = 0
-    frames: list = field(default_factory=list)
-    frame_times: list = field(default_factory=list)
 
 
-def _grid(spec: FrameSpec, duration: float, native_fps: float) -> tuple[np.ndarray, np.ndarray, int]:
+def _grid(spec: FrameSpec, duration: float, native_fps: float) -> tuple[np.ndarray, np.ndarray, Grid]:
     rate = spec.fps or native_fps
     count = max(1, int(math.floor(duration * rate + 1e-6)))
     indices = np.arange(count)
     if spec.select is not None:
         indices = np.array(sorted({int(i) for i in spec.select(count) if 0 <= int(i) < count}), dtype=int)
-    return indices, indices / rate, count
+    return indices, indices / rate, Grid(rate, count)
 
 
 def _target_size(spec: FrameSpec, width: int, height: int) -> tuple[int, int]:
@@ -128,50 +114,80 @@ def _square(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[top : top + side, left : left + side])
 
 
-CLOCKWISE_QUARTER_TURNS = {90: 3, 180: 2, 270: 1}  # display rotation -> np.rot90's counter-clockwise turns
+class ClipReader:
+    """One decode of [start_time, end_time) of the video at `path`, delivering every spec's samples in decode order.
 
+        with ClipReader(path, start, end, specs, rotation) as clip:
+            clip.info.grids[spec]          # known before the first frame
+            for spec, sample in clip:      # once
+                ...
+        clip.decoded, clip.converted       # frames decoded in the range, conversions to numpy
 
-def sample_clip(path: str | Path, start_time: float, end_time: float, specs: Iterable[FrameSpec], rotation: int | None = None) -> ClipFrames:
-    """Decode [start_time, end_time) of the video at `path` once and return the frames of every spec."""
-    import av
+    Raises MediaError: opening (empty range, unreadable, no video), and while iterating (decoding fails; nothing
+    in the range, raised once the range is over).
+    """
 
-    specs = list(dict.fromkeys(specs))
-    if end_time <= start_time:
-        raise MediaError(f"empty clip range [{start_time}, {end_time})")
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError) as exc:
-        raise MediaError(f"cannot open {path}: {exc}") from None
-    with container:
-        if not container.streams.video:
-            raise MediaError(f"{path} has no video stream")
-        stream = container.streams.video[0]
+    def __init__(self, path: str | Path, start_time: float, end_time: float, specs: Iterable[FrameSpec], rotation: int | None = None):
+        self.path, self.start_time, self.end_time, self.rotation = Path(path), start_time, end_time, rotation
+        self.specs = list(dict.fromkeys(specs))
+        self.decoded = self.converted = 0
+        self._container = None
+
+    def __enter__(self) -> ClipReader:
+        import av
+
+        if self.end_time <= self.start_time:
+            raise MediaError(MediaFault.EMPTY_RANGE, f"empty clip range [{self.start_time}, {self.end_time})")
+        try:
+            self._container = av.open(str(self.path))
+        except (av.FFmpegError, OSError) as exc:
+            raise MediaError(MediaFault.UNREADABLE if self.path.is_file() else MediaFault.MISSING, f"cannot open {self.path}: {exc}") from None
+        try:
+            self._open_stream()
+        except BaseException:
+            self._container.close()
+            raise
+        return self
+
+    def _open_stream(self) -> None:
+        import av
+
+        if not self._container.streams.video:
+            raise MediaError(MediaFault.NO_VIDEO, f"{self.path} has no video stream")
+        stream = self._stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         native_fps = float(stream.average_rate or stream.guessed_rate or 25.0)
         width, height = stream.codec_context.width, stream.codec_context.height
-        turns = CLOCKWISE_QUARTER_TURNS.get(int(rotation or 0) % 360, 0)
-        duration = end_time - start_time
-        half_frame = 0.5 / native_fps
-        plans = []
-        for spec in specs:
-            indices, times, grid_count = _grid(spec, duration, native_fps)
-            plans.append(_Plan(spec, indices, times, grid_count, _target_size(spec, width, height)))
-        origin = float(stream.start_time or 0) * float(stream.time_base)
+        duration = self.end_time - self.start_time
+        self._plans, grids = [], {}
+        for spec in self.specs:
+            indices, times, grids[spec] = _grid(spec, duration, native_fps)
+            self._plans.append(_Plan(spec, indices, times, _target_size(spec, width, height)))
+        self.info = ClipInfo(duration, native_fps, *upright_size(width, height, self.rotation), grids)
+        self._origin = float(stream.start_time or 0) * float(stream.time_base)
         try:
-            container.seek(int((origin + start_time) / float(stream.time_base)), stream=stream, backward=True)
+            self._container.seek(int((self._origin + self.start_time) / float(stream.time_base)), stream=stream, backward=True)
         except av.FFmpegError as exc:
-            raise MediaError(f"cannot seek to {start_time:.3f}s in {path}: {exc}") from None
-        decoded = converted = 0
+            raise MediaError(MediaFault.UNDECODABLE, f"cannot seek to {self.start_time:.3f}s in {self.path}: {exc}") from None
+
+    def __exit__(self, *exc_info) -> None:
+        self._container.close()
+
+    def __iter__(self) -> Iterator[tuple[FrameSpec, Sample]]:
+        import av
+
+        stream, plans, duration = self._stream, self._plans, self.info.duration
+        half_frame = 0.5 / self.info.fps
         try:
-            for frame in container.decode(stream):
+            for frame in self._container.decode(stream):
                 if frame.pts is None:
                     continue
-                t = float(frame.pts) * float(stream.time_base) - origin - start_time
+                t = float(frame.pts) * float(stream.time_base) - self._origin - self.start_time
                 if t < -half_frame:
                     continue
                 if t >= duration - half_frame:
                     break
-                decoded += 1
+                self.decoded += 1
                 wanted = []
                 for plan in plans:
                     n = 0
@@ -183,49 +199,54 @@ def sample_clip(path: str | Path, start_time: float, end_time: float, specs: Ite
                     if all(p.cursor >= len(p.times) for p in plans):
                         break
                     continue
-                cache: dict[tuple[str, tuple[int, int]], np.ndarray] = {}
+                converted: dict[tuple[str, tuple[int, int]], np.ndarray] = {}  # this frame's conversions only
                 for plan, n in wanted:
                     key = (plan.spec.colour, plan.size)
-                    if key not in cache:
+                    if key not in converted:
                         fmt = "gray" if plan.spec.colour == "gray" else "rgb24"
-                        image = frame.to_ndarray(format=fmt, width=plan.size[0], height=plan.size[1])
-                        cache[key] = np.ascontiguousarray(np.rot90(image, turns)) if turns else image
-                        converted += 1
-                    image = _square(cache[key]) if plan.spec.square_crop else cache[key]
-                    if plan.spec.reduce is not None:
-                        image = plan.spec.reduce(image)
+                        converted[key] = upright(frame.to_ndarray(format=fmt, width=plan.size[0], height=plan.size[1]), self.rotation)
+                        self.converted += 1
+                    image = _square(converted[key]) if plan.spec.square_crop else converted[key]
                     for _ in range(n):
-                        plan.frames.append(image)
-                        plan.frame_times.append(t)
-                    plan.cursor += n
+                        yield plan.spec, Sample(image, t, int(plan.indices[plan.cursor]))
+                        plan.cursor += 1
         except av.FFmpegError as exc:
-            raise MediaError(f"decoding {path} failed near {start_time:.3f}s: {exc}") from None
-    if decoded == 0:
-        raise MediaError(f"no frames decoded in [{start_time:.3f}, {end_time:.3f}) of {path}")
-    sets = {}
-    for plan in plans:
-        if plan.frames:
-            frames = np.stack(plan.frames)
-        else:
-            frames = np.zeros((0, 0, 0), dtype=np.uint8)
-        sets[plan.spec] = FrameSet(
-            frames,
-            np.asarray(plan.frame_times, dtype=float),
-            plan.indices[: len(plan.frames)],
-            plan.spec.fps or native_fps,
-            plan.grid_count,
-        )
-    if turns % 2:
-        width, height = height, width
-    return ClipFrames(duration, native_fps, width, height, sets, decoded, converted)
+            raise MediaError(MediaFault.UNDECODABLE, f"decoding {self.path} failed near {self.start_time:.3f}s: {exc}") from None
+        if self.decoded == 0:
+            raise MediaError(MediaFault.EMPTY_RANGE, f"no frames decoded in [{self.start_time:.3f}, {self.end_time:.3f}) of {self.path}")
+
+
+@dataclass
+class FrameSet:
+    """A few frames of one spec, collected: `frames` is (N, H, W) for gray or (N, H, W, 3) for RGB; `times` in
+    clip seconds; `indices` their positions on the spec's grid."""
+
+    frames: np.ndarray
+    times: np.ndarray
+    indices: np.ndarray
+    grid: Grid
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[1]) if len(self.frames) else 0
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[2]) if len(self.frames) else 0
 
 
 def sample_frames(path: str | Path, start_time: float, end_time: float, times: Iterable[float], rotation: int | None = None) -> FrameSet:
     """RGB frames at native size of [start_time, end_time) at `times` (clip seconds): the frame covering each time,
-    once even when several times fall on it."""
+    once even when several times fall on it. For a few frames (faces of a clip); scorers stream instead."""
     duration = end_time - start_time
     wanted = list(times)
     # the grid at the native rate has `count` frames over the range, so a time's frame is its share of `count`
     # (the epsilon keeps a time on a frame boundary on that frame despite rounding, as `_grid` does)
     spec = FrameSpec(select=lambda count: [int(t / duration * count + 1e-6) for t in wanted])
-    return sample_clip(path, start_time, end_time, [spec], rotation)[spec]
+    with ClipReader(path, start_time, end_time, [spec], rotation) as clip:
+        samples = [sample for _, sample in clip]
+    frames = np.stack([s.image for s in samples]) if samples else np.zeros((0, 0, 0), dtype=np.uint8)
+    return FrameSet(frames, np.array([s.time for s in samples], dtype=float), np.array([s.index for s in samples], dtype=int), clip.info.grids[spec])

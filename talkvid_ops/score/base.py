@@ -1,8 +1,21 @@
-"""The scorer contract: what a scorer declares, how it loads, and the one method that scores a clip.
+"""The scorer contract: what a scorer declares, how it loads, and how it scores a clip as a stream of frames.
 
-A scorer never opens media. It declares the frames it needs (`FrameSpec`: rate, size, colour, which samples);
-the sampler decodes each clip once and hands every scorer its frames. Models load lazily, once per process
-(`get_scorer` keeps one instance per scorer class and configuration).
+A scorer never opens media. It declares the frames it needs (`needs`: a local name -> `FrameSpec`: rate, size,
+colour, which samples). The stage decodes each clip once (`media.sampler.ClipReader`) and feeds every scorer
+from that one decode, frame by frame:
+
+    accumulator = scorer.begin(clip_info)      # one per clip; knows each spec's grid before any frame
+    accumulator.add(name, sample)              # each sample of each needed spec, in decode order
+    metrics = accumulator.result()             # after the last frame
+
+An accumulator keeps only what its result needs, never the clip's frames, so a worker's memory does not grow
+with clip length: the classical quality backend keeps six numbers per sampled frame, the motion backends their
+current 16-frame window and 6 s segment, the head backends the faces found per sampled frame, DOVER the reduced
+views of its fixed 128 frames (fragments and 224 px frames, not whole frames). Samples of one frame may share
+one array: read them, do not write to them.
+
+Models load lazily, once per process (`load()`, called by the stage before a scorer's first clip; `get_scorer`
+keeps one instance per scorer class and configuration).
 """
 
 from __future__ import annotations
@@ -10,10 +23,9 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from talkvid_ops.media.sampler import FrameSpec
+from talkvid_ops.media.sampler import ClipInfo, FrameSpec, Sample
 
 if TYPE_CHECKING:
-    from talkvid_ops.media.sampler import ClipFrames
     from talkvid_ops.score.config import ScoreConfig
 
 
@@ -25,11 +37,22 @@ class Metrics(dict):
         self.details = details or {}
 
 
-class Scorer:
-    """One scorer with one backend. Subclasses set the class attributes and implement `score`.
+class Accumulator:
+    """One clip being scored: takes the clip's samples one at a time, then gives the metrics."""
 
-    `needs` maps a local name to a FrameSpec; `score` receives the frames under those names. `load()` is
-    called before the first `score` in a process (idempotent) and may raise ModelUnavailable.
+    def add(self, name: str, sample: Sample) -> None:
+        """One sample of the spec declared under `name`."""
+        raise NotImplementedError
+
+    def result(self) -> Metrics:
+        """The clip's metrics, once every sample was added; raises when the clip cannot be scored."""
+        raise NotImplementedError
+
+
+class Scorer:
+    """One scorer with one backend. Subclasses set the class attributes, declare `needs` and implement `begin`.
+
+    `load()` is called before the first clip in a process (idempotent) and may raise ModelUnavailable.
     """
 
     name: ClassVar[str]
@@ -54,7 +77,8 @@ class Scorer:
                 self._load()
                 self._loaded = True
 
-    def score(self, frames: ClipFrames) -> dict[str, float]:
+    def begin(self, clip: ClipInfo) -> Accumulator:
+        """A fresh accumulator for one clip."""
         raise NotImplementedError
 
 

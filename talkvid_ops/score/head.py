@@ -30,7 +30,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from talkvid_ops.score.base import FrameSpec, Metrics, Scorer
+from talkvid_ops.media.sampler import ClipInfo, FrameSpec, Grid, Sample
+from talkvid_ops.score.base import Accumulator, Metrics, Scorer
 from talkvid_ops.score.metrics import HEAD_METRICS
 
 EYE_WEIGHT, NOSE_WEIGHT, MOUTH_WEIGHT = 30.0, 40.0, 30.0
@@ -126,16 +127,31 @@ class HeadScorer(Scorer):
         """Every face in one frame (backend-specific)."""
         raise NotImplementedError
 
-    def score(self, frames) -> Metrics:
-        self.load()
-        frame_set = frames[self.needs["frames"]]
-        if not len(frame_set):
+    def begin(self, clip: ClipInfo) -> Accumulator:
+        return HeadClip(self, clip.grids[self.needs["frames"]])
+
+
+class HeadClip(Accumulator):
+    """Keeps the faces found in each sampled frame (and the frame's time), not the frame."""
+
+    def __init__(self, scorer: HeadScorer, grid: Grid):
+        self.scorer, self.grid = scorer, grid
+        self.per_frame: list[list[Face]] = []
+        self.times: list[float] = []
+        self.size = (0, 0)
+
+    def add(self, name: str, sample: Sample) -> None:
+        self.size = (sample.image.shape[1], sample.image.shape[0])
+        self.per_frame.append(self.scorer.detect(sample.image))
+        self.times.append(sample.time)
+
+    def result(self) -> Metrics:
+        if not self.per_frame:
             raise ValueError("no frames sampled for head detail")
-        per_frame = [self.detect(image) for image in frame_set.frames]
-        width, height = frame_set.width, frame_set.height
+        width, height = self.size
         details = {
-            "sample_fps": frame_set.fps,
+            "sample_fps": self.grid.fps,
             "frame_size": [width, height],
-            "frames": [{"t": round(float(t), 3), "faces": [f.summary() for f in faces]} for t, faces in zip(frame_set.times, per_frame)],
+            "frames": [{"t": round(float(t), 3), "faces": [f.summary() for f in faces]} for t, faces in zip(self.times, self.per_frame)],
         }
-        return Metrics(head_detail_scores(per_frame, width, height), details)
+        return Metrics(head_detail_scores(self.per_frame, width, height), details)

@@ -25,12 +25,14 @@ Backends share the definitions and differ in the tracker:
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 
 import numpy as np
 
 from talkvid_ops.errors import ModelUnavailable
-from talkvid_ops.score.base import FrameSpec, Metrics, Scorer
+from talkvid_ops.media.sampler import ClipInfo, FrameSpec, Sample
+from talkvid_ops.score.base import Accumulator, Metrics, Scorer
 
 PAPER_FPS, PAPER_SHORT_SIDE, PAPER_CROP, PAPER_GRID = 25.0, 512, 256, 16
 PAPER_WINDOW, PAPER_STRIDE, PAPER_MAX_STEP = 16, 8, 20.0
@@ -51,25 +53,6 @@ def paper_valid_ratio(tracks: np.ndarray, confidence: np.ndarray, width: int, he
     x, y = tracks[..., 0], tracks[..., 1]
     inside = ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).all(axis=0)
     return float((confident & calm & inside).mean())
-
-
-def paper_windows(frame_count: int) -> list[tuple[int, int]]:
-    """[start, end) of every 16-frame window at stride 8; a clip shorter than a window is one window."""
-    if frame_count < 2:
-        return []
-    if frame_count < PAPER_WINDOW:
-        return [(0, frame_count)]
-    return [(s, s + PAPER_WINDOW) for s in range(0, frame_count - PAPER_WINDOW + 1, PAPER_STRIDE)]
-
-
-def code_segments(sample_count: int) -> list[tuple[int, int]]:
-    """[start, end) of up to three consecutive 6 s segments of 2 fps samples, each with at least two frames."""
-    bounds = []
-    for k in range(CODE_SEGMENTS):
-        start, end = k * CODE_SEGMENT_SAMPLES, min(sample_count, (k + 1) * CODE_SEGMENT_SAMPLES)
-        if end - start >= 2:
-            bounds.append((start, end))
-    return bounds
 
 
 def code_samples(sample_count: int) -> range:
@@ -104,29 +87,68 @@ class MotionScorer(Scorer):
         """Track `points` (K, 2) from frames[0] through frames: tracks (T, K, 2), confidence (T, K) in [0, 1]."""
         raise NotImplementedError
 
-    def score(self, frames) -> Metrics:
-        self.load()
-        paper, code = frames[self.needs["paper"]], frames[self.needs["code"]]
-        windows, segments = paper_windows(len(paper)), code_segments(len(code))
-        if not windows or not segments:
-            raise ValueError(f"clip too short for motion: {len(paper)} frames at 25 fps, {len(code)} at 2 fps")
-        size = paper.width
-        offset = (size - PAPER_CROP) / 2
-        paper_points = grid_points(size, size, PAPER_GRID, (offset, offset, offset + PAPER_CROP, offset + PAPER_CROP))
-        ratios = []
-        for start, end in windows:
-            tracks, confidence = self.track(paper.frames[start:end], paper_points)
-            ratios.append(paper_valid_ratio(tracks, confidence, paper.width, paper.height))
-        code_points = grid_points(code.width, code.height, CODE_GRID)
-        visibilities = []
-        for start, end in segments:
-            _, confidence = self.track(code.frames[start:end], code_points)
-            visibilities.append(float((confidence >= CONFIDENT).mean()))
-        values = {"motion_valid_ratio_paper": float(np.mean(ratios)), "motion_visibility_code": min(visibilities)}
+    def begin(self, clip: ClipInfo) -> Accumulator:
+        return MotionClip(self)
+
+    def paper_ratio(self, window: list[np.ndarray]) -> float:
+        """The paper's valid-trajectory share of one window of square frames."""
+        height, width = window[0].shape[:2]
+        offset = (width - PAPER_CROP) / 2
+        points = grid_points(width, width, PAPER_GRID, (offset, offset, offset + PAPER_CROP, offset + PAPER_CROP))
+        tracks, confidence = self.track(np.stack(window), points)
+        return paper_valid_ratio(tracks, confidence, width, height)
+
+    def code_visibility(self, segment: list[np.ndarray]) -> float:
+        """The released code's mean visibility over the points and frames of one segment."""
+        height, width = segment[0].shape[:2]
+        _, confidence = self.track(np.stack(segment), grid_points(width, height, CODE_GRID))
+        return float((confidence >= CONFIDENT).mean())
+
+
+class MotionClip(Accumulator):
+    """Both definitions, window by window: keeps the last 16 paper frames and the current segment's code frames.
+
+    Paper: a window is tracked once its 16th frame arrives (windows start every 8 frames); a clip shorter than a
+    window is one window of all its frames. Code: a segment is tracked once its 12th sample arrives; a last
+    shorter segment counts when it has two frames (the sampler delivers three segments' samples at most).
+    """
+
+    def __init__(self, scorer: MotionScorer):
+        self.scorer = scorer
+        self.paper: deque[np.ndarray] = deque(maxlen=PAPER_WINDOW)
+        self.paper_count = self.code_count = 0
+        self.code: list[np.ndarray] = []
+        self.ratios: list[float] = []
+        self.visibilities: list[float] = []
+
+    def add(self, name: str, sample: Sample) -> None:
+        if name == "paper":
+            self.paper.append(sample.image)
+            self.paper_count += 1
+            if self.paper_count >= PAPER_WINDOW and (self.paper_count - PAPER_WINDOW) % PAPER_STRIDE == 0:
+                self.ratios.append(self.scorer.paper_ratio(list(self.paper)))
+        else:
+            self.code.append(sample.image)
+            self.code_count += 1
+            if len(self.code) == CODE_SEGMENT_SAMPLES:
+                self._close_segment()
+
+    def _close_segment(self) -> None:
+        if len(self.code) >= 2:
+            self.visibilities.append(self.scorer.code_visibility(self.code))
+        self.code = []
+
+    def result(self) -> Metrics:
+        if 2 <= self.paper_count < PAPER_WINDOW:
+            self.ratios.append(self.scorer.paper_ratio(list(self.paper)))
+        self._close_segment()
+        if not self.ratios or not self.visibilities:
+            raise ValueError(f"clip too short for motion: {self.paper_count} frames at 25 fps, {self.code_count} at 2 fps")
+        values = {"motion_valid_ratio_paper": float(np.mean(self.ratios)), "motion_visibility_code": min(self.visibilities)}
         details = {
-            "paper_windows": len(ratios),
-            "paper_window_ratios": [round(r, 4) for r in ratios],
-            "code_segment_visibility": [round(v, 4) for v in visibilities],
+            "paper_windows": len(self.ratios),
+            "paper_window_ratios": [round(r, 4) for r in self.ratios],
+            "code_segment_visibility": [round(v, 4) for v in self.visibilities],
         }
         return Metrics(values, details)
 

@@ -24,8 +24,8 @@ technical view is 3 clips of 32 frames (every 2nd frame, one random offset per t
 is read from the model, DOVER's export script fixes 4) cut into a 7x7 grid of 32x32 native-resolution fragments,
 one random position per cell and clip; the aesthetic view is 32 frames spread over the clip, resized to 224x224.
 Pixels are normalised with ImageNet's mean and std on the 0-255 scale. Random offsets come from a seeded
-generator, so scores are reproducible. The sampler cuts the fragments as it decodes (`FrameSpec.reduce`), so a
-4K clip never holds 96 full frames. Raw outputs are stored (`dover_technical_raw`, `dover_aesthetic_raw`) with
+generator, so scores are reproducible. Each frame is reduced to its fragments (and its 224 px view) as it is
+decoded, so a 4K clip never holds 96 full frames. Raw outputs are stored (`dover_technical_raw`, `dover_aesthetic_raw`) with
 two normalisations, recorded in the scoring details: DOVER's fused 4-parameter sigmoid scaled to 0-10
 (`dover_overall`, the paper's 7.0 applies) and the technical branch alone through the same sigmoid constants,
 0-10 (`dover_technical`, the released code's 5 applies).
@@ -40,7 +40,8 @@ import numpy as np
 
 from talkvid_ops.errors import ModelUnavailable
 from talkvid_ops.media.runtime import onnx_providers
-from talkvid_ops.score.base import FrameSpec, Metrics, Scorer
+from talkvid_ops.media.sampler import ClipInfo, FrameSpec, Grid, Sample
+from talkvid_ops.score.base import Accumulator, Metrics, Scorer
 
 ANALYSIS_SHORT_SIDE = 720
 SHARPNESS_SCALE = 300.0
@@ -130,26 +131,30 @@ class ClassicalQuality(Scorer):
                 raise ModelUnavailable(f"BRISQUE model file {path} missing: install Debian's opencv-data package")
         self.brisque = cv2.quality.QualityBRISQUE_create(str(BRISQUE_MODEL), str(BRISQUE_RANGE))
 
-    def score(self, frames) -> Metrics:
-        self.load()
-        luma = frames[self.needs["luma"]]
-        if not len(luma):
+    def begin(self, clip: ClipInfo) -> Accumulator:
+        return ClassicalQualityClip(self, clip.grids[self.needs["luma"]])
+
+    def frame_measures(self, gray: np.ndarray) -> tuple[float, ...]:
+        """(Laplacian variance, exposure score, clipped share, noise sigma, blockiness, BRISQUE) of one luma frame."""
+        small = _analysis_image(gray)
+        exposure_score, clipped = exposure(small)
+        return sharpness(small), exposure_score, clipped, noise_sigma(small), blockiness(gray), float(self.brisque.compute(small)[0])
+
+
+class ClassicalQualityClip(Accumulator):
+    """Keeps the six measures of each sampled frame; the clip's are their means."""
+
+    def __init__(self, scorer: ClassicalQuality, grid: Grid):
+        self.scorer, self.grid = scorer, grid
+        self.rows: list[tuple[float, ...]] = []
+
+    def add(self, name: str, sample: Sample) -> None:
+        self.rows.append(self.scorer.frame_measures(sample.image))
+
+    def result(self) -> Metrics:
+        if not self.rows:
             raise ValueError("no frames sampled for quality")
-        rows = []
-        for gray in luma.frames:
-            small = _analysis_image(gray)
-            exposure_score, clipped = exposure(small)
-            rows.append(
-                (
-                    sharpness(small),
-                    exposure_score,
-                    clipped,
-                    noise_sigma(small),
-                    blockiness(gray),
-                    float(self.brisque.compute(small)[0]),
-                )
-            )
-        lap_var, exposure_score, clipped, noise, block_ratio, brisque = (float(v) for v in np.mean(rows, axis=0))
+        lap_var, exposure_score, clipped, noise, block_ratio, brisque = (float(v) for v in np.mean(self.rows, axis=0))
         sharpness_score = 100.0 * (1.0 - math.exp(-lap_var / SHARPNESS_SCALE))
         values = {
             "quality_sharpness": sharpness_score,
@@ -160,7 +165,7 @@ class ClassicalQuality(Scorer):
             "quality_brisque": brisque,
             "quality_technical": technical_score(sharpness_score, exposure_score, brisque, noise, block_ratio),
         }
-        return Metrics(values, {"frames": len(luma), "sample_fps": luma.fps, "laplacian_variance": lap_var, "weights": TECHNICAL_WEIGHTS})
+        return Metrics(values, {"frames": len(self.rows), "sample_fps": self.grid.fps, "laplacian_variance": lap_var, "weights": TECHNICAL_WEIGHTS})
 
 
 # DOVER's inference settings (its dover.yml, val-l1080p) and pixel normalisation.
@@ -273,40 +278,32 @@ class DoverOnnxQuality(Scorer):
         self.tech_clips = clips if isinstance(clips, int) and clips > 0 else DOVER_TECH_CLIPS
         self.offsets = fragment_offsets(self.tech_clips, self.config.dover_seed + 1)
 
-    def _indices(self, total: int) -> tuple[np.ndarray, np.ndarray]:
+    def sample_indices(self, total: int) -> tuple[np.ndarray, np.ndarray]:
+        """Grid positions of the technical and the aesthetic view's frames for a clip of `total` frames (seeded)."""
         rng = np.random.default_rng(self.config.dover_seed)
         technical = dover_frame_indices(total, DOVER_CLIP_LEN, self.tech_clips, DOVER_FRAME_INTERVAL, rng)
         aesthetic = dover_frame_indices(total, 1, DOVER_CLIP_LEN, DOVER_FRAME_INTERVAL, rng)
         return technical, aesthetic
 
     def _technical_indices(self, total: int) -> np.ndarray:
-        return self._indices(total)[0]
+        return self.sample_indices(total)[0]
 
     def _aesthetic_indices(self, total: int) -> np.ndarray:
-        return self._indices(total)[1]
-
-    def _fragments(self, frame: np.ndarray) -> np.ndarray:
-        return technical_fragments(frame, self.offsets)
+        return self.sample_indices(total)[1]
 
     @property
     def needs(self) -> dict[str, FrameSpec]:
         self.load()  # the technical clip count comes from the model's input shape
         return {
-            "technical": FrameSpec(colour="rgb", select=self._technical_indices, reduce=self._fragments),
-            "aesthetic": FrameSpec(colour="rgb", select=self._aesthetic_indices, reduce=aesthetic_view_frame),
+            "technical": FrameSpec(colour="rgb", select=self._technical_indices),
+            "aesthetic": FrameSpec(colour="rgb", select=self._aesthetic_indices),
         }
 
-    def score(self, frames) -> Metrics:
-        self.load()
-        needs = self.needs
-        technical, aesthetic = frames[needs["technical"]], frames[needs["aesthetic"]]
-        if not len(technical) or not len(aesthetic):
-            raise ValueError("no frames sampled for DOVER")
-        technical_idx, aesthetic_idx = self._indices(technical.samples_on_grid)
-        # technical: clip c takes its own fragments of each of its 32 frames
-        positions = _positions(technical.indices, technical_idx).reshape(self.tech_clips, DOVER_CLIP_LEN)
-        tech_frames = np.concatenate([technical.frames[positions[c], c] for c in range(self.tech_clips)])
-        aes_frames = aesthetic.frames[_positions(aesthetic.indices, aesthetic_idx)]
+    def begin(self, clip: ClipInfo) -> Accumulator:
+        return DoverClip(self, clip.grids[self.needs["technical"]].samples)
+
+    def run_model(self, aes_frames: np.ndarray, tech_frames: np.ndarray) -> Metrics:
+        """DOVER on its two views: (32, 224, 224, 3) aesthetic frames, (clips * 32, 224, 224, 3) fragment frames."""
         aes_view, tech_view = _normalised_view(aes_frames, 1), _normalised_view(tech_frames, self.tech_clips)
         aesthetic_out, technical_out = self.session.run(None, {"aes_view": aes_view, "tech_view": tech_view})
         raw = {"dover_aesthetic_raw": float(np.mean(aesthetic_out)), "dover_technical_raw": float(np.mean(technical_out))}
@@ -319,9 +316,36 @@ class DoverOnnxQuality(Scorer):
             },
             "technical_clips": self.tech_clips,
             "seed": self.config.dover_seed,
-            "frames_decoded": int(len(technical) + len(aesthetic)),
         }
         return Metrics(values, details)
+
+
+class DoverClip(Accumulator):
+    """Keeps each sampled frame reduced as it arrives (technical: its fragments for every clip; aesthetic: 224 x
+    224), so a 4K clip never holds DOVER's 128 full frames; the views are assembled at the end."""
+
+    def __init__(self, scorer: DoverOnnxQuality, technical_samples: int):
+        self.scorer, self.technical_samples = scorer, technical_samples
+        self.kept: dict[str, tuple[list[int], list[np.ndarray]]] = {"technical": ([], []), "aesthetic": ([], [])}
+
+    def add(self, name: str, sample: Sample) -> None:
+        indices, views = self.kept[name]
+        indices.append(sample.index)
+        views.append(technical_fragments(sample.image, self.scorer.offsets) if name == "technical" else aesthetic_view_frame(sample.image))
+
+    def result(self) -> Metrics:
+        (technical_kept, fragments), (aesthetic_kept, aesthetic) = self.kept["technical"], self.kept["aesthetic"]
+        if not fragments or not aesthetic:
+            raise ValueError("no frames sampled for DOVER")
+        clips = self.scorer.tech_clips
+        technical_idx, aesthetic_idx = self.scorer.sample_indices(self.technical_samples)
+        # technical: clip c takes its own fragments of each of its 32 frames
+        positions = _positions(np.array(technical_kept), technical_idx).reshape(clips, DOVER_CLIP_LEN)
+        tech_frames = np.concatenate([np.stack([fragments[p][c] for p in positions[c]]) for c in range(clips)])
+        aes_frames = np.stack([aesthetic[p] for p in _positions(np.array(aesthetic_kept), aesthetic_idx)])
+        metrics = self.scorer.run_model(aes_frames, tech_frames)
+        metrics.details["frames_decoded"] = len(fragments) + len(aesthetic)
+        return metrics
 
 
 def _positions(kept: np.ndarray, wanted: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The score stage: for each clip, decode its range once and run every configured scorer on the same frames.
+"""The score stage: for each clip, decode its range once and feed every configured scorer from that one decode.
 
 Work is the set of clips missing a `scoring` row for a configured (scorer, backend). Each scorer's outcome is a
 `scoring` row (ok, or failed with the reason) and its metrics are long-format `score` rows carrying the scorer's
@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session
 
 from talkvid_ops.catalog.batches import batch_items, make_batches, mark_batch_done
 from talkvid_ops.catalog.models import Clip, Score, Scoring, Video, utcnow
+from talkvid_ops.catalog.status import ScoringStatus
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.context import Context
 from talkvid_ops.ids import make_id
-from talkvid_ops.media.sampler import sample_clip
-from talkvid_ops.score.base import Scorer, get_scorer
+from talkvid_ops.media.sampler import ClipReader, FrameSpec
+from talkvid_ops.score.base import Accumulator, Scorer, get_scorer
 from talkvid_ops.score.config import ScoreConfig
 from talkvid_ops.score.faces import DlibBackend, FaceAlignmentBackend
 from talkvid_ops.score.insightface_backend import InsightFaceBackend
@@ -81,25 +82,51 @@ def _reason(exc: BaseException) -> str:
 
 
 def score_clip(path: Path, start: float, end: float, rotation: int | None, scorers: Iterable[Scorer]) -> ClipOutcome:
-    """Decode the clip once for all scorers, then run each; failures are caught per scorer."""
+    """Decode the clip once, feeding every scorer each frame as it is decoded; failures are caught per scorer.
+
+    A scorer that cannot load or fails on a frame fails alone (it gets no more frames); a media fault fails every
+    scorer that needed the clip's frames."""
     outcome = ClipOutcome()
-    needs = {}
+    routes: dict[FrameSpec, list[tuple[Scorer, str]]] = {}  # spec -> the scorers (and their name for it) it feeds
     for scorer in scorers:
         try:
-            needs[scorer] = scorer.needs
+            scorer.load()
+            needs = scorer.needs
         except Exception as exc:  # a model that cannot load fails this scorer only
             outcome.failures[scorer] = _reason(exc)
-    if not needs:
+            continue
+        for name, spec in needs.items():
+            routes.setdefault(spec, []).append((scorer, name))
+    fed = list(dict.fromkeys(scorer for receivers in routes.values() for scorer, _ in receivers))  # in configured order
+    if not fed:
         return outcome
+    accumulators: dict[Scorer, Accumulator] = {}
+
+    def fail(scorer: Scorer, exc: Exception) -> None:
+        outcome.failures[scorer] = _reason(exc)
+        accumulators.pop(scorer, None)
+
     try:
-        frames = sample_clip(path, start, end, [spec for specs in needs.values() for spec in specs.values()], rotation)
-    except Exception as exc:
-        for scorer in needs:
+        with ClipReader(path, start, end, routes, rotation) as clip:
+            for scorer in fed:
+                try:
+                    accumulators[scorer] = scorer.begin(clip.info)
+                except Exception as exc:
+                    fail(scorer, exc)
+            for spec, sample in clip:
+                for scorer, name in routes[spec]:
+                    if scorer in accumulators:
+                        try:
+                            accumulators[scorer].add(name, sample)
+                        except Exception as exc:
+                            fail(scorer, exc)
+    except Exception as exc:  # MediaError, or anything else the decode raised
+        for scorer in fed:
             outcome.failures[scorer] = f"media: {_reason(exc)}"
         return outcome
-    for scorer in needs:
+    for scorer, accumulator in accumulators.items():
         try:
-            metrics = scorer.score(frames)
+            metrics = accumulator.result()
             bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
             if bad:
                 raise ValueError(f"non-finite metrics: {', '.join(bad)}")
@@ -107,7 +134,7 @@ def score_clip(path: Path, start: float, end: float, rotation: int | None, score
             outcome.failures[scorer] = _reason(exc)
             continue
         outcome.metrics[scorer] = dict(metrics)
-        outcome.details[scorer] = {**getattr(metrics, "details", {}), "decoded_frames": frames.decoded}
+        outcome.details[scorer] = {**metrics.details, "decoded_frames": clip.decoded}
     return outcome
 
 
@@ -123,7 +150,7 @@ def _write(session: Session, clip_id: str, outcome: ClipOutcome, run_id: str) ->
                 scorer=scorer.name,
                 backend=scorer.backend,
                 scorer_version=scorer.version,
-                status="failed" if failed else "ok",
+                status=ScoringStatus.FAILED if failed else ScoringStatus.OK,
                 error=outcome.failures.get(scorer),
                 details=outcome.details.get(scorer, {}),
                 run_id=run_id,

@@ -83,7 +83,7 @@ def plan_clips(shots: list[tuple[int, int]], fps: float, speech: iv.Intervals | 
     return clips
 
 
-def _framed(index, start, end, fps, shot_start, shot_end, speech) -> PlannedClip | None:
+def _framed(index: int, start: float, end: float, fps: float, shot_start: int, shot_end: int, speech: iv.Intervals | None) -> PlannedClip | None:
     # Start on the first frame at or after `start`, stop after the last frame before `end`: never outside the shot.
     first = max(shot_start, math.ceil(start * fps - _EPS))
     stop = min(shot_end, math.floor(end * fps + _EPS))

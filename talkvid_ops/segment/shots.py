@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from talkvid_ops.media.decode import MediaError, container_duration, decoded_frames, open_media
+from talkvid_ops.catalog.status import MediaFault
+from talkvid_ops.media.decode import container_duration, decoded_frames, open_media
+from talkvid_ops.media.errors import MediaError
 from talkvid_ops.segment.config import SegmentConfig
 
 # A decodable stream shorter than its container claims by more than this was cut off (truncated download).
@@ -63,12 +65,12 @@ def scan_shots(path: str | Path, config: SegmentConfig) -> ShotScan:
 
     with open_media(path) as container:
         if not container.streams.video:
-            raise MediaError("no_video", "no video stream")
+            raise MediaError(MediaFault.NO_VIDEO, "no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate
         if not rate:
-            raise MediaError("unreadable", "the video stream has no frame rate")
+            raise MediaError(MediaFault.UNREADABLE, "the video stream has no frame rate")
         rate = Fraction(rate.numerator, rate.denominator)
         width, height = stream.codec_context.width, stream.codec_context.height
         out_w, out_h = scaled_size(width, height, config.shot_width)
@@ -80,10 +82,10 @@ def scan_shots(path: str | Path, config: SegmentConfig) -> ShotScan:
             cuts.extend(t.frame_num for t in detector.process_frame(FrameTimecode(frames, fps=rate), image))
             frames += 1
         if frames == 0:
-            raise MediaError("zero_length", "zero-length video: no frame decodes")
+            raise MediaError(MediaFault.ZERO_LENGTH, "zero-length video: no frame decodes")
         cuts.extend(t.frame_num for t in detector.post_process(FrameTimecode(frames - 1, fps=rate)))
         expected = container_duration(container)
     fps = float(rate)
     if expected is not None and frames / fps < expected - max(TRUNCATION_TOLERANCE_S, 0.02 * expected):
-        raise MediaError("undecodable", f"undecodable video frames mid-file: frames stop at {frames / fps:.2f} s of {expected:.2f} s")
+        raise MediaError(MediaFault.UNDECODABLE, f"undecodable video frames mid-file: frames stop at {frames / fps:.2f} s of {expected:.2f} s")
     return ShotScan(fps=fps, frame_count=frames, width=width, height=height, cut_frames=tuple(sorted({c for c in cuts if 0 < c < frames})))

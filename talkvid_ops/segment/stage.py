@@ -1,4 +1,4 @@
-"""The segment stage: downloaded videos -> shots + speech -> candidate clips (+ transcripts and language).
+"""The segment stage: probed videos -> shots + speech -> candidate clips (+ transcripts and language).
 
 A clip generation is identified by the hash of the parameters that place clips (`SegmentConfig.params_hash`):
 rerunning with the same parameters finds every video settled and changes nothing; new parameters plan a new
@@ -20,13 +20,17 @@ from typing import Any
 import numpy as np
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from talkvid_ops.catalog.batches import batch_items, make_batches, mark_batch_done
 from talkvid_ops.catalog.models import Clip, Segmentation, Transcript, Video
+from talkvid_ops.catalog.runs import RunRecorder
+from talkvid_ops.catalog.status import ErrorClass, MediaFault, SegmentationStatus, VideoStatus
 from talkvid_ops.catalog.upsert import claim, upsert
 from talkvid_ops.context import Context
 from talkvid_ops.ids import make_id
-from talkvid_ops.media.decode import AUDIO_RATE, MediaError, decode_audio
+from talkvid_ops.media.decode import AUDIO_RATE, decode_audio
+from talkvid_ops.media.errors import MediaError
 from talkvid_ops.segment import intervals as iv
 from talkvid_ops.segment.asr import AsrBackend, asr_backend
 from talkvid_ops.segment.config import SEGMENTER_NAME, SEGMENTER_VERSION, SegmentConfig
@@ -35,8 +39,7 @@ from talkvid_ops.segment.shots import ShotScan, scan_shots
 from talkvid_ops.segment.speech import combine, subtitle_speech, vad_speech
 
 STAGE = "segment"
-ELIGIBLE_STATUSES = ("downloaded", "probed")
-RETRYABLE_ERRORS = ("missing", "internal")  # every other error class is a fault of the media: kept, not retried
+RETRYABLE_ERRORS = (MediaFault.MISSING, ErrorClass.INTERNAL)  # every other error class is a fault of the media: kept, not retried
 
 
 @dataclass
@@ -73,14 +76,14 @@ def _asr(config: SegmentConfig) -> AsrBackend | None:
     return asr_backend(config.asr) if config.asr.enabled else None
 
 
-def _pending_condition(config: SegmentConfig, asr: AsrBackend | None):
+def _pending_condition(config: SegmentConfig, asr: AsrBackend | None) -> ColumnElement[bool]:
     """Videos this stage still owes work for the current parameters (and ASR model)."""
     settled = exists().where(
         Segmentation.video_id == Video.id,
         Segmentation.params_hash == config.params_hash,
-        or_(Segmentation.status == "done", Segmentation.error_class.not_in(RETRYABLE_ERRORS)),
+        or_(Segmentation.status == SegmentationStatus.DONE, Segmentation.error_class.not_in(RETRYABLE_ERRORS)),
     )
-    condition = and_(Video.status.in_(ELIGIBLE_STATUSES), Video.storage_path.is_not(None), ~settled)
+    condition = and_(Video.status == VideoStatus.PROBED, Video.storage_path.is_not(None), ~settled)
     if asr is None:
         return condition
     untranscribed = (
@@ -93,7 +96,7 @@ def _pending_condition(config: SegmentConfig, asr: AsrBackend | None):
         )
         .exists()
     )
-    return or_(condition, and_(Video.status.in_(ELIGIBLE_STATUSES), untranscribed))
+    return or_(condition, and_(Video.status == VideoStatus.PROBED, untranscribed))
 
 
 def pending_video_ids(session: Session, config: SegmentConfig, limit: int | None = None) -> list[str]:
@@ -153,7 +156,7 @@ def segment(ctx: Context, video_ids: Iterable[str] | None = None, batch_id: str 
     return {"run_id": run.id, "videos": len(ids), **run.counts}
 
 
-def _segment_video(ctx: Context, video_id: str, config: SegmentConfig, asr: AsrBackend | None, run) -> None:
+def _segment_video(ctx: Context, video_id: str, config: SegmentConfig, asr: AsrBackend | None, run: RunRecorder) -> None:
     with ctx.sessions() as session:
         if session.get(Video, video_id) is None:
             run.error(video_id, "no such video", kind="unknown")
@@ -182,14 +185,14 @@ def _segment_video(ctx: Context, video_id: str, config: SegmentConfig, asr: AsrB
         except Exception as exc:  # one broken video must not stop the batch; it is recorded and retried
             session.rollback()
             reason = f"{type(exc).__name__}: {exc}"
-            _record_failure(session, video_id, config, "internal", reason, run.id, on_video=False)
+            _record_failure(session, video_id, config, ErrorClass.INTERNAL, reason, run.id, on_video=False)
             run.count("videos_failed")
-            run.error(video_id, reason, kind="internal", traceback=traceback.format_exc(limit=6))
+            run.error(video_id, reason, kind=ErrorClass.INTERNAL, traceback=traceback.format_exc(limit=6))
 
 
 def _is_settled(session: Session, video_id: str, config: SegmentConfig) -> bool:
     status = session.scalar(select(Segmentation.status).where(Segmentation.video_id == video_id, Segmentation.params_hash == config.params_hash))
-    return status == "done"
+    return status == SegmentationStatus.DONE
 
 
 def _segmentation_row(video_id: str, config: SegmentConfig, run_id: str, **fields) -> dict[str, Any]:
@@ -248,7 +251,7 @@ def _write_segmentation(session: Session, video: Video, analysis: VideoAnalysis,
         video.id,
         config,
         run_id,
-        status="done",
+        status=SegmentationStatus.DONE,
         clip_count=len(rows),
         shots=shots,
         speech=_rounded(analysis.speech),
@@ -260,13 +263,13 @@ def _write_segmentation(session: Session, video: Video, analysis: VideoAnalysis,
     upsert(session, Segmentation, [row], ["video_id", "params_hash"])
 
 
-def _record_failure(session: Session, video_id: str, config: SegmentConfig, kind: str, reason: str, run_id: str, on_video: bool) -> None:
+def _record_failure(session: Session, video_id: str, config: SegmentConfig, kind: MediaFault | ErrorClass, reason: str, run_id: str, on_video: bool) -> None:
     if not _is_settled(session, video_id, config):  # a later fault (e.g. re-decoding for ASR) keeps the clips cut
         row = _segmentation_row(
             video_id,
             config,
             run_id,
-            status="failed",
+            status=SegmentationStatus.FAILED,
             clip_count=0,
             shots=[],
             speech=[],
@@ -278,11 +281,11 @@ def _record_failure(session: Session, video_id: str, config: SegmentConfig, kind
         upsert(session, Segmentation, [row], ["video_id", "params_hash"])
     if on_video:  # a fault of the file itself: shown with the video, where `talkvid status` looks
         video = session.get(Video, video_id)
-        video.error_class, video.error_message = "media", f"segment: {reason}"
+        video.error_class, video.error_message = ErrorClass.MEDIA, f"segment: {reason}"
     session.commit()
 
 
-def _transcribe(session: Session, ctx: Context, video: Video, audio: np.ndarray | None, config: SegmentConfig, asr: AsrBackend, run) -> int:
+def _transcribe(session: Session, ctx: Context, video: Video, audio: np.ndarray | None, config: SegmentConfig, asr: AsrBackend, run: RunRecorder) -> int:
     """Transcribe this generation's clips that have no transcript by `asr` yet; returns how many ran the model.
     A clip the model fails on is recorded and stays untranscribed (the next run tries it again); the rest go on."""
     clips = session.scalars(select(Clip).where(Clip.video_id == video.id, Clip.params_hash == config.params_hash).order_by(Clip.start_frame)).all()

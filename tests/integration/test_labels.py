@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import func, select
 
 from talkvid_ops.catalog import db
+from talkvid_ops.catalog.labels import label_row, write_labels
 from talkvid_ops.catalog.models import Clip, ClipFace, FaceEmbedding, Label, Run, Transcript
 from talkvid_ops.catalog.runs import stage_run
 from talkvid_ops.cli import cli
 from talkvid_ops.curate.labels.annotations import import_labels
 from talkvid_ops.curate.labels.estimators import AgeGenderEstimator
-from talkvid_ops.catalog.labels import label_row, write_labels
 from talkvid_ops.curate.labels.resolution import resolve_labels
 from talkvid_ops.curate.labels.stage import derive_language_labels, estimate_labels
 from talkvid_ops.curate.labels.vocabulary import ETHNICITIES, LANGUAGES, PROVENANCE_RANK, language_bucket, normalise_value

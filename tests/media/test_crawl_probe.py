@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from talkvid_ops.media.probe import ProbeError, probe, sha256_file
+from talkvid_ops.catalog.status import MediaFault
+from talkvid_ops.media.errors import MediaError
+from talkvid_ops.media.hashing import sha256_file
+from talkvid_ops.media.probe import probe
 
 
 def ffmpeg(*args: str) -> None:
@@ -98,29 +101,31 @@ def test_audio_presence(variants):
 
 
 @pytest.mark.parametrize(
-    "name, reason",
+    "name, reason, kind",
     [
-        ("empty", "empty file (0 bytes)"),
-        ("text", "not readable as media"),
-        ("cut_index_at_end", "not readable as media"),
-        ("cut_index_at_front", "truncated: video packets end at"),
-        ("audio_only", "no video stream"),
+        ("empty", "empty file (0 bytes)", MediaFault.ZERO_LENGTH),
+        ("text", "not readable as media", MediaFault.UNREADABLE),
+        ("cut_index_at_end", "not readable as media", MediaFault.UNREADABLE),
+        ("cut_index_at_front", "truncated: video packets end at", MediaFault.TRUNCATED),
+        ("audio_only", "no video stream", MediaFault.NO_VIDEO),
     ],
 )
-def test_unusable_files_fail_with_a_reason(variants, name, reason):
-    with pytest.raises(ProbeError, match=re.escape(reason)):
+def test_unusable_files_fail_with_a_reason(variants, name, reason, kind):
+    with pytest.raises(MediaError, match=re.escape(reason)) as caught:
         probe(variants[name])
+    assert caught.value.kind == kind and caught.value.permanent
 
 
 def test_a_truncated_file_with_its_index_in_front_says_how_far_it_goes(variants):
-    with pytest.raises(ProbeError) as caught:
+    with pytest.raises(MediaError) as caught:
         probe(variants["cut_index_at_front"])
     assert "of the 19.6" in str(caught.value)  # what the header promised, so the reason shows the cut
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(ProbeError, match="No such file"):
+    with pytest.raises(MediaError, match="No such file") as caught:
         probe(tmp_path / "missing.mp4")
+    assert caught.value.kind == MediaFault.MISSING and not caught.value.permanent  # it may yet arrive
 
 
 def test_sha256_streams_the_file(variants):

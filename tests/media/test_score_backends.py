@@ -6,13 +6,13 @@ weights are downloaded; a missing model is a clear error naming the file."""
 from __future__ import annotations
 
 import math
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 from factories import add_clip, add_run, add_source, add_video
 from insightface_models import write_buffalo_l
+from random_models import write_random_cotracker, write_random_dover
 from sqlalchemy import select
 
 from talkvid_ops.catalog import db
@@ -51,27 +51,6 @@ def scoring_of(ctx: Context, clip_id: str) -> tuple[Scoring, dict[str, float]]:
 
 
 # --- DOVER ---------------------------------------------------------------------------------------------------
-
-
-def write_random_dover(path: Path, tech_clips: int | str = 3, input_names=("aes_view", "tech_view")) -> Path:
-    """An ONNX model with DOVER's interface: aesthetic (1, 3, 32, 224, 224) and technical (clips, ...) views in,
-    one score per clip out for each branch (aesthetic first); random per-channel weights, then the mean."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(7)
-    nodes, weights, inputs, outputs = [], [], [], []
-    for name, clips, out in [(input_names[0], 1, "aesthetic"), (input_names[1], tech_clips, "technical")]:
-        weights.append(numpy_helper.from_array(rng.normal(0, 0.1, (1, 3, 1, 1, 1)).astype(np.float32), f"{out}_w"))
-        nodes.append(helper.make_node("Mul", [name, f"{out}_w"], [f"{out}_x"]))
-        nodes.append(helper.make_node("ReduceMean", [f"{out}_x"], [out], axes=[1, 2, 3, 4], keepdims=0))
-        inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [clips, 3, 32, 224, 224]))
-        outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, [clips]))
-    model = helper.make_model(helper.make_graph(nodes, "random_dover", inputs, outputs, weights), opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, path)
-    return path
 
 
 def test_dover_temporal_sampling_follows_dover():
@@ -187,52 +166,9 @@ def test_face_alignment_backend_names_the_missing_weights(tmp_path, random_fan_w
 
 # --- CoTracker3 ----------------------------------------------------------------------------------------------
 
-STUB_HUBCONF = '''
-"""A stand-in for facebookresearch/co-tracker's hubconf: same entry point and call, a tiny random model."""
-import torch
-
-
-class TinyTracker(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.shift = torch.nn.Linear(3, 2)
-
-    def forward(self, video):
-        return torch.tanh(self.shift(video.mean(dim=(3, 4)) / 255.0))  # (B, T, 2) px drift per frame
-
-
-class Predictor(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.model = TinyTracker()
-        self.calls = []
-
-    def forward(self, video, queries=None, grid_size=0):
-        self.calls.append((tuple(video.shape), tuple(queries.shape)))
-        drift = torch.cumsum(self.model(video), dim=1)
-        tracks = queries[:, None, :, 1:] + drift[:, :, None, :]
-        visibility = torch.ones(tracks.shape[:3], dtype=torch.bool)
-        visibility[:, 1:, ::10] = False  # every tenth point hidden after the first frame
-        return tracks, visibility
-
-
-def cotracker3_offline(*, pretrained=True, **kwargs):
-    assert not pretrained, "the backend must never ask for downloaded weights"
-    return Predictor()
-'''
-
 
 def test_cotracker_backend_loads_from_a_local_repository_and_checkpoint(tmp_path, pyfeat_media):
-    import torch
-
-    models = tmp_path / "models"
-    hub = models / "cotracker" / "co-tracker"
-    hub.mkdir(parents=True)
-    (hub / "hubconf.py").write_text(textwrap.dedent(STUB_HUBCONF))
-    namespace: dict = {}
-    exec(textwrap.dedent(STUB_HUBCONF), namespace)
-    torch.manual_seed(1)
-    torch.save(namespace["TinyTracker"]().state_dict(), models / "cotracker" / "scaled_offline.pth")
+    models = write_random_cotracker(tmp_path / "models")
 
     config = ScoreConfig(scorers=["motion"], motion_backend="cotracker3", model_dir=str(models))
     ctx, clip_id, result = scored_clip(tmp_path, pyfeat_media["single_face.mp4"], config)

@@ -198,12 +198,13 @@ def test_changing_the_profile_redecides_without_calling_a_scorer(scored, monkeyp
         calls.append(args)
         raise AssertionError("a model was called while deciding")
 
-    from talkvid_ops.score import base, sampler
+    from talkvid_ops.media import sampler
+    from talkvid_ops.score import base
 
     monkeypatch.setattr(base.Scorer, "load", forbidden)
-    monkeypatch.setattr(base.Scorer, "score", forbidden)
-    monkeypatch.setattr(sampler, "sample_clip", forbidden)
-    monkeypatch.setattr(stage, "sample_clip", forbidden)
+    monkeypatch.setattr(base.Scorer, "begin", forbidden)
+    monkeypatch.setattr(sampler, "ClipReader", forbidden)
+    monkeypatch.setattr(stage, "ClipReader", forbidden)
     code = load_profile("talkvid-code")
     lenient = code.with_thresholds({"quality": {"backend": "classical", "min": scores["blurred"]["quality_technical"] - 1}}, name="code-lenient-quality")
     before = failures_by_clip(ctx, decide(ctx, code)["profile_id"])
