@@ -24,8 +24,8 @@ from pathlib import Path
 
 from talkvid_ops.catalog import db
 from talkvid_ops.config import PipelineConfig, Settings
+from talkvid_ops.config.crawl import CrawlConfig
 from talkvid_ops.context import Context
-from talkvid_ops.crawl.config import CrawlConfig
 from talkvid_ops.crawl.discover import discover
 from talkvid_ops.crawl.download import download
 from talkvid_ops.crawl.sources import SourceSettings, add_source

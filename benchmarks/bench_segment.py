@@ -17,8 +17,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from talkvid_ops.config.segment import SegmentConfig
 from talkvid_ops.demo import demo_videos, fetch_pyfeat_media
-from talkvid_ops.segment.config import SegmentConfig
 from talkvid_ops.segment.shots import make_detector, scan_shots
 from talkvid_ops.segment.stage import analyse_video
 

@@ -303,8 +303,8 @@ def loopback_context(data_dir: Path, database_url: str, **crawl: Any):
     """A Context for crawling the loopback server quickly: no request spacing, yt-dlp retries 2 with 20 ms back-off
     (override any CrawlConfig field with keyword arguments)."""
     from talkvid_ops.config import PipelineConfig, Settings
+    from talkvid_ops.config.crawl import CrawlConfig
     from talkvid_ops.context import Context
-    from talkvid_ops.crawl.config import CrawlConfig
 
     fast = dict(
         min_request_interval_s=0.0, retries=2, fragment_retries=2, extractor_retries=0, retry_backoff_base_s=0.02, retry_backoff_max_s=0.1, socket_timeout_s=10

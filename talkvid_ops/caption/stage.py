@@ -20,7 +20,6 @@ import numpy as np
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from talkvid_ops.caption.config import CaptionConfig
 from talkvid_ops.caption.model import VisionLanguageModel, model_identity, vision_language_model
 from talkvid_ops.caption.prompts import CAPTION_PROMPT, CATEGORIES, caption_prompt_hash, category_prompt, category_prompt_hash
 from talkvid_ops.catalog.batches import batch_items, make_batches, mark_batch_done
@@ -28,6 +27,7 @@ from talkvid_ops.catalog.labels import label_row, write_labels
 from talkvid_ops.catalog.models import Caption, Clip, Label, Video, utcnow
 from talkvid_ops.catalog.status import CaptionStatus
 from talkvid_ops.catalog.upsert import upsert
+from talkvid_ops.config.caption import CaptionConfig
 from talkvid_ops.context import Context
 from talkvid_ops.ids import make_id
 

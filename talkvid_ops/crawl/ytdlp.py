@@ -15,7 +15,7 @@ import yt_dlp
 from yt_dlp.utils import YoutubeDLError
 
 from talkvid_ops.catalog.status import ErrorClass
-from talkvid_ops.crawl.config import CrawlConfig
+from talkvid_ops.config.crawl import CrawlConfig
 from talkvid_ops.crawl.errors import Classified, classify_exception
 from talkvid_ops.crawl.politeness import Spacer, backoff_delay
 from talkvid_ops.crawl.sources import SourceSettings, policy_reason

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from talkvid_ops.catalog.models import Clip, ClipFace, Video
 from talkvid_ops.catalog.runs import RunRecorder
 from talkvid_ops.catalog.upsert import upsert
+from talkvid_ops.config.curate import CurateConfig
 from talkvid_ops.context import Context
-from talkvid_ops.curate.config import CurateConfig
 from talkvid_ops.curate.face_models import FaceDescriptor, FaceModel, StoredFace, get_face_model
 from talkvid_ops.curate.labels.estimators import AgeGenderEstimator, OnnxFaceClassifier
 from talkvid_ops.curate.queries import chunks

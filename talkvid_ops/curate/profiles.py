@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from talkvid_ops.catalog.metrics import get_metric
 from talkvid_ops.errors import ConfigError
 from talkvid_ops.ids import content_hash
-from talkvid_ops.score.metrics import get_metric
 from talkvid_ops.yamlfile import load_shipped_or_file, shipped_yaml, validate_mapping
 
 ANY_BACKEND = "any"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from talkvid_ops.commands import echo_json, get_context
-from talkvid_ops.export.config import ALL_FORMATS
+from talkvid_ops.config.export import ALL_FORMATS
 
 
 @click.command()

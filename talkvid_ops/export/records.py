@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from talkvid_ops.catalog.metrics import HEAD_METRICS
 from talkvid_ops.catalog.models import Clip, Decision, DecisionFailure, Score, Video
 from talkvid_ops.curate.labels.resolution import ResolvedLabel, resolve_labels
 from talkvid_ops.curate.labels.vocabulary import UNKNOWN
-from talkvid_ops.score.metrics import HEAD_METRICS
 
 # Which stored metric fills TalkVid's score fields, production backends first. TalkVid's `cotracker_ratio` is the
 # released code's mean point visibility; the paper's valid-trajectory ratio stands in when only that was measured.

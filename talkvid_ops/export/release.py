@@ -33,6 +33,7 @@ from talkvid_ops.catalog.models import Release, ReleaseClip, Source, Video
 from talkvid_ops.catalog.runs import RunRecorder, code_version
 from talkvid_ops.catalog.status import DecisionStatus
 from talkvid_ops.catalog.upsert import upsert
+from talkvid_ops.config.export import ALL_FORMATS, DEFAULT_FORMATS
 from talkvid_ops.context import Context
 from talkvid_ops.curate.bench import BenchCandidate, BenchDraw, BenchSpec, load_bench_spec, stored_draw
 from talkvid_ops.curate.decide import profile_row_id
@@ -41,7 +42,6 @@ from talkvid_ops.curate.faces import stored_faces
 from talkvid_ops.curate.labels.vocabulary import UNKNOWN
 from talkvid_ops.curate.profiles import Profile, as_profile
 from talkvid_ops.errors import ConfigError, TalkvidError
-from talkvid_ops.export.config import ALL_FORMATS, DEFAULT_FORMATS
 from talkvid_ops.export.records import ClipRecord, candidate_row, load_records, score_sources, talkvid_record
 from talkvid_ops.export.tables import write_parquet
 from talkvid_ops.ids import make_id

@@ -14,9 +14,9 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Asset, Param, XComArg, task
 
 from talkvid_ops.config import Settings
+from talkvid_ops.config.runner import RunnerConfig
 from talkvid_ops.errors import ConfigError
 from talkvid_ops.runners import inprocess
-from talkvid_ops.runners.config import RunnerConfig
 from talkvid_ops.stages import STAGES, Stage, stage_named
 
 VIDEOS = Asset("videos")  # new media in the catalog (emitted by talkvid_crawl)
@@ -137,8 +137,8 @@ RELEASE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 def curate_params() -> dict[str, Param]:
     """The talkvid_curate form; Airflow validates a run's conf against these JSON Schemas before it starts."""
+    from talkvid_ops.config.export import ALL_FORMATS
     from talkvid_ops.curate.profiles import shipped_profiles
-    from talkvid_ops.export.config import ALL_FORMATS
 
     return {
         "profile": Param(

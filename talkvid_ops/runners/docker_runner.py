@@ -13,7 +13,7 @@ from airflow.providers.docker.operators.docker import DockerOperator
 from docker.types import DeviceRequest, Mount
 
 from talkvid_ops.config import ENV_CONFIG_FILE, ENV_DATA_DIR, ENV_DATABASE_URL
-from talkvid_ops.runners.config import DockerRunnerConfig
+from talkvid_ops.config.runner import DockerRunnerConfig
 from talkvid_ops.runners.inprocess import airflow_env
 from talkvid_ops.stages import stage_named
 

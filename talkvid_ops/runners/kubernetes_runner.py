@@ -14,7 +14,7 @@ from airflow.providers.cncf.kubernetes.secret import Secret
 from kubernetes.client import models as k8s
 
 from talkvid_ops.config import ENV_CONFIG_FILE, ENV_DATA_DIR, ENV_DATABASE_URL
-from talkvid_ops.runners.config import KubernetesRunnerConfig
+from talkvid_ops.config.runner import KubernetesRunnerConfig
 from talkvid_ops.runners.inprocess import airflow_env
 from talkvid_ops.stages import stage_named
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from talkvid_ops.media.sampler import ClipInfo, FrameSpec, Sample
 
 if TYPE_CHECKING:
-    from talkvid_ops.score.config import ScoreConfig
+    from talkvid_ops.config.score import ScoreConfig
 
 
 class Metrics(dict):

@@ -30,9 +30,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from talkvid_ops.catalog.metrics import HEAD_METRICS
 from talkvid_ops.media.sampler import ClipInfo, FrameSpec, Grid, Sample
 from talkvid_ops.score.base import Accumulator, Metrics, Scorer
-from talkvid_ops.score.metrics import HEAD_METRICS
 
 EYE_WEIGHT, NOSE_WEIGHT, MOUTH_WEIGHT = 30.0, 40.0, 30.0
 RESOLUTION_FACTOR = 30.0

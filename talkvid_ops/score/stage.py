@@ -21,11 +21,11 @@ from talkvid_ops.catalog.batches import batch_items, make_batches, mark_batch_do
 from talkvid_ops.catalog.models import Clip, Score, Scoring, Video, utcnow
 from talkvid_ops.catalog.status import ScoringStatus
 from talkvid_ops.catalog.upsert import upsert
+from talkvid_ops.config.score import ScoreConfig
 from talkvid_ops.context import Context
 from talkvid_ops.ids import make_id
 from talkvid_ops.media.sampler import ClipReader, FrameSpec
 from talkvid_ops.score.base import Accumulator, Scorer, get_scorer
-from talkvid_ops.score.config import ScoreConfig
 from talkvid_ops.score.faces import DlibBackend, FaceAlignmentBackend
 from talkvid_ops.score.insightface_backend import InsightFaceBackend
 from talkvid_ops.score.motion import CoTracker3Motion, LucasKanadeMotion

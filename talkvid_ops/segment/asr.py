@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from talkvid_ops.config.segment import AsrConfig
 from talkvid_ops.errors import TalkvidError
 from talkvid_ops.media.decode import AUDIO_RATE
-from talkvid_ops.segment.config import AsrConfig
 
 CT2_MODEL_FILES = ("model.bin", "config.json")
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from talkvid_ops.config.segment import SegmentConfig
 from talkvid_ops.segment import intervals as iv
-from talkvid_ops.segment.config import SegmentConfig
 
 _EPS = 1e-6
 

@@ -12,9 +12,9 @@ from fractions import Fraction
 from pathlib import Path
 
 from talkvid_ops.catalog.status import MediaFault
+from talkvid_ops.config.segment import SegmentConfig
 from talkvid_ops.media.decode import container_duration, decoded_frames, open_media
 from talkvid_ops.media.errors import MediaError
-from talkvid_ops.segment.config import SegmentConfig
 
 # A decodable stream shorter than its container claims by more than this was cut off (truncated download).
 TRUNCATION_TOLERANCE_S = 1.0

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from talkvid_ops.config.segment import SegmentConfig
 from talkvid_ops.errors import TalkvidError
 from talkvid_ops.media.decode import AUDIO_RATE
 from talkvid_ops.segment import intervals as iv
-from talkvid_ops.segment.config import SegmentConfig
 
 VAD_FRAME = 512  # samples per Silero step at 16 kHz (32 ms)
 VAD_CONTEXT = 64  # samples of the previous step the model sees again

@@ -27,13 +27,13 @@ from talkvid_ops.catalog.models import Clip, Segmentation, Transcript, Video
 from talkvid_ops.catalog.runs import RunRecorder
 from talkvid_ops.catalog.status import ErrorClass, MediaFault, SegmentationStatus, VideoStatus
 from talkvid_ops.catalog.upsert import claim, upsert
+from talkvid_ops.config.segment import SEGMENTER_NAME, SEGMENTER_VERSION, SegmentConfig
 from talkvid_ops.context import Context
 from talkvid_ops.ids import make_id
 from talkvid_ops.media.decode import AUDIO_RATE, decode_audio
 from talkvid_ops.media.errors import MediaError
 from talkvid_ops.segment import intervals as iv
 from talkvid_ops.segment.asr import AsrBackend, asr_backend
-from talkvid_ops.segment.config import SEGMENTER_NAME, SEGMENTER_VERSION, SegmentConfig
 from talkvid_ops.segment.planner import PlannedClip, plan_clips
 from talkvid_ops.segment.shots import ShotScan, scan_shots
 from talkvid_ops.segment.speech import combine, subtitle_speech, vad_speech

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from talkvid_ops.config import PipelineConfig
-from talkvid_ops.runners.config import RunnerConfig
+from talkvid_ops.config.runner import RunnerConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {"AIRFLOW_DB_PASSWORD": "adb0", "TALKVID_DB_PASSWORD": "tdb0", "AIRFLOW_JWT_SECRET": "jwt0", "AIRFLOW_FERNET_KEY": "fk0"}

@@ -121,7 +121,7 @@ class RecordingDockerClient:
 def test_docker_runner_runs_a_batch_in_the_gpu_image_with_the_catalog_from_a_connection(airflow_env, monkeypatch, tmp_path):
     from airflow.models.connection import Connection
 
-    from talkvid_ops.runners.config import DockerRunnerConfig
+    from talkvid_ops.config.runner import DockerRunnerConfig
     from talkvid_ops.runners.docker_runner import StageDockerOperator, docker_stage_kwargs
 
     conn = Connection(conn_id="talkvid_catalog", conn_type="postgres", host="postgres", port=5432, login="talkvid", password=PASSWORD, schema="talkvid")
@@ -151,7 +151,7 @@ def test_docker_runner_runs_a_batch_in_the_gpu_image_with_the_catalog_from_a_con
 
 
 def test_kubernetes_runner_builds_a_gpu_pod(airflow_env):
-    from talkvid_ops.runners.config import KubernetesRunnerConfig
+    from talkvid_ops.config.runner import KubernetesRunnerConfig
     from talkvid_ops.runners.kubernetes_runner import StagePodOperator, kubernetes_stage_kwargs
 
     config = KubernetesRunnerConfig(
@@ -285,10 +285,10 @@ def test_a_docker_runner_container_runs_its_batch_and_records_the_airflow_task(a
     from talkvid_ops.catalog import db
     from talkvid_ops.catalog.models import Clip, Run
     from talkvid_ops.config import Settings
+    from talkvid_ops.config.runner import DockerRunnerConfig
     from talkvid_ops.context import Context
     from talkvid_ops.crawl.ingest import ingest_paths
     from talkvid_ops.demo import demo_videos
-    from talkvid_ops.runners.config import DockerRunnerConfig
     from talkvid_ops.runners.docker_runner import StageDockerOperator, docker_stage_kwargs
     from talkvid_ops.stages import stage_named
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from yt_dlp.extractor import gen_extractor_classes
 
-from talkvid_ops.crawl.config import CrawlConfig
+from talkvid_ops.config.crawl import CrawlConfig
 from talkvid_ops.crawl.sources import (
     LOCAL_FOLDER,
     PAGE,

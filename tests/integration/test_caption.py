@@ -13,12 +13,12 @@ from factories import add_clip, add_run, add_source, add_video
 from sqlalchemy import select
 
 from talkvid_ops.caption import stage
-from talkvid_ops.caption.config import CaptionConfig
 from talkvid_ops.caption.model import model_identity
 from talkvid_ops.caption.prompts import CATEGORIES, caption_prompt_hash, category_prompt_hash
 from talkvid_ops.catalog import db
 from talkvid_ops.catalog.models import Batch, Caption, Label, Run
 from talkvid_ops.config import PipelineConfig, Settings
+from talkvid_ops.config.caption import CaptionConfig
 from talkvid_ops.context import Context
 from talkvid_ops.errors import ModelUnavailable
 

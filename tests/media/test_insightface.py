@@ -12,8 +12,8 @@ import pytest
 from insightface_models import FACE_CELL, FACE_DISTANCES, FACE_KPS_OFFSETS, write_buffalo_l, write_landmark_3d_68, write_scrfd
 from test_score_backends import scored_clip, scoring_of
 
+from talkvid_ops.config.score import ScoreConfig
 from talkvid_ops.errors import ModelUnavailable
-from talkvid_ops.score.config import ScoreConfig
 from talkvid_ops.score.insightface_backend import InsightFaceBackend
 
 WIDTH, HEIGHT = 640, 360  # single_face.mp4

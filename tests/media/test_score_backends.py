@@ -18,11 +18,11 @@ from sqlalchemy import select
 from talkvid_ops.catalog import db
 from talkvid_ops.catalog.models import Score, Scoring
 from talkvid_ops.config import PipelineConfig, Settings
+from talkvid_ops.config.score import ScoreConfig
 from talkvid_ops.context import Context
 from talkvid_ops.errors import ModelUnavailable
 from talkvid_ops.score import stage
 from talkvid_ops.score.base import get_scorer
-from talkvid_ops.score.config import ScoreConfig
 from talkvid_ops.score.faces import FAN_WEIGHTS, FaceAlignmentBackend
 from talkvid_ops.score.motion import CoTracker3Motion
 from talkvid_ops.score.quality import DoverOnnxQuality, dover_frame_indices, fragment_offsets, technical_fragments

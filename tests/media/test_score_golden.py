@@ -32,10 +32,10 @@ from sqlalchemy import select
 from talkvid_ops.catalog import db
 from talkvid_ops.catalog.models import Score, Scoring
 from talkvid_ops.config import PipelineConfig, Settings
+from talkvid_ops.config.score import ScoreConfig
 from talkvid_ops.context import Context
 from talkvid_ops.media.probe import probe
 from talkvid_ops.score import stage
-from talkvid_ops.score.config import ScoreConfig
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden" / "score_metrics.json"
 MEDIA_VERSION = "score-golden-v1"

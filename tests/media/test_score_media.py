@@ -22,12 +22,12 @@ from talkvid_ops.catalog import db
 from talkvid_ops.catalog.models import Batch, Decision, DecisionFailure, Run, Score, Scoring
 from talkvid_ops.cli import cli
 from talkvid_ops.config import PipelineConfig, Settings
+from talkvid_ops.config.score import ScoreConfig
 from talkvid_ops.context import Context
 from talkvid_ops.curate.decide import decide
 from talkvid_ops.curate.profiles import load_profile
 from talkvid_ops.demo import loop_video
 from talkvid_ops.score import stage
-from talkvid_ops.score.config import ScoreConfig
 
 MEDIA_VERSION = "score-media-v1"
 SECONDS, FPS, SIZE = 6, 25, (480, 270)

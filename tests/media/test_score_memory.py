@@ -6,8 +6,8 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
+from talkvid_ops.config.score import ScoreConfig
 from talkvid_ops.score import stage
-from talkvid_ops.score.config import ScoreConfig
 from talkvid_ops.score.motion import PAPER_FPS, PAPER_SHORT_SIDE
 
 START, SHORT, LONG = 1.0, 2.0, 12.0

@@ -24,6 +24,7 @@ from talkvid_ops.catalog import db
 from talkvid_ops.catalog.models import Batch, Clip, Run, Score, Segmentation, Transcript, Video
 from talkvid_ops.cli import cli
 from talkvid_ops.config import PipelineConfig, Settings
+from talkvid_ops.config.segment import AsrConfig, SegmentConfig
 from talkvid_ops.context import Context
 from talkvid_ops.demo import AudioPart, compose_audio, loop_video, mux
 from talkvid_ops.errors import TalkvidError
@@ -38,7 +39,6 @@ from talkvid_ops.segment.asr import (
     fetch_registry_whisper,
     whisperx_load_options,
 )
-from talkvid_ops.segment.config import AsrConfig, SegmentConfig
 from talkvid_ops.segment.shots import scan_shots
 from talkvid_ops.segment.stage import analyse_video, plan_batches, segment
 from tests.factories import add_run, add_source, add_video

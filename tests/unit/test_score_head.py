@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from talkvid_ops.catalog.metrics import HEAD_METRICS
 from talkvid_ops.media.faces import estimate_pose, landmarks_to_kps
 from talkvid_ops.score.head import head_detail_scores
-from talkvid_ops.score.metrics import HEAD_METRICS
 
 W, H = 200, 100  # min(W, H) = 100, frame area 20000
 BASE = [[50, 40], [70, 40], [60, 50], [52, 60], [68, 60]]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from talkvid_ops.config import PipelineConfig
+from talkvid_ops.config.segment import SegmentConfig
 from talkvid_ops.errors import ConfigError
 from talkvid_ops.segment import intervals as iv
-from talkvid_ops.segment.config import SegmentConfig
 from talkvid_ops.segment.planner import plan_clips, split_long
 from talkvid_ops.segment.speech import combine, parse_cues, speech_from_probabilities
 

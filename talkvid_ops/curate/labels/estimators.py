@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from talkvid_ops.curate.config import OnnxClassifierConfig
+from talkvid_ops.config.curate import OnnxClassifierConfig
 from talkvid_ops.curate.face_models import FaceModel, StoredFace
 from talkvid_ops.curate.labels.vocabulary import GENDERS, UNKNOWN, age_group, normalise_value
 from talkvid_ops.errors import ConfigError, TalkvidError

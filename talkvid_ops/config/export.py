@@ -1,5 +1,5 @@
 """Release parameters: what an export writes and how it encodes it (the bench spec, seed, labels and speakers are
-curate's: `talkvid_ops.curate.config`)."""
+curate's: `talkvid_ops.config.curate`)."""
 
 from __future__ import annotations
 

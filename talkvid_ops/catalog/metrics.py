@@ -1,4 +1,4 @@
-"""Every metric a scorer may write, which backends write it, and what its scale means.
+"""Every metric a scorer may write to the catalog, which backends write it, and what its scale means.
 
 Profiles are validated against this registry, so a typo in a profile is an error, not a criterion that never
 matches. Kept free of heavy imports: the CLI and the DAG parser read it.

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from talkvid_ops.caption.config import CaptionConfig
-from talkvid_ops.crawl.config import CrawlConfig
-from talkvid_ops.curate.config import CurateConfig
-from talkvid_ops.export.config import ExportConfig
-from talkvid_ops.runners.config import RunnerConfig
-from talkvid_ops.score.config import ScoreConfig
-from talkvid_ops.segment.config import SegmentConfig
+from talkvid_ops.config.caption import CaptionConfig
+from talkvid_ops.config.crawl import CrawlConfig
+from talkvid_ops.config.curate import CurateConfig
+from talkvid_ops.config.export import ExportConfig
+from talkvid_ops.config.runner import RunnerConfig
+from talkvid_ops.config.score import ScoreConfig
+from talkvid_ops.config.segment import SegmentConfig
 from talkvid_ops.yamlfile import load_yaml_model
 
 ENV_DATABASE_URL = "TALKVID_DATABASE_URL"
