@@ -140,7 +140,7 @@ def test_status_shows_every_stages_failures_with_their_class(talkvid_env):
     with factory() as session:
         run_id = add_run(session, stage="segment")
         source_id = add_test_source(session)
-        broken = add_video(session, source_id, "v1", status="failed", error_class="transient", error_message="reset")
+        add_video(session, source_id, "v1", status="failed", error_class="transient", error_message="reset")
         silent = add_video(session, source_id, "v2", status="probed")
         talking = add_video(session, source_id, "v3", status="probed")
         session.add(
@@ -177,7 +177,6 @@ def test_status_shows_every_stages_failures_with_their_class(talkvid_env):
             Run(id=uuid.uuid4().hex, stage="labels", params={"action": "import"}, code_version="t", status="partial", counts={"errors": 3, "rows_skipped": 3})
         )
         session.commit()
-    del broken
 
     with factory() as session:
         failures = catalog_status(session)["failures"]
