@@ -123,6 +123,8 @@ def status(as_json: bool, runs: int) -> None:
     click.echo(f"clips: {report['clips']}  scores: {report['scores']}  releases: {report['releases']}")
     for profile, counts in sorted(report["decisions"].items()):
         click.echo(f"decisions {profile}: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    for kind, counts in report["failures"].items():
+        click.echo(f"failures {kind}: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     click.echo("last runs:" if report["runs"] else "last runs: none")
     for run in report["runs"]:
         counts = ", ".join(f"{k}={v}" for k, v in sorted(run["counts"].items()))

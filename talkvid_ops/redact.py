@@ -38,10 +38,11 @@ def register_secret(*values: str | None) -> None:
 
 
 def register_secrets_of(lines: Iterable[str]) -> None:
-    """Register each value field of a Netscape cookies file (the cookie values are the secrets)."""
+    """Register each value field of a Netscape cookies file (the cookie values are the secrets), HttpOnly cookies
+    (`#HttpOnly_` lines) included."""
     for line in lines:
-        fields = line.rstrip("\n").split("\t")
-        if len(fields) >= 7 and not line.startswith("#"):
+        fields = line.rstrip("\r\n").split("\t")
+        if len(fields) >= 7 and (not line.startswith("#") or line.startswith("#HttpOnly_")):
             register_secret(fields[6])
 
 

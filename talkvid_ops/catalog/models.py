@@ -60,8 +60,11 @@ class Run(Base):
     stage: Mapped[str] = mapped_column(String(32), index=True)
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     code_version: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="running", index=True)  # running|succeeded|partial|failed
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)  # running|succeeded|partial|failed|abandoned
     hostname: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None]
+    process_started: Mapped[str | None] = mapped_column(String(64))  # tells a reused PID apart (runs.ProcessIdentity)
+    heartbeat_at: Mapped[dt.datetime | None]  # written while the run lives; a stale one on another host means dead
     dag_id: Mapped[str | None] = mapped_column(String(250))
     dag_run_id: Mapped[str | None] = mapped_column(String(250))
     task_id: Mapped[str | None] = mapped_column(String(250))

@@ -21,7 +21,9 @@ from talkvid_ops.catalog.models import (
     Source,
     Video,
 )
-from talkvid_ops.catalog.status import Availability, ScoringStatus, SegmentationStatus, VideoStatus
+from talkvid_ops.catalog.status import Availability, DecisionStatus, RunStatus, ScoringStatus, SegmentationStatus, VideoStatus
+
+UNFINISHED_RUNS = (RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.ABANDONED)
 
 
 def _grouped(session: Session, column, *filters) -> dict[str, int]:
@@ -35,9 +37,36 @@ def _isoformat(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def stage_failures(session: Session) -> dict[str, dict[str, int]]:
+    """Every stage's failures with their class: videos and segmentations by error class, scorings by scorer,
+    undecided decisions by profile, runs that did not succeed by `stage:status` and their failed items by stage (the
+    import of a label or annotation file records its bad rows only there)."""
+    undecided = session.execute(
+        select(Profile.name, Profile.content_hash, func.count())
+        .join(Decision, Decision.profile_id == Profile.id)
+        .where(Decision.status == DecisionStatus.UNDECIDED)
+        .group_by(Profile.name, Profile.content_hash)
+    )
+    runs: dict[str, int] = {}
+    run_items: dict[str, int] = {}
+    for stage, status, counts in session.execute(select(Run.stage, Run.status, Run.counts).where(Run.status.in_(UNFINISHED_RUNS))):
+        runs[f"{stage}:{status}"] = runs.get(f"{stage}:{status}", 0) + 1
+        if (counts or {}).get("errors"):
+            run_items[stage] = run_items.get(stage, 0) + counts["errors"]
+    failures = {
+        "videos": _grouped(session, Video.error_class, Video.status == VideoStatus.FAILED),
+        "segmentations": _grouped(session, Segmentation.error_class, Segmentation.status == SegmentationStatus.FAILED),
+        "scorings": _grouped(session, Scoring.scorer, Scoring.status == ScoringStatus.FAILED),
+        "undecided": {f"{name}@{chash}": n for name, chash, n in undecided},
+        "runs": runs,
+        "run_items": run_items,
+    }
+    return {kind: counts for kind, counts in failures.items() if counts}
+
+
 def catalog_status(session: Session, recent_runs: int = 10) -> dict[str, Any]:
-    """Counts per stage, failures with their reasons, and the last runs."""
-    failures = session.execute(select(Video.error_class, func.count()).where(Video.status == VideoStatus.FAILED).group_by(Video.error_class)).all()
+    """Counts per stage, every stage's failures with their class, and the last runs."""
+    failures = stage_failures(session)
     decisions = session.execute(
         select(Profile.name, Profile.content_hash, Decision.status, func.count())
         .join(Decision, Decision.profile_id == Profile.id)
@@ -50,7 +79,8 @@ def catalog_status(session: Session, recent_runs: int = 10) -> dict[str, Any]:
     return {
         "sources": _grouped(session, Source.status),
         "videos": _grouped(session, Video.status),
-        "video_failures": {str(k): n for k, n in failures},
+        "video_failures": failures.get("videos", {}),
+        "failures": failures,
         "videos_gone": session.scalar(select(func.count()).where(Video.availability == Availability.GONE)) or 0,
         "clips": session.scalar(select(func.count()).select_from(Clip)) or 0,
         "clip_generations": _grouped(session, Clip.params_hash),

@@ -14,6 +14,7 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     PARTIAL = "partial"  # finished, but some items failed
     FAILED = "failed"
+    ABANDONED = "abandoned"  # its process died (killed, host lost): marked so by a later run
 
 
 class SourceStatus(StrEnum):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,6 +21,31 @@ ENV_DATABASE_URL = "TALKVID_DATABASE_URL"
 ENV_DATA_DIR = "TALKVID_DATA_DIR"
 ENV_CONFIG_FILE = "TALKVID_CONFIG"
 DEFAULT_DATA_DIR = "./talkvid-data"
+FILE_URI = "file://"
+
+
+def stored_path(path: str | os.PathLike) -> str:
+    """A path as the catalog stores it: as it is when it is UTF-8 text; otherwise (a file name that is not UTF-8,
+    which os.fsdecode keeps as lone surrogates and no database text column takes) as its file:// URI, whose %XX
+    escapes keep every byte. `path_from_stored` (and so `Settings.media_path`) turns either back into the path."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return FILE_URI + quote_from_bytes(os.fsencode(text))
+    return text
+
+
+def path_from_stored(stored: str) -> Path:
+    """The path a `stored_path` value stands for."""
+    if stored.startswith(FILE_URI):
+        return Path(os.fsdecode(unquote_to_bytes(stored[len(FILE_URI) :])))
+    return Path(stored)
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """A path for people and messages: bytes that are not UTF-8 shown as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 class PipelineConfig(BaseModel):
@@ -72,10 +98,10 @@ class Settings(BaseModel):
         return self.data_dir / "media"
 
     def media_path(self, stored: str | None) -> Path | None:
-        """A stored media path as a file on this host: relative paths live under the data dir."""
+        """A stored media path (see `stored_path`) as a file on this host: relative paths live under the data dir."""
         if not stored:
             return None
-        path = Path(stored).expanduser()
+        path = path_from_stored(stored).expanduser()
         return path if path.is_absolute() else self.data_dir / path
 
     @property

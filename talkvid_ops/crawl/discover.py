@@ -19,8 +19,9 @@ from talkvid_ops.catalog.status import ErrorClass, VideoStatus
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.context import Context
 from talkvid_ops.crawl.common import CrawlRun, settings_of, video_id_for
+from talkvid_ops.crawl.cookies import cookies_path
 from talkvid_ops.crawl.errors import Classified
-from talkvid_ops.crawl.sources import URL_LIST, Item, SourceSettings, cookies_path, discovery_url, item_for_url, item_from_entry, policy_reason, read_url_list
+from talkvid_ops.crawl.sources import URL_LIST, Item, SourceSettings, discovery_url, item_for_url, item_from_entry, policy_reason, read_url_list
 from talkvid_ops.crawl.state import crawlable_sources, record_source_failure, reset_backoff
 from talkvid_ops.crawl.ytdlp import FetchError, base_options, list_entries
 from talkvid_ops.errors import TalkvidError
@@ -31,8 +32,7 @@ LOOKUP_CHUNK = 200
 def discover(ctx: Context, source_ids: list[str] | None = None) -> dict[str, Any]:
     """List every enabled, unpaused remote source flat and add the items the catalog does not hold yet."""
     with ctx.run("crawl.discover", {"source_ids": source_ids}) as run:
-        crawl = CrawlRun(ctx, run)
-        with ctx.sessions() as session:
+        with CrawlRun(ctx, run) as crawl, ctx.sessions() as session:
             sources = crawlable_sources(crawl, session, source_ids)
             for source in sources:
                 try:
@@ -68,7 +68,7 @@ def _discover_source(crawl: CrawlRun, session: Session, source: Source) -> None:
     settings = settings_of(source)
     accepted = rejected = known = 0
     seen: set[tuple[str, str]] = set()
-    with cookies_path(settings) as cookiefile:
+    with cookies_path(settings, crawl.cookie_folder) as cookiefile:
         for chunk in _chunks(_listed_items(crawl, source, settings, cookiefile), LOOKUP_CHUNK):
             fresh = [i for i in chunk if (i.platform, i.platform_id) not in seen]
             seen.update((i.platform, i.platform_id) for i in fresh)

@@ -33,7 +33,7 @@ from talkvid_ops.crawl.ingest import sweep_folder
 from talkvid_ops.crawl.politeness import backoff_delay
 from talkvid_ops.crawl.sources import KINDS, LOCAL_FOLDER, SourceSettings
 from talkvid_ops.crawl.state import crawlable_sources, pause, reset_backoff
-from talkvid_ops.crawl.ytdlp import Fetched, FetchError, download_options, fetch_video, scrub_info_json
+from talkvid_ops.crawl.ytdlp import Fetched, FetchError, download_options, fetch_video
 from talkvid_ops.media.errors import MediaError
 from talkvid_ops.media.hashing import sha256_file
 from talkvid_ops.media.probe import MediaInfo, probe
@@ -46,8 +46,7 @@ def download(ctx: Context, source_ids: list[str] | None = None, limit: int | Non
     """Download the due videos of every enabled, unpaused remote source, one source after another in turn; then
     ingest the files added to watched local folders. `limit` bounds both together."""
     with ctx.run("crawl.download", {"source_ids": source_ids, "limit": limit}) as run:
-        crawl = CrawlRun(ctx, run)
-        with ExitStack() as stack:
+        with CrawlRun(ctx, run) as crawl, ExitStack() as stack:
             with ctx.sessions() as session:
                 sources = crawlable_sources(crawl, session, source_ids, kinds=KINDS)
                 watched = [s.id for s in sources if s.kind == LOCAL_FOLDER and settings_of(s).watch]
@@ -180,9 +179,6 @@ def _record_fetched(crawl: CrawlRun, video: Video, source: Source, settings: Sou
     if media.display_height < settings.min_height:
         return _reject(video, f"probed height {media.display_height} below the source's min_height {settings.min_height}", work)
     video.sha256 = sha256_file(fetched.media)
-    info_json = work / f"{video.id}.info.json"
-    if info_json.exists():
-        scrub_info_json(info_json)
     final = _publish(work, media_folder(crawl.media_dir, video.id))
     video.storage_path = str(final / fetched.media.name)
     video.subtitles_path = str(final / fetched.subtitles[0].name) if fetched.subtitles else None

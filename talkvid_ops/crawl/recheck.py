@@ -4,13 +4,13 @@ are still on disk; a video found gone is marked so, with the reason, and its fil
 from __future__ import annotations
 
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from talkvid_ops.catalog.models import Source, Video
 from talkvid_ops.catalog.status import Availability, ErrorClass, VideoStatus
+from talkvid_ops.config import display_path
 from talkvid_ops.context import Context
 from talkvid_ops.crawl.common import CrawlRun, open_cookies
 from talkvid_ops.crawl.sources import KINDS, PLATFORM_LOCAL, SourceSettings
@@ -21,8 +21,7 @@ from talkvid_ops.crawl.ytdlp import FetchError, base_options, check_available
 def recheck(ctx: Context, limit: int | None = None) -> dict[str, Any]:
     """Ask the sites whether the videos we hold are still there (no download), least recently checked first."""
     with ctx.run("crawl.recheck", {"limit": limit}) as run:
-        crawl = CrawlRun(ctx, run)
-        with ExitStack() as stack, ctx.sessions() as session:
+        with CrawlRun(ctx, run) as crawl, ExitStack() as stack, ctx.sessions() as session:
             sources = {s.id: s for s in crawlable_sources(crawl, session, None, kinds=KINDS)}
             ready = open_cookies(crawl, stack, session, list(sources.values()))
             videos = session.scalars(
@@ -44,8 +43,11 @@ def recheck(ctx: Context, limit: int | None = None) -> dict[str, Any]:
 
 def _recheck_one(crawl: CrawlRun, video: Video, source: Source, settings: SourceSettings, cookiefile: str | None) -> None:
     if video.platform == PLATFORM_LOCAL:
-        path = Path(video.storage_path or "")
-        gone = None if path.is_file() else f"file {path} is missing"
+        path = crawl.ctx.settings.media_path(video.storage_path)
+        if path is None:
+            gone = "no file recorded"
+        else:
+            gone = None if path.is_file() else f"file {display_path(path)} is missing"
     else:
         try:
             check_available(video.url, base_options(crawl.config, cookiefile), crawl.spacers.get(settings.egress))

@@ -4,12 +4,7 @@ settings each source carries, how discovered entries become catalog keys, and wh
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from talkvid_ops.catalog.models import Source
 from talkvid_ops.catalog.upsert import upsert
+from talkvid_ops.config import display_path, path_from_stored, stored_path
 from talkvid_ops.errors import TalkvidError, format_validation_error
 from talkvid_ops.ids import make_id
 
@@ -197,18 +193,19 @@ def classify_locator(locator: str, kind: str | None = None) -> tuple[str, str]:
     path = Path(text).expanduser().resolve()
     if kind == LOCAL_FOLDER or (kind is None and path.is_dir()):
         if not path.is_dir():
-            raise TalkvidError(f"{locator}: no such folder")
-        return LOCAL_FOLDER, str(path)
+            raise TalkvidError(f"{display_path(locator)}: no such folder")
+        return LOCAL_FOLDER, stored_path(path)
     if kind == URL_LIST or (kind is None and path.is_file()):
+        shown = display_path(locator)
         if not path.is_file():
-            raise TalkvidError(f"{locator}: no such file (a url_list source is a text file of URLs)")
+            raise TalkvidError(f"{shown}: no such file (a url_list source is a text file of URLs)")
         if path.suffix.lower() in MEDIA_SUFFIXES:
-            raise TalkvidError(f"{locator} is a media file, not a text file of URLs: register it with `talkvid ingest {locator}`")
-        lines = read_url_list(str(path))
+            raise TalkvidError(f"{shown} is a media file, not a text file of URLs: register it with `talkvid ingest {shown}`")
+        lines = read_url_list(stored_path(path))
         if lines and not any(_URL_RE.match(line) for line in lines):
-            raise TalkvidError(f"{locator}: no line is an http(s) URL; a url_list source is a text file of URLs, one per line")
-        return URL_LIST, str(path)
-    raise TalkvidError(f"{locator}: neither a URL, nor an existing folder or URL-list file; pass --kind")
+            raise TalkvidError(f"{shown}: no line is an http(s) URL; a url_list source is a text file of URLs, one per line")
+        return URL_LIST, stored_path(path)
+    raise TalkvidError(f"{display_path(locator)}: neither a URL, nor an existing folder or URL-list file; pass --kind")
 
 
 def discovery_url(kind: str, locator: str, settings: SourceSettings) -> str:
@@ -223,19 +220,21 @@ def discovery_url(kind: str, locator: str, settings: SourceSettings) -> str:
     return locator
 
 
-def read_url_list(path: str) -> list[str]:
-    """Lines of a url_list file: one URL per line; blank lines and `#` comments ignored. A file that cannot be read
-    or is not UTF-8 text (a video, an archive) raises TalkvidError saying why."""
+def read_url_list(locator: str) -> list[str]:
+    """Lines of a url_list file (its stored path): one URL per line; blank lines and `#` comments ignored. A file that
+    cannot be read or is not UTF-8 text (a video, an archive) raises TalkvidError saying why."""
+    path = path_from_stored(locator)
+    shown = display_path(path)
     try:
         with open(path, "rb") as fh:
             head = fh.read(BINARY_SNIFF_BYTES)
             if b"\0" in head:
-                raise TalkvidError(f"{path}: binary content, not a text file of URLs (media files go in with `talkvid ingest`)")
+                raise TalkvidError(f"{shown}: binary content, not a text file of URLs (media files go in with `talkvid ingest`)")
             text = (head + fh.read()).decode("utf-8-sig")
     except OSError as exc:
-        raise TalkvidError(f"{path}: cannot read the URL list: {exc.strerror or exc}") from None
+        raise TalkvidError(f"{shown}: cannot read the URL list: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
-        raise TalkvidError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); a url_list is a text file of URLs") from None
+        raise TalkvidError(f"{shown}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); a url_list is a text file of URLs") from None
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
@@ -351,51 +350,6 @@ def policy_reason(info: dict[str, Any], settings: SourceSettings) -> str | None:
     return None
 
 
-# --- cookies: a reference, resolved only while a download runs ---------------------------------------------------
-
-
-def _connection_extra(conn_id: str, environ: dict[str, str]) -> dict[str, Any]:
-    """The `extra` of an Airflow connection defined in the environment (AIRFLOW_CONN_<ID>, JSON or URI form)."""
-    raw = environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
-    if not raw:
-        raise TalkvidError(f"cookies connection {conn_id!r}: AIRFLOW_CONN_{conn_id.upper()} is not set in this task's environment")
-    if raw.lstrip().startswith("{"):
-        try:
-            extra = json.loads(raw).get("extra") or {}
-        except json.JSONDecodeError:
-            raise TalkvidError(f"cookies connection {conn_id!r}: not valid JSON") from None
-        return json.loads(extra) if isinstance(extra, str) else extra
-    return {k: v[0] for k, v in parse_qs(urlparse(raw).query).items()}
-
-
-@contextmanager
-def cookies_path(settings: SourceSettings, environ: dict[str, str] | None = None) -> Iterator[str | None]:
-    """The cookies file for yt-dlp while the block runs. Contents from a connection go to a private temp file that
-    is removed afterwards; they are never stored in the catalog or logged."""
-    env = os.environ if environ is None else environ
-    if settings.cookies_file:
-        path = Path(settings.cookies_file).expanduser()
-        if not path.is_file():
-            raise TalkvidError(f"cookies file {path} does not exist on this machine")
-        yield str(path)
-        return
-    if not settings.cookies_connection:
-        yield None
-        return
-    extra = _connection_extra(settings.cookies_connection, env)
-    if extra.get("cookies_file"):
-        yield str(Path(extra["cookies_file"]).expanduser())
-        return
-    if not extra.get("cookies"):
-        raise TalkvidError(f"cookies connection {settings.cookies_connection!r}: its extra has neither cookies_file nor cookies")
-    with tempfile.TemporaryDirectory(prefix="talkvid-cookies-") as tmp:
-        path = Path(tmp) / "cookies.txt"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(extra["cookies"])
-        yield str(path)
-
-
 # --- source rows --------------------------------------------------------------------------------------------------
 
 
@@ -403,7 +357,7 @@ def default_name(kind: str, locator: str) -> str:
     """A name that tells sources apart: `youtube:<video id>`, `youtube:@handle`, `youtube:playlist:<id>`,
     `youtube:search:<query>`, a page's host, path and query, a file's or folder's name."""
     if kind in (LOCAL_FOLDER, URL_LIST):
-        name = Path(locator).name or locator
+        name = display_path(path_from_stored(locator).name) or locator
     elif kind == YOUTUBE_SEARCH:
         name = f"youtube:search:{locator}"
     elif kind == YOUTUBE_PLAYLIST:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yt_dlp
+from yt_dlp.postprocessor import PostProcessor
 from yt_dlp.utils import YoutubeDLError
 
 from talkvid_ops.catalog.status import ErrorClass
@@ -124,6 +125,17 @@ def download_options(config: CrawlConfig, settings: SourceSettings, cookiefile: 
     return {k: v for k, v in options.items() if v is not None}
 
 
+class _ScrubInfoJson(PostProcessor):
+    """Scrubs the info JSON as soon as yt-dlp has written it, before the media transfer starts: a crawler killed
+    mid-download must not leave cookies on disk."""
+
+    def run(self, info: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+        path = info.get("infojson_filename")
+        if path and Path(path).exists():
+            scrub_info_json(Path(path))
+        return [], info
+
+
 @dataclass
 class Fetched:
     """What a download produced: the info dict, the files, or the reason the source's policy skipped it."""
@@ -178,6 +190,7 @@ def fetch_video(url: str, options: dict[str, Any], settings: SourceSettings, spa
 
     try:
         with PoliteYoutubeDL({**options, "match_filter": match_filter}, spacer) as ydl:
+            ydl.add_post_processor(_ScrubInfoJson(), when="before_dl")
             info = ydl.sanitize_info(ydl.extract_info(url, download=True))
     except (YoutubeDLError, OSError) as exc:
         raise FetchError(classify_exception(exc)) from exc

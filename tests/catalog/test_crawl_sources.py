@@ -10,6 +10,7 @@ import pytest
 from yt_dlp.extractor import gen_extractor_classes
 
 from talkvid_ops.config.crawl import CrawlConfig
+from talkvid_ops.crawl.cookies import RunCookieFolder, cookies_path
 from talkvid_ops.crawl.sources import (
     LOCAL_FOLDER,
     PAGE,
@@ -21,7 +22,6 @@ from talkvid_ops.crawl.sources import (
     YOUTUBE_SEARCH,
     SourceSettings,
     classify_locator,
-    cookies_path,
     default_name,
     discovery_url,
     item_for_url,
@@ -261,24 +261,28 @@ def test_cookies_are_a_reference_resolved_only_while_needed(tmp_path):
     cookie_text = "# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t0\tSID\tsecret-value\n"
     jar = tmp_path / "cookies.txt"
     jar.write_text(cookie_text)
-    with cookies_path(SourceSettings(cookies_file=str(jar))) as path:
-        assert path == str(jar)
-    with cookies_path(SourceSettings()) as path:
-        assert path is None
-    env = {"AIRFLOW_CONN_YT_COOKIES": json.dumps({"conn_type": "generic", "extra": {"cookies": cookie_text}})}
-    settings = SourceSettings(cookies_connection="yt_cookies")
-    assert "secret-value" not in settings.model_dump_json()  # the catalog stores only the connection id
-    with cookies_path(settings, env) as path:
-        written = Path(path)
-        assert written.read_text() == cookie_text and oct(written.stat().st_mode & 0o777) == "0o600"
-    assert not written.exists()
-    uri_env = {"AIRFLOW_CONN_YT_COOKIES": f"generic://?cookies_file={jar}"}
-    with cookies_path(settings, uri_env) as path:
-        assert path == str(jar)
-    with pytest.raises(TalkvidError, match="AIRFLOW_CONN_YT_COOKIES is not set"), cookies_path(settings, {}):
-        pass
-    with pytest.raises(TalkvidError, match="does not exist"), cookies_path(SourceSettings(cookies_file=str(tmp_path / "gone.txt"))):
-        pass
+    with RunCookieFolder(tmp_path / "state" / "cookies", "run1") as folder:
+        with cookies_path(SourceSettings(cookies_file=str(jar)), folder) as path:
+            assert path == str(jar)
+        with cookies_path(SourceSettings(), folder) as path:
+            assert path is None
+        env = {"AIRFLOW_CONN_YT_COOKIES": json.dumps({"conn_type": "generic", "extra": {"cookies": cookie_text}})}
+        settings = SourceSettings(cookies_connection="yt_cookies")
+        assert "secret-value" not in settings.model_dump_json()  # the catalog stores only the connection id
+        with cookies_path(settings, folder, env) as path:
+            written = Path(path)
+            assert written.read_text() == cookie_text and oct(written.stat().st_mode & 0o777) == "0o600"
+            assert written.parent == folder.path and oct(folder.path.stat().st_mode & 0o777) == "0o700"
+        assert not written.exists()
+        uri_env = {"AIRFLOW_CONN_YT_COOKIES": f"generic://?cookies_file={jar}"}
+        with cookies_path(settings, folder, uri_env) as path:
+            assert path == str(jar)
+        with pytest.raises(TalkvidError, match="AIRFLOW_CONN_YT_COOKIES is not set"), cookies_path(settings, folder, {}):
+            pass
+        with pytest.raises(TalkvidError, match="does not exist"), cookies_path(SourceSettings(cookies_file=str(tmp_path / "gone.txt")), folder):
+            pass
+        kept = folder.path
+    assert not kept.exists()  # the run's folder goes with the run
 
 
 def test_scrub_info_json_removes_cookies_yt_dlp_copies_into_formats(tmp_path):

@@ -33,8 +33,14 @@ def test_registered_values_are_hidden_anywhere_also_url_quoted():
 
 
 def test_cookie_file_values_are_registered():
-    redaction.register_secrets_of(["# Netscape HTTP Cookie File\n", ".youtube.com\tTRUE\t/\tTRUE\t0\tSID\tcanary-sid-value-91\n"])
-    assert redaction.redact("sent canary-sid-value-91") == "sent ***"
+    redaction.register_secrets_of(
+        [
+            "# Netscape HTTP Cookie File\n",
+            ".youtube.com\tTRUE\t/\tTRUE\t0\tSID\tcanary-sid-value-91\n",
+            "#HttpOnly_.youtube.com\tTRUE\t/\tTRUE\t0\tHSID\tcanary-httponly-92\r\n",  # curl's mark of an HttpOnly cookie
+        ]
+    )
+    assert redaction.redact("sent canary-sid-value-91 and canary-httponly-92") == "sent *** and ***"
 
 
 def test_the_log_filter_redacts_messages_arguments_and_tracebacks():

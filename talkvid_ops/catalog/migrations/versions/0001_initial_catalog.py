@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 12:46:34.609598
+Create Date: 2026-12-02 13:04:35.296305
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ def upgrade() -> None:
         sa.Column("code_version", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("hostname", sa.String(length=255), nullable=True),
+        sa.Column("pid", sa.Integer(), nullable=True),
+        sa.Column("process_started", sa.String(length=64), nullable=True),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("dag_id", sa.String(length=250), nullable=True),
         sa.Column("dag_run_id", sa.String(length=250), nullable=True),
         sa.Column("task_id", sa.String(length=250), nullable=True),
