@@ -217,7 +217,7 @@ def test_task_placement_comes_from_the_registry_unless_the_runner_config_overrid
     "runner_yaml, message",
     [
         ("kind: slurm", "runner.kind"),
-        ("container_stages: [decide]", "runner.container_stages: 'decide' is not one of the stages it can name (segment, score)"),
+        ("container_stages: [decide]", "runner.container_stages: 'decide' is not one of the stages it can name (segment, score, caption)"),
         ("gpu_stages: [scroe]", "runner.gpu_stages: 'scroe' is not one of the stages it can name (crawl.discover,"),
         ("kubernetes: {stage_images: {export: x:1}}", "runner.kubernetes.stage_images: 'export' is not one"),
     ],

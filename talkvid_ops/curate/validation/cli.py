@@ -9,6 +9,7 @@ import subprocess
 import click
 
 from talkvid_ops.commands import echo_json, get_context
+from talkvid_ops.config import display_path
 from talkvid_ops.curate.validation import draw as drawing
 from talkvid_ops.curate.validation.annotations import ORIGIN_CLI, blind_items, check_annotator, find_set, record
 
@@ -79,9 +80,10 @@ def annotate_command(set_ref: str, annotator: str, player: str | None) -> None:
     click.echo(f"{validation_set.name}: {len(items) - len(todo)} of {len(items)} clips labelled by {annotator}; {len(todo)} to go")
     labelled = 0
     for item in todo:
-        click.echo(f"[{item.position}/{len(items)}] {item.video_path}  {item.start_time:.3f}-{item.end_time:.3f} s  (clip {item.clip_id})")
+        video = ctx.settings.media_path(item.video_path)
+        click.echo(f"[{item.position}/{len(items)}] {display_path(video)}  {item.start_time:.3f}-{item.end_time:.3f} s  (clip {item.clip_id})")
         if player:
-            command = [part.format(path=item.video_path, start=item.start_time, end=item.end_time) for part in shlex.split(player)]
+            command = [part.format(path=video, start=item.start_time, end=item.end_time) for part in shlex.split(player)]
             subprocess.run(command, check=False)
         try:
             answer = click.prompt("accept, reject, skip or quit [a/r/s/q]", type=click.Choice(["a", "r", "s", "q"]), show_choices=False)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -27,6 +26,7 @@ from sqlalchemy import select
 
 from talkvid_ops.catalog.models import Clip, ValidationItem, ValidationSet, Video
 from talkvid_ops.catalog.models import Profile as ProfileRow
+from talkvid_ops.config import display_path
 from talkvid_ops.context import Context
 from talkvid_ops.curate.validation.agreement import set_statistics, statistics_lines
 from talkvid_ops.curate.validation.annotations import ORIGIN_PAGE, BlindItem, blind_items, list_sets, parse_verdict, record
@@ -183,9 +183,9 @@ def validation_router(catalog: Callable[..., Context], annotator: Callable[..., 
             path = session.scalar(source_of(item_id).where(ValidationItem.set_id == set_id))  # only files of clips in this set
         if path is None:
             raise HTTPException(404, f"no item {item_id} in this set")
-        file = Path(path)
+        file = ctx.settings.media_path(path)
         if not file.is_file():
-            raise HTTPException(404, f"the source file of item {item_id} is not on this host ({path})")
+            raise HTTPException(404, f"the source file of item {item_id} is not on this host ({display_path(file)})")
         return FileResponse(file)
 
     @router.get("/set/{set_id}/stats", response_class=HTMLResponse)
