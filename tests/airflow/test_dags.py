@@ -70,13 +70,16 @@ def test_crawl_is_scheduled_pool_bounded_and_emits_videos(dagbag):
 def test_process_maps_batches_on_the_gpu_pool_after_videos(dagbag):
     dag = dagbag.dags["talkvid_process"]
     assert [asset.name for asset in dag.timetable.asset_condition.objects] == ["videos"]
-    for stage in ("segment", "score"):
+    for stage in ("segment", "score", "caption"):
         task = dag.get_task(stage)
         assert task.is_mapped and task.pool == "gpu" and task.queue == "gpu"
         assert task.upstream_task_ids == {f"plan_{stage}"}
     assert "segment" in dag.get_task("plan_score").upstream_task_ids  # score after segment
+    assert "score" in dag.get_task("plan_caption").upstream_task_ids  # captions of scored clips
+    assert dag.get_task("publish_scores").upstream_task_ids == {"score"}  # scores are published without waiting for captions
     assert [a.name for a in dag.get_task("publish_scores").outlets] == ["scores"]
-    assert set(dag.params) == {"segment_batch_size", "score_batch_size"}
+    assert dag.get_task("backlog_left").upstream_task_ids == {"publish_scores", "caption"}
+    assert set(dag.params) == {"segment_batch_size", "score_batch_size", "caption_batch_size"}
     rerun = dag.get_task("process_backlog")  # batches beyond the mapping bound go to another run
     assert rerun.trigger_dag_id == "talkvid_process" and rerun.upstream_task_ids == {"backlog_left"}
 
