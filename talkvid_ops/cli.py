@@ -170,9 +170,11 @@ def profiles_validate(profile: str) -> None:
 
 
 def _setup_logging() -> None:
-    """Our own messages (progress, crawl notes) on stderr; libraries stay at warnings."""
+    """Our own messages (progress, crawl notes) on stderr; libraries stay at warnings; every line redacted."""
     import logging
     import os
+
+    from talkvid_ops import redact
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
@@ -180,11 +182,26 @@ def _setup_logging() -> None:
     logger.addHandler(handler)
     logger.setLevel(os.environ.get("TALKVID_LOG_LEVEL", "INFO").upper())
     logger.propagate = False
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")  # libraries' warnings, via root
+    redact.install()
+
+
+def _fail(message: str) -> None:
+    from talkvid_ops.redact import redact
+
+    click.echo(f"error: {redact(message)}", err=True)
+    sys.exit(1)
 
 
 def main() -> None:
-    _setup_logging()
+    """Run the CLI: an error is one redacted line on stderr and exit 1 (with TALKVID_DEBUG=1 an unexpected one
+    also prints its traceback, redacted)."""
+    import os
+
+    from talkvid_ops.redact import redacted_exception
+
     try:
+        _setup_logging()
         code = cli(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
@@ -193,13 +210,15 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except TalkvidError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail(str(exc))
     except SQLAlchemyError as exc:  # the catalog failed mid-command (connection lost, disk full): what ran is recorded
         from talkvid_ops.catalog.db import database_error
 
-        click.echo(f"error: the catalog failed: {database_error(exc)}", err=True)
-        sys.exit(1)
+        _fail(f"the catalog failed: {database_error(exc)}")
+    except Exception as exc:  # a bug or an unforeseen environment: never a raw traceback that may quote a secret
+        if os.environ.get("TALKVID_DEBUG") == "1":
+            click.echo(redacted_exception(exc, with_traceback=True), err=True, nl=False)
+        _fail(f"unexpected {redacted_exception(exc)} (TALKVID_DEBUG=1 shows the traceback)")
     sys.exit(code if isinstance(code, int) else 0)
 
 

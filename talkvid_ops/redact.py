@@ -71,6 +71,16 @@ def redacted_exception(exc: BaseException, with_traceback: bool = False) -> str:
     return redact(f"{type(exc).__name__}: {exc}")
 
 
+def register_url_password(url: str | None) -> None:
+    """Hide the password of `url` (a database URL, parseable or not) wherever it appears from now on."""
+    from urllib.parse import unquote
+
+    match = _URL_USERINFO.search(url or "")
+    _user, sep, password = match.group("userinfo").partition(":") if match else ("", "", "")
+    if sep:
+        register_secret(password, unquote(password))
+
+
 class RedactingFilter(logging.Filter):
     """Formats a record's message once, redacted, so neither its text nor its arguments leak a secret."""
 

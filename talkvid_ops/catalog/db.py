@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from talkvid_ops.errors import TalkvidError
+from talkvid_ops.redact import redact
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -113,9 +114,9 @@ class CatalogUnavailable(TalkvidError):
 
 
 def database_error(exc: BaseException) -> str:
-    """The driver's first line (no SQL, no URL), e.g. 'connection to server at ... failed: Connection refused'."""
+    """The driver's first line (no SQL, no URL, no secret), e.g. 'connection to server at ... failed: Connection refused'."""
     message = str(getattr(exc, "orig", None) or exc).strip()
-    return message.splitlines()[0] if message else type(exc).__name__
+    return redact(message.splitlines()[0]) if message else type(exc).__name__
 
 
 @lru_cache(maxsize=1)
@@ -134,7 +135,7 @@ def check_catalog(database_url: str) -> None:
 
     try:
         url = make_url(database_url)
-    except SQLAlchemyError:
+    except (SQLAlchemyError, ValueError):  # ValueError: a port that is not a number
         raise CatalogUnavailable("TALKVID_DATABASE_URL is not a database URL", "(unparseable URL, not shown)") from None
     where = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" and not Path(url.database).exists():

@@ -15,6 +15,8 @@ from talkvid_ops.config.export import ExportConfig
 from talkvid_ops.config.runner import RunnerConfig
 from talkvid_ops.config.score import ScoreConfig
 from talkvid_ops.config.segment import SegmentConfig
+from talkvid_ops.errors import ConfigError
+from talkvid_ops.redact import redact, register_url_password
 from talkvid_ops.yamlfile import load_yaml_model
 
 ENV_DATABASE_URL = "TALKVID_DATABASE_URL"
@@ -66,6 +68,19 @@ class PipelineConfig(BaseModel):
         return load_yaml_model(cls, path, "a mapping of stage names", kind="config file", empty_ok=True)
 
 
+def _check_database_url(database_url: str) -> None:
+    """A URL SQLAlchemy cannot parse fails here, once, with the password hidden (not deep inside the first query)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(database_url)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number (an unquoted ':' or '@' in the password)
+        # not the parser's message: it quotes a piece of the password ("invalid literal for int(): 'Secret@host'")
+        hint = "; quote '@', ':' and '/' in the password as %40, %3A, %2F" if "@" in database_url else ""
+        raise ConfigError(f"{ENV_DATABASE_URL} is not a database URL: {redact(database_url)}{hint}") from None
+
+
 class Settings(BaseModel):
     """Where the catalog and the media live, and the stage parameters."""
 
@@ -84,6 +99,8 @@ class Settings(BaseModel):
         if database_url.startswith("postgresql://"):
             # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; we ship psycopg2.
             database_url = "postgresql+psycopg2://" + database_url[len("postgresql://") :]
+        register_url_password(database_url)  # from here on, no log line or error shows it
+        _check_database_url(database_url)
         config_file = env.get(ENV_CONFIG_FILE)
         pipeline = PipelineConfig.from_yaml(config_file) if config_file else PipelineConfig()
         return cls(

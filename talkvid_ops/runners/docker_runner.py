@@ -14,6 +14,7 @@ from docker.types import DeviceRequest, Mount
 
 from talkvid_ops.config import ENV_CONFIG_FILE, ENV_DATA_DIR, ENV_DATABASE_URL
 from talkvid_ops.config.runner import DockerRunnerConfig
+from talkvid_ops.redact import register_secret
 from talkvid_ops.runners.inprocess import airflow_env
 from talkvid_ops.stages import stage_named
 
@@ -33,6 +34,7 @@ def catalog_url_from_connection(conn) -> str:
             port=conn.port or None,
             database=conn.schema or None,
         )
+        register_secret(conn.password)  # the container's output comes back into the task log
         return url.render_as_string(hide_password=False)
     if conn.conn_type == "sqlite":
         return f"sqlite:///{conn.host or conn.schema}"

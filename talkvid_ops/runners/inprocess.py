@@ -52,11 +52,14 @@ def exported(env: Mapping[str, str]) -> Iterator[None]:
 
 @contextmanager
 def task_context() -> Iterator[tuple[Context, Mapping[str, Any]]]:
-    """(talkvid Context, Airflow context) of the running task, with its identity exported for run rows."""
+    """(talkvid Context, Airflow context) of the running task, with its identity exported for run rows; the task's
+    log lines pass through the redaction (the catalog URL's password is registered by `Context.from_env`)."""
     from airflow.sdk import get_current_context
 
+    from talkvid_ops import redact
     from talkvid_ops.context import Context
 
+    redact.install()
     context = get_current_context()
     with exported(airflow_env(context)):
         yield Context.from_env(), context

@@ -66,3 +66,12 @@ def test_the_log_filter_redacts_messages_arguments_and_tracebacks():
     assert "topsecret99" not in "".join(records)
     assert "postgresql://u:***@h/db" in records[0]
     assert "ValueError: bad url postgresql://u:***@h/db" in records[1]
+
+
+def test_a_urls_password_is_registered_also_when_the_url_does_not_parse():
+    redaction.register_url_password("postgresql+psycopg2://alice:p@ss:W0rd-9x@127.0.0.1:1/db")
+    redaction.register_url_password("postgresql://bob:pct%25pass99@h/db")
+    assert redaction.redact("port 'p@ss:W0rd-9x@127.0.0.1:1'") == "port '***@127.0.0.1:1'"
+    assert redaction.redact("pct%pass99 and pct%25pass99") == "*** and ***"
+    redaction.register_url_password("sqlite:////data/catalog.sqlite")  # no password: nothing registered
+    assert redaction.redact("sqlite:////data/catalog.sqlite") == "sqlite:////data/catalog.sqlite"
