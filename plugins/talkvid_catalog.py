@@ -2,39 +2,75 @@
 `/talkvid/` (the page, and its JSON at `/talkvid/api/status`), and a nav entry (Browse -> Catalog) shows it in an
 iframe.
 
-Airflow does not guard plugin apps with its login, so the mounted app asks Airflow's auth manager for the caller:
-the UI's session cookie (sent by the iframe) or a bearer token, as the REST API accepts them. Every Airflow
-component imports the plugins folder; the dashboard reads talkvid's settings and catalog only when asked.
+Airflow does not guard plugin apps with its login, so the mounted app asks Airflow for the caller (the UI's session
+cookie, sent by the iframe, or a bearer token, as the REST API accepts them) and asks Airflow's auth manager whether
+the caller's roles allow what the request needs. The role map (`ROLE_MAP`) puts each capability of the page on the
+talkvid_curate DAG, which every auth manager understands:
+
+| capability | request | auth manager check | simple auth manager | FAB auth manager |
+| --- | --- | --- | --- | --- |
+| read | GET of the page, its JSON, the validation pages | `is_authorized_dag(GET, RUN)` | viewer and up | Viewer and up |
+| annotate | POST of a validation page | `is_authorized_dag(PUT, HITL_DETAIL)` | user and up | User and up |
+| operate | release files (download), runs (trigger) | `is_authorized_dag(POST, RUN)` | user and up | User and up |
+
+A signed-in user without a role gets 403 everywhere. Every Airflow component imports the plugins folder; the
+dashboard reads talkvid's settings and catalog only when asked.
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import Request
+from fastapi import HTTPException, Request
 
+from talkvid_ops.dashboard.access import Capability
 from talkvid_ops.dashboard.app import create_app
 
 URL_PREFIX = "/talkvid"
+CURATE_DAG = "talkvid_curate"  # the DAG whose runs make the releases the page serves
+# capability -> (method, DAG access entity) of the auth manager's check on CURATE_DAG
+ROLE_MAP = {
+    Capability.READ: ("GET", "RUN"),
+    Capability.ANNOTATE: ("PUT", "HITL_DETAIL"),  # a human's input on the pipeline, as Airflow's human-in-the-loop tasks
+    Capability.OPERATE: ("POST", "RUN"),
+}
 
 
-async def airflow_login(request: Request) -> None:
+async def signed_in_user(request: Request):
     """Who is calling, as Airflow's API decides it (bearer token, else the UI's session cookie); 401/403 otherwise."""
     from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
 
-    await get_user(request, None, await bearer_scheme(request))
+    return await get_user(request, None, await bearer_scheme(request))
+
+
+def airflow_authorizer(capability: Capability):
+    """The check of `capability` by Airflow's auth manager, for the signed-in user (see ROLE_MAP)."""
+    method, entity = ROLE_MAP[capability]
+
+    async def authorize(request: Request) -> None:
+        from airflow.api_fastapi.app import get_auth_manager
+        from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+
+        user = await signed_in_user(request)
+        allowed = get_auth_manager().is_authorized_dag(method=method, access_entity=DagAccessEntity[entity], details=DagDetails(id=CURATE_DAG), user=user)
+        if not allowed:
+            raise HTTPException(403, f"{user.get_name()} may not {capability} on the talkvid catalog page: ask for a role that may")
+
+    return authorize
 
 
 async def airflow_user(request: Request) -> str:
     """The signed-in Airflow user's name: who an annotation on the validation pages is recorded for."""
-    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
-
-    return (await get_user(request, None, await bearer_scheme(request))).get_name()
+    return (await signed_in_user(request)).get_name()
 
 
 class TalkvidCatalogPlugin(AirflowPlugin):
     name = "talkvid_catalog"
     fastapi_apps = [
-        {"app": create_app(authenticate=airflow_login, annotator=airflow_user), "url_prefix": URL_PREFIX, "name": "talkvid catalog"},
+        {
+            "app": create_app(authorizers={c: airflow_authorizer(c) for c in Capability}, annotator=airflow_user),
+            "url_prefix": URL_PREFIX,
+            "name": "talkvid catalog",
+        },
     ]
     # href and url_route are relative to the UI's base URL (no leading slash), so a [api] base_url path still works
     external_views = [

@@ -1,16 +1,17 @@
 """The dashboard's web app: the page at `/`, its JSON at `/api/status`, a release's files under `/releases/`, and
 503 with the reason (page or JSON) when the catalog cannot be read. Links are relative, so it works under any
-mount point."""
+mount point. Every route needs a capability (`access`): reading, annotating, or operating (release files)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from talkvid_ops.catalog.db import CatalogUnavailable
+from talkvid_ops.dashboard.access import Authorizer, Capability, guard, read_or_annotate, same_origin
 from talkvid_ops.dashboard.page import render_dashboard, render_unavailable
 from talkvid_ops.dashboard.report import NotInRelease, catalog_report, release_file
 
@@ -28,11 +29,12 @@ class _BuiltOnFirstRequest:
         await self._app(scope, receive, send)
 
 
-def _page_app(authenticate: Callable[..., Any] | None) -> FastAPI:
-    """A FastAPI app guarded by `authenticate`, answering 503 with the reason when the catalog cannot be read."""
+def _page_app(authorizers: Mapping[Capability, Authorizer] | None, needed: Capability | Callable[[Request], Capability]) -> FastAPI:
+    """A FastAPI app whose every request must pass the authorizer of the `needed` capability and, when it changes
+    state, the same-origin check; it answers 503 with the reason when the catalog cannot be read."""
     app = FastAPI(
         title="talkvid catalog",
-        dependencies=[Depends(authenticate)] if authenticate else [],
+        dependencies=[Depends(guard(authorizers, needed)), Depends(same_origin)],
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -48,10 +50,11 @@ def _page_app(authenticate: Callable[..., Any] | None) -> FastAPI:
     return app
 
 
-def create_app(authenticate: Callable[..., Any] | None = None, annotator: Callable[..., str] | None = None) -> FastAPI:
-    """The dashboard app; `authenticate` is a FastAPI dependency that every request must pass (the host's login);
-    `annotator` names the signed-in user, and with it the human-validation pages are served under `validation/`."""
-    app = _page_app(authenticate)
+def create_app(authorizers: Mapping[Capability, Authorizer] | None = None, annotator: Callable[..., str] | None = None) -> FastAPI:
+    """The dashboard app; `authorizers` hold the host's check per capability (see `access`; None: open to all);
+    `annotator` is a FastAPI dependency naming the signed-in user, and with it the human-validation pages are served
+    under `validation/`."""
+    app = _page_app(authorizers, Capability.READ)
 
     # plain `def` endpoints: FastAPI runs them in its threadpool, off the server's event loop
     @app.get("/", response_class=HTMLResponse)
@@ -62,7 +65,7 @@ def create_app(authenticate: Callable[..., Any] | None = None, annotator: Callab
     def status() -> dict[str, Any]:
         return catalog_report()
 
-    @app.get("/releases/{release_id}/files/{path:path}")
+    @app.get("/releases/{release_id}/files/{path:path}", dependencies=[Depends(guard(authorizers, Capability.OPERATE))])
     def release_files(release_id: str, path: str) -> FileResponse:
         try:
             return FileResponse(release_file(release_id, path))
@@ -75,7 +78,7 @@ def create_app(authenticate: Callable[..., Any] | None = None, annotator: Callab
             from talkvid_ops.curate.validation.views import validation_router
             from talkvid_ops.dashboard.report import open_catalog
 
-            pages = _page_app(authenticate)
+            pages = _page_app(authorizers, read_or_annotate)
             pages.include_router(validation_router(catalog=open_catalog, annotator=annotator, prefix=""))
             return pages
 

@@ -17,7 +17,8 @@ from talkvid_ops.config import PipelineConfig
 from talkvid_ops.config.runner import RunnerConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRETS = {"AIRFLOW_DB_PASSWORD": "adb0", "TALKVID_DB_PASSWORD": "tdb0", "AIRFLOW_JWT_SECRET": "jwt0", "AIRFLOW_FERNET_KEY": "fk0"}
+SECRETS = {"AIRFLOW_DB_PASSWORD": "adb0", "TALKVID_DB_PASSWORD": "tdb0", "AIRFLOW_JWT_SECRET": "jwt0", "AIRFLOW_FERNET_KEY": "fk0",
+           "AIRFLOW_ADMIN_PASSWORD": "admin0"}  # fmt: skip
 AIRFLOW_SERVICES = {
     "airflow-apiserver",
     "airflow-scheduler",

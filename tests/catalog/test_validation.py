@@ -326,22 +326,23 @@ def test_calibration_proposes_the_f1_maximising_bound_as_a_valid_profile_with_it
 def test_the_catalog_page_app_serves_the_validation_pages_behind_its_login(catalog):
     """Mounted by the dashboard app (as the Airflow plugin does it): the host's login guards the pages too, and the
     signed-in user is the annotator."""
-    from fastapi import Header, HTTPException
+    from fastapi import Header, HTTPException, Request
     from fastapi.testclient import TestClient
 
+    from talkvid_ops.dashboard.access import Capability
     from talkvid_ops.dashboard.app import create_app
 
     ctx, _ = catalog
     result = draw(ctx, PROFILE, "quality", n=6, backend="classical", per_video=2, seed=0)
 
-    def login(x_user: str | None = Header(None)) -> None:
-        if not x_user:
+    async def login(request: Request) -> None:
+        if not request.headers.get("x-user"):
             raise HTTPException(401, "sign in")
 
     def user(x_user: str | None = Header(None)) -> str:
         return x_user
 
-    client = TestClient(create_app(authenticate=login, annotator=user))
+    client = TestClient(create_app(authorizers=dict.fromkeys(Capability, login), annotator=user))
     assert client.get("/validation/").status_code == 401
     listing = client.get("/validation/", headers={"X-User": "alice"})
     assert listing.status_code == 200 and result["name"] in listing.text
