@@ -42,7 +42,7 @@ USER airflow
 COPY constraints.txt /opt/talkvid/constraints.txt
 COPY --from=wheel /wheels /opt/talkvid/wheels
 # the contrib OpenCV build (BRISQUE) must own the cv2 package, whatever else declared opencv-python
-RUN pip install --no-cache-dir -c /opt/talkvid/constraints.txt "$(ls /opt/talkvid/wheels/talkvid-*.whl)[airflow,cpu]" \
+RUN pip install --no-cache-dir -c /opt/talkvid/constraints.txt "$(ls /opt/talkvid/wheels/talkvid-*.whl)[airflow,cpu,fab]" \
  && pip install --no-cache-dir -c /opt/talkvid/constraints.txt --no-deps --force-reinstall opencv-contrib-python-headless
 COPY --chown=airflow:root dags /opt/airflow/dags
 COPY --chown=airflow:root plugins /opt/airflow/plugins
