@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from talkvid_ops.config.score import ScoreConfig
 from talkvid_ops.media.probe import probe
@@ -94,3 +95,35 @@ def test_head_scores_of_rotated_phone_clips_match_the_upright_clip(phone_clips):
         # the copies are re-encoded: dlib's HOG boxes come in discrete sizes and one frame of seven may land on the
         # next size up, which moves avg_resolution by about 5 %
         assert rotated == pytest.approx(upright, rel=0.06, abs=2.0), name
+
+
+@pytest.mark.parametrize(
+    ("picture", "kind", "words"),
+    [
+        (["-vf", "scale=1:1", "-pix_fmt", "yuv444p"], "degenerate", "1x1 pixels"),  # a 1x1 picture
+        (["-frames:v", "0"], "zero_length", "zero-length video"),  # no frame at all, 3 s of sound
+    ],
+    ids=["1x1", "no-frames"],
+)
+def test_degenerate_video_is_a_permanent_media_failure_not_retried(tmp_path, sqlite_url, picture, kind, words):
+    from talkvid_ops.catalog.models import Segmentation, Video
+    from talkvid_ops.config import PipelineConfig, Settings
+    from talkvid_ops.context import Context
+    from talkvid_ops.segment.stage import segment
+    from tests.factories import add_source, add_video
+
+    path = tmp_path / "degenerate.mp4"
+    _ffmpeg(
+        "-f", "lavfi", "-i", "color=c=red:r=25:d=3", "-f", "lavfi", "-i", "sine=f=440:d=3", *picture, "-c:v", "libx264", "-c:a", "aac", "-t", "3", str(path)
+    )
+    ctx = Context(Settings(data_dir=tmp_path / "data", database_url=sqlite_url, pipeline=PipelineConfig()))
+    with ctx.sessions() as session:
+        video_id = add_video(session, add_source(session, locator="test://degenerate"), "degenerate", storage_path=str(path))
+        session.commit()
+    first = segment(ctx)
+    assert (first["videos"], first["videos_failed"]) == (1, 1)
+    with ctx.sessions() as session:
+        row = session.scalars(select(Segmentation).where(Segmentation.video_id == video_id)).one()
+        assert (row.status, row.error_class) == ("failed", kind) and words in row.error, row.error
+        assert session.get(Video, video_id).error_class == "media"
+    assert segment(ctx)["videos"] == 0  # settled: not retried by every run
