@@ -118,7 +118,7 @@ def run_command(sources: tuple[str, ...], out_dir: Path, profile: str | None) ->
     from talkvid_ops.commands import get_context
 
     ctx = get_context(require_catalog=False)  # run creates or migrates the catalog itself
-    result = run_pipeline(ctx, list(sources), out_dir.resolve(), profile)
+    result = run_pipeline(ctx, list(sources), out_dir.absolute(), profile)  # not resolved: a published release is a link
     exported = result["export"]
     counts = exported["counts"]
     click.echo(f"catalog: {ctx.settings.redacted_database_url()}")

@@ -52,6 +52,7 @@ class MediaFault(StrEnum):
     MISSING = "missing"  # not there (yet): the only fault worth a retry
     UNREADABLE = "unreadable"  # not openable as media
     ZERO_LENGTH = "zero_length"  # empty, or too short to be a video
+    DEGENERATE = "degenerate"  # decodes, but its picture is too small to show anything (e.g. 1x1)
     NO_VIDEO = "no_video"
     NO_AUDIO = "no_audio"
     TRUNCATED = "truncated"  # its packets end well before the duration it declares

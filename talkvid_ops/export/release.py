@@ -13,7 +13,14 @@ Layout of a release directory:
 
 Everything is sorted and carries no export-time timestamp and no path of the output folder, so the same catalog,
 profile, spec and seed give the same bytes (values from the catalog, such as a video's URL, appear as stored).
-The `release` row records the files and counts; `release_clip` rows record each clip's split and bench stratum.
+The `release` row records the files and counts (and `out_dir`: the folder as named, the link of `publish`);
+`release_clip` rows record each clip's split and bench stratum.
+
+A release is built whole in a staging folder and switched in atomically (`talkvid_ops.export.publish`): readers see
+the previous release or the new one, never a mix; a second export into the same folder waits for the first; a full
+disk is one TalkvidError and the previous release stays. manifest.json's `media` records, per clip and crop file,
+the hash of the parameters it was cut with and its size: a later export hard-links such a file from the previous
+release instead of cutting it again, after checking its size and sha256.
 
 An export only writes: the labels, speakers, face boxes (crops) and bench draw it needs are what the curate stages
 stored (`talkvid labels estimate`, `talkvid speakers`, `talkvid bench draw`); a missing bench draw or missing
@@ -23,6 +30,7 @@ decisions are one error naming the command to run.
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -42,19 +50,16 @@ from talkvid_ops.curate.faces import stored_faces
 from talkvid_ops.curate.labels.vocabulary import UNKNOWN
 from talkvid_ops.curate.profiles import Profile, as_profile
 from talkvid_ops.errors import ConfigError, TalkvidError
+from talkvid_ops.export.publish import MANIFEST, ReleaseFolder, checkpoint, out_of_space, write_json, write_text
 from talkvid_ops.export.records import ClipRecord, candidate_row, load_records, score_sources, talkvid_record
 from talkvid_ops.export.tables import write_parquet
-from talkvid_ops.ids import make_id
+from talkvid_ops.ids import content_hash, make_id
 from talkvid_ops.media import cut as media
 from talkvid_ops.media.clip_faces import face_centred_square, source_media
 from talkvid_ops.media.hashing import sha256_file
 
 STRATA_LABELS = ("language", "age_group", "gender", "ethnicity")
 RELEASE_LABELS = ("language", "age_group", "gender", "ethnicity", "person", "category")
-# the export owns these: files of an earlier export there that this one did not write are removed
-MANAGED_DIRS = ("clips", "crops", "webdataset", "bench")
-MANAGED_FILES = ("talkvid.json", "clips.jsonl", "clips.parquet")
-MANIFEST = "manifest.json"
 
 
 def resolve_formats(formats: list[str] | None) -> list[str]:
@@ -63,12 +68,6 @@ def resolve_formats(formats: list[str] | None) -> list[str]:
     if unknown:
         raise ConfigError(f"unknown export format(s) {', '.join(unknown)} (known: {', '.join(ALL_FORMATS)})")
     return [f for f in ALL_FORMATS if f in chosen]
-
-
-def _dump_json(payload: Any, path: Path, sort_keys: bool = True) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=1, sort_keys=sort_keys, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
 
 
 def _hours(records: list[ClipRecord]) -> float:
@@ -91,12 +90,13 @@ def assign_splits(records: list[ClipRecord], bench: BenchDraw | None) -> None:
 
 
 class _Writer:
-    """Writes one release directory and remembers every file it wrote."""
+    """Writes one release's staging folder and remembers every file it wrote (and the parameters of its media)."""
 
-    def __init__(self, out_dir: Path, ctx: Context, run: RunRecorder, faces: dict[str, list[StoredFace]]):
-        self.out, self.config, self.run, self.faces = out_dir, ctx.config.export, run, faces
+    def __init__(self, folder: ReleaseFolder, ctx: Context, run: RunRecorder, faces: dict[str, list[StoredFace]]):
+        self.folder, self.out, self.config, self.run, self.faces = folder, folder.staging, ctx.config.export, run, faces
         self.settings = ctx.settings
         self.written: set[Path] = set()
+        self.media: dict[str, dict[str, Any]] = {}  # relative path -> {"key": parameters hash, "size": bytes}
         self._audio: dict[str, bool] = {}
 
     def keep(self, path: Path) -> Path:
@@ -111,13 +111,38 @@ class _Writer:
             self._audio[video.id] = video.has_audio if video.has_audio is not None else media.source_has_audio(self._source(video))
         return self._audio[video.id]
 
+    def _encoding(self) -> dict[str, Any]:
+        return {"preset": self.config.video_preset, "crf": self.config.video_crf, "audio_bitrate": self.config.audio_bitrate}
+
+    def _media_file(self, out: Path, key: str, make) -> Path:
+        """`out`, hard-linked from the previous release when it holds a whole file made with the same parameters
+        `key`, else made by `make()`; recorded for the manifest's `media`."""
+        rel = str(out.relative_to(self.out))
+        old = self.folder.reusable(rel, key)
+        if old is not None:
+            self.folder.link_from_previous(old, out)
+        else:
+            make()
+        self.media[rel] = {"key": key, "size": out.stat().st_size}
+        checkpoint()
+        return self.keep(out)
+
+    def cut_key(self, record: ClipRecord, window: tuple[int, int]) -> str:
+        """The catalog's parameters of a cut: the source file, the frame window and rate, the encoding."""
+        video = record.video
+        return content_hash({"cut": [video.id, video.sha256, video.size_bytes, list(window), record.clip.fps], "encoding": self._encoding()}, 32)
+
     def cut(self, record: ClipRecord, out: Path, window: tuple[int, int]) -> Path | None:
-        """The clip's frames in `window` at `out` (kept when an earlier export of this release wrote it)."""
+        """The clip's frames in `window` at `out`."""
         try:
-            if not out.exists():
+
+            def make() -> None:
                 media.cut_clip(media.CutRequest(self._source(record.video), out, *window, record.clip.fps, self._has_audio(record.video)), self.config)
-            return self.keep(out)
+
+            return self._media_file(out, self.cut_key(record, window), make)
         except TalkvidError as exc:
+            if out_of_space(exc):
+                raise
             self.run.error(record.id, str(exc), step="cut")
             return None
 
@@ -125,30 +150,21 @@ class _Writer:
         """A face-centred square crop of the clip file, around the face boxes the face pass stored for the window
         (all of the clip's when none of its sampled frames falls inside)."""
         try:
-            if not out.exists():
-                faces = self.faces.get(record.id)
-                if not faces:
-                    raise TalkvidError("no stored face detections: run `talkvid labels estimate` or `talkvid speakers` first")
-                start, end = (frame / record.clip.fps for frame in window)
-                inside = [f for f in faces if start <= f.time < end] or faces
-                square = face_centred_square([f.box for f in inside if f.box], inside[0].frame_size, self.config.crop_face_scale)
-                if square is None:
-                    raise TalkvidError("no face found in the sampled frames: no crop")
-                media.crop_clip(clip_file, out, square, self.config)
-            return self.keep(out)
+            faces = self.faces.get(record.id)
+            if not faces:
+                raise TalkvidError("no stored face detections: run `talkvid labels estimate` or `talkvid speakers` first")
+            start, end = (frame / record.clip.fps for frame in window)
+            inside = [f for f in faces if start <= f.time < end] or faces
+            square = face_centred_square([f.box for f in inside if f.box], inside[0].frame_size, self.config.crop_face_scale)
+            if square is None:
+                raise TalkvidError("no face found in the sampled frames: no crop")
+            key = content_hash({"crop": [self.cut_key(record, window), list(square), self.config.crop_size], "encoding": self._encoding()}, 32)
+            return self._media_file(out, key, lambda: media.crop_clip(clip_file, out, square, self.config))
         except TalkvidError as exc:  # no face or an encoder failure costs this clip its crop, not the release
+            if out_of_space(exc):
+                raise
             self.run.error(record.id, str(exc), step="crop")
             return None
-
-    def prune(self) -> int:
-        """Remove files of earlier exports in the directories this export owns that this one did not write."""
-        stale = [self.out / name for name in MANAGED_FILES]
-        for name in MANAGED_DIRS:
-            stale += sorted((self.out / name).rglob("*")) if (self.out / name).exists() else []
-        removed = [p for p in stale if p.is_file() and p not in self.written]
-        for path in removed:
-            path.unlink()
-        return len(removed)
 
 
 def _by_stratum(records: list[ClipRecord]) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, int]]]:
@@ -233,9 +249,6 @@ def export(ctx: Context, profile: Profile | str | Path, out_dir: str | Path, for
     drawn by `talkvid bench draw` with this spec and `seed` is written, and its clips, their whole source videos and
     their speakers are held out of the training release.
     """
-    from talkvid_ops.export.card import render_card
-    from talkvid_ops.export.report import render_report
-
     config = ctx.config.export
     profile = as_profile(profile)
     formats = resolve_formats(formats or config.formats)
@@ -243,7 +256,7 @@ def export(ctx: Context, profile: Profile | str | Path, out_dir: str | Path, for
     spec = load_bench_spec(spec_ref) if spec_ref else None
     if "bench" in formats and spec is None:
         raise ConfigError("format bench needs a bench spec (--bench-spec or curate.bench_spec)")
-    out = Path(out_dir).resolve()
+    out = _target(out_dir)
     name = name or f"{profile.name}-{profile.content_hash[:8]}" + (f"-{spec.name}-seed{seed}" if spec else "")
     with ctx.sessions() as session:  # no decisions or no bench draw: one clear error before any work
         profile_id = profile_row_id(session, profile)
@@ -258,97 +271,23 @@ def export(ctx: Context, profile: Profile | str | Path, out_dir: str | Path, for
     with ctx.run("export", params) as run:
         release_id = make_id("release", name, profile_id, spec.content_hash if spec else None, seed, formats)
         assign_splits(records, bench)
-        by_id = {r.id: r for r in records}
-        out.mkdir(parents=True, exist_ok=True)
-        writer = _Writer(out, ctx, run, faces)
-        files: dict[str, dict[str, Path | None]] = defaultdict(dict)  # clip id -> kind -> file
-
-        if {"clips", "webdataset", "crops"} & set(formats):
-            train = [r for r in records if r.split == "train"]
-            for record in run.progress(train, len(train), "clips cut"):
-                clip_file = writer.cut(record, out / "clips" / f"{record.id}.mp4", (record.clip.start_frame, record.clip.end_frame))
-                if clip_file is None:
-                    record.split = "media_failed"
-                    continue
-                files[record.id]["clip"] = clip_file
-                if "crops" in formats:
-                    files[record.id]["crop"] = writer.crop(
-                        record, clip_file, out / "crops" / f"{record.id}.mp4", (record.clip.start_frame, record.clip.end_frame)
-                    )
-            if "bench" in formats:
-                for pick in bench.picks:
-                    record, window = by_id[pick.candidate.clip_id], (pick.start_frame, pick.end_frame)
-                    clip_file = writer.cut(record, out / "bench" / "clips" / pick.subbenchmark / f"{record.id}.mp4", window)
-                    files[record.id]["clip"] = clip_file
-                    if clip_file and "crops" in formats:
-                        files[record.id]["crop"] = writer.crop(record, clip_file, out / "bench" / "crops" / pick.subbenchmark / f"{record.id}.mp4", window)
-
-        train = [r for r in records if r.split == "train"]
-        train_records = [talkvid_record(r) for r in train]
-        paths: dict[str, Path] = {}
-        if "talkvid-json" in formats:
-            paths["talkvid_json"] = writer.keep(_dump_json(train_records, out / "talkvid.json", sort_keys=False))
-        rows = [candidate_row(r) for r in records]
-        if "jsonl" in formats:
-            path = out / "clips.jsonl"
-            path.write_text("".join(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-            paths["clips_jsonl"] = writer.keep(path)
-        if "parquet" in formats:
-            paths["clips_parquet"] = writer.keep(write_parquet(rows, out / "clips.parquet", RELEASE_LABELS))
-        if "webdataset" in formats:
-            samples = [(r.id, files[r.id]["clip"], rec) for r, rec in zip(train, train_records)]
-            for shard in media.write_shards(samples, out / "webdataset", "train", config.shard_max_samples):
-                writer.keep(shard)
-        if "bench" in formats:
-            paths["bench"] = out / "bench"
-            _write_bench(writer, bench, by_id, files, out)
-
-        hours, clips_by = _by_stratum(train)
+        try:
+            with ReleaseFolder(out, release_id) as folder:
+                summary = _write_release(ctx, run, folder, records, profile, spec, bench, seed, formats, faces, name)
+                folder.publish()
+        except (OSError, TalkvidError) as exc:
+            if not out_of_space(exc):
+                raise
+            raise TalkvidError(
+                f"disk full: no space left on the device of {out.parent} while writing release {name}; nothing was published, {out} is as it was"
+            ) from None
+        checkpoint()
         released = [r for r in records if r.split in ("train", "bench")]
-        summary = {
-            "name": name,
-            "release_id": release_id,
-            "profile": {"name": profile.name, "content_hash": profile.content_hash, "description": profile.description},
-            "bench_spec": {"name": spec.name, "content_hash": spec.content_hash} if spec else None,
-            "seed": seed,
-            "formats": formats,
-            "code_version": code_version(),
-            "counts": {
-                "candidates": len(records),
-                **{status.value: sum(1 for r in records if r.decision.status == status) for status in DecisionStatus},
-                **{split: sum(1 for r in records if r.split == split) for split in ("train", "bench", "held_out", "media_failed")},
-                "persons_train": len({r.label("person") for r in train} - {UNKNOWN}),
-                "videos_train": len({r.video.id for r in train}),
-            },
-            "hours": {
-                "candidates": _hours(records),
-                "passed": _hours(passed),
-                "train": _hours(train),
-                "bench": round(sum((p.end_frame - p.start_frame) / p.candidate.fps for p in bench.picks) / 3600, 6) if bench else 0.0,
-            },  # fmt: skip
-            "train_hours_by": hours,
-            "train_clips_by": clips_by,
-            "label_provenance": _provenance_counts(released),
-            "score_sources": score_sources(released),
-            "pass_rates": _pass_rates(records, list(profile.criteria)),
-            "bench": bench.report() if bench else None,
-        }
-        with ctx.sessions() as session:
-            summary.update(_catalog_context(session, records))
-        paths["report"] = writer.keep(out / "report.html")
-        paths["report"].write_text(render_report(summary, records, profile), encoding="utf-8")
-        paths["card"] = writer.keep(out / "README.md")
-        paths["card"].write_text(render_card(summary, [str(p.relative_to(out)) for p in writer.written] + [MANIFEST]), encoding="utf-8")
-        writer.prune()
-        summary["files"] = {str(p.relative_to(out)): sha256_file(p) for p in sorted(writer.written)}
-        paths["manifest"] = _dump_json(summary, out / MANIFEST)
-        file_hashes = {**summary["files"], MANIFEST: sha256_file(paths["manifest"])}
-
         with ctx.sessions() as session:
             upsert(session, Release, [dict(
                 id=release_id, name=name, profile_id=profile_id, bench_spec=spec.body() if spec else None,
                 bench_spec_hash=spec.content_hash if spec else None, seed=seed, formats=formats, out_dir=str(out),
-                files=file_hashes, counts=summary["counts"], code_version=summary["code_version"], run_id=run.id,
+                files=summary["files"], counts=summary["counts"], code_version=summary["code_version"], run_id=run.id,
             )], ["id"])  # fmt: skip
             session.execute(delete(ReleaseClip).where(ReleaseClip.release_id == release_id))
             membership = [dict(release_id=release_id, clip_id=r.id, split=r.split, subbench=r.bench[0] if r.bench else None,
@@ -363,11 +302,113 @@ def export(ctx: Context, profile: Profile | str | Path, out_dir: str | Path, for
             "release_id": release_id,
             "name": name,
             "out_dir": str(out),
-            "paths": {k: str(v) for k, v in sorted(paths.items())},
+            "paths": {k: str(out / v) for k, v in sorted(summary["paths"].items())},
             "counts": summary["counts"],
             "shortfalls": bench.shortfalls if bench else [],
             "errors": list(run.errors),
         }
+
+
+def _target(out_dir: str | Path) -> Path:
+    """The release folder as named (a link once published): absolute, its parent's links resolved, itself not."""
+    path = Path(os.path.abspath(out_dir))
+    return path.parent.resolve() / path.name
+
+
+def _write_release(ctx: Context, run: RunRecorder, folder: ReleaseFolder, records: list[ClipRecord], profile: Profile, spec: BenchSpec | None,
+                   bench: BenchDraw | None, seed: int, formats: list[str], faces: dict[str, list[StoredFace]], name: str) -> dict[str, Any]:  # fmt: skip
+    """Every file of the release into the staging folder, manifest.json last; the manifest's summary (with the
+    relative `paths` of the main files)."""
+    from talkvid_ops.export.card import render_card
+    from talkvid_ops.export.report import render_report
+
+    config, out = ctx.config.export, folder.staging
+    by_id = {r.id: r for r in records}
+    passed = [r for r in records if r.decision.status == DecisionStatus.PASSED]
+    writer = _Writer(folder, ctx, run, faces)
+    files: dict[str, dict[str, Path | None]] = defaultdict(dict)  # clip id -> kind -> file
+
+    if {"clips", "webdataset", "crops"} & set(formats):
+        train = [r for r in records if r.split == "train"]
+        for record in run.progress(train, len(train), "clips cut"):
+            clip_file = writer.cut(record, out / "clips" / f"{record.id}.mp4", (record.clip.start_frame, record.clip.end_frame))
+            if clip_file is None:
+                record.split = "media_failed"
+                continue
+            files[record.id]["clip"] = clip_file
+            if "crops" in formats:
+                files[record.id]["crop"] = writer.crop(record, clip_file, out / "crops" / f"{record.id}.mp4", (record.clip.start_frame, record.clip.end_frame))
+        if "bench" in formats:
+            for pick in bench.picks:
+                record, window = by_id[pick.candidate.clip_id], (pick.start_frame, pick.end_frame)
+                clip_file = writer.cut(record, out / "bench" / "clips" / pick.subbenchmark / f"{record.id}.mp4", window)
+                files[record.id]["clip"] = clip_file
+                if clip_file and "crops" in formats:
+                    files[record.id]["crop"] = writer.crop(record, clip_file, out / "bench" / "crops" / pick.subbenchmark / f"{record.id}.mp4", window)
+
+    train = [r for r in records if r.split == "train"]
+    train_records = [talkvid_record(r) for r in train]
+    paths: dict[str, Path] = {}
+    if "talkvid-json" in formats:
+        paths["talkvid_json"] = writer.keep(write_json(train_records, out / "talkvid.json", sort_keys=False))
+    rows = [candidate_row(r) for r in records]
+    if "jsonl" in formats:
+        text = "".join(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n" for row in rows)
+        paths["clips_jsonl"] = writer.keep(write_text(text, out / "clips.jsonl"))
+    if "parquet" in formats:
+        paths["clips_parquet"] = writer.keep(write_parquet(rows, out / "clips.parquet", RELEASE_LABELS))
+    checkpoint()
+    if "webdataset" in formats:
+        samples = [(r.id, files[r.id]["clip"], rec) for r, rec in zip(train, train_records)]
+        for shard in media.write_shards(samples, out / "webdataset", "train", config.shard_max_samples):
+            writer.keep(shard)
+    if "bench" in formats:
+        paths["bench"] = out / "bench"
+        _write_bench(writer, bench, by_id, files, out)
+    checkpoint()
+
+    hours, clips_by = _by_stratum(train)
+    released = [r for r in records if r.split in ("train", "bench")]
+    summary = {
+        "name": name,
+        "release_id": folder.release_id,
+        "profile": {"name": profile.name, "content_hash": profile.content_hash, "description": profile.description},
+        "bench_spec": {"name": spec.name, "content_hash": spec.content_hash} if spec else None,
+        "seed": seed,
+        "formats": formats,
+        "code_version": code_version(),
+        "counts": {
+            "candidates": len(records),
+            **{status.value: sum(1 for r in records if r.decision.status == status) for status in DecisionStatus},
+            **{split: sum(1 for r in records if r.split == split) for split in ("train", "bench", "held_out", "media_failed")},
+            "persons_train": len({r.label("person") for r in train} - {UNKNOWN}),
+            "videos_train": len({r.video.id for r in train}),
+        },
+        "hours": {
+            "candidates": _hours(records),
+            "passed": _hours(passed),
+            "train": _hours(train),
+            "bench": round(sum((p.end_frame - p.start_frame) / p.candidate.fps for p in bench.picks) / 3600, 6) if bench else 0.0,
+        },  # fmt: skip
+        "train_hours_by": hours,
+        "train_clips_by": clips_by,
+        "label_provenance": _provenance_counts(released),
+        "score_sources": score_sources(released),
+        "pass_rates": _pass_rates(records, list(profile.criteria)),
+        "bench": bench.report() if bench else None,
+    }
+    with ctx.sessions() as session:
+        summary.update(_catalog_context(session, records))
+    paths["report"] = writer.keep(write_text(render_report(summary, records, profile), out / "report.html"))
+    paths["card"] = out / "README.md"
+    writer.keep(write_text(render_card(summary, [str(p.relative_to(out)) for p in writer.written | {paths["card"]}] + [MANIFEST]), paths["card"]))
+    checkpoint()
+    summary["files"] = {str(p.relative_to(out)): sha256_file(p) for p in sorted(writer.written)}
+    summary["media"] = dict(sorted(writer.media.items()))
+    paths["manifest"] = write_json(summary, out / MANIFEST)
+    summary["files"][MANIFEST] = sha256_file(paths["manifest"])
+    summary["paths"] = {key: str(path.relative_to(out)) for key, path in paths.items()}
+    return summary
 
 
 def _write_bench(writer: _Writer, bench: BenchDraw, by_id: dict[str, ClipRecord], files, out: Path) -> None:
@@ -391,5 +432,5 @@ def _write_bench(writer: _Writer, bench: BenchDraw, by_id: dict[str, ClipRecord]
             "strata": [row for row in bench.strata if row["subbenchmark"] == sub_name],
             "clips": clips,
         }
-        writer.keep(_dump_json(manifest, out / "bench" / f"{sub_name}.json", sort_keys=False))
-    writer.keep(_dump_json(bench.report(), out / "bench" / "report.json"))
+        writer.keep(write_json(manifest, out / "bench" / f"{sub_name}.json", sort_keys=False))
+    writer.keep(write_json(bench.report(), out / "bench" / "report.json"))

@@ -4,16 +4,18 @@ Decoders hand out frames as coded; a phone video is often coded sideways with a 
 (`video.rotation`, from the probe: 0, 90, 180 or 270 degrees). Every reader turns its frames with `upright`, so
 all stages see the same picture and sizes.
 
-The rotation is taken as degrees clockwise to turn the coded picture for display. PyAV reports a stream's display
-rotation counter-clockwise; if that is what the probe stored, QUARTER_TURNS below is the one line to change.
+The rotation is degrees counter-clockwise to turn the coded picture for display: what PyAV's `frame.rotation`
+reports from the stream's display matrix (the probe stores it modulo 360), whether the file got its rotation as
+ffmpeg's `rotate` tag or as a display matrix. A phone clip tagged `rotate=270` (PyAV: -90, stored 270) is coded
+turned a quarter counter-clockwise and needs three counter-clockwise quarter turns (one clockwise) to stand upright.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# display rotation (degrees) -> np.rot90's counter-clockwise quarter turns
-QUARTER_TURNS = {90: 3, 180: 2, 270: 1}
+# display rotation (degrees counter-clockwise) -> np.rot90's counter-clockwise quarter turns
+QUARTER_TURNS = {90: 1, 180: 2, 270: 3}
 
 
 def quarter_turns(rotation: int | None) -> int:

@@ -52,6 +52,10 @@ def make_detector(config: SegmentConfig):
     return AdaptiveDetector(adaptive_threshold=threshold, min_scene_len=min_len)
 
 
+# below this many pixels a side no shot, face or speaker can be seen (and the scaler cannot halve it)
+MIN_PICTURE_SIDE = 8
+
+
 def scaled_size(width: int, height: int, target_width: int) -> tuple[int, int]:
     """`target_width` wide (never upscaled), aspect kept, both even for the scaler."""
     out_w = min(target_width, width)
@@ -73,6 +77,8 @@ def scan_shots(path: str | Path, config: SegmentConfig) -> ShotScan:
             raise MediaError(MediaFault.UNREADABLE, "the video stream has no frame rate")
         rate = Fraction(rate.numerator, rate.denominator)
         width, height = stream.codec_context.width, stream.codec_context.height
+        if min(width, height) < MIN_PICTURE_SIDE:
+            raise MediaError(MediaFault.DEGENERATE, f"degenerate video: a picture of {width}x{height} pixels")
         out_w, out_h = scaled_size(width, height, config.shot_width)
         detector = make_detector(config)
         cuts: list[int] = []

@@ -88,7 +88,8 @@ def test_rotation_and_range_edges(numbered_video):
     assert upright.shape == (2, HEIGHT, WIDTH) and upright[0, 0, 0] == 255
     frames = turned[spec].frames
     assert frames.shape == (2, WIDTH, HEIGHT) and (turned_clip.info.width, turned_clip.info.height) == (HEIGHT, WIDTH)
-    assert frames[0, 0, -1] == 255 and frames[0, 0, 0] < 50  # the top-left mark turned clockwise to the top right
+    # rotation 90 is counter-clockwise (PyAV's display rotation): the top-left mark turned to the bottom left
+    assert frames[0, -1, 0] == 255 and frames[0, 0, 0] < 50 and frames[0, 0, -1] < 50
 
     beyond_clip, beyond = read(numbered_video, 1.52, 9.0, [spec])  # the clip runs past the end of the video
     assert frame_numbers(beyond[spec].frames) == [38] and beyond_clip.info.grids[spec].samples == 7

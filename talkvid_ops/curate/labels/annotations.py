@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +17,15 @@ from sqlalchemy.orm import Session
 from talkvid_ops.catalog.labels import label_row, write_labels
 from talkvid_ops.catalog.models import Clip, Video
 from talkvid_ops.context import Context
-from talkvid_ops.curate.labels.vocabulary import Provenance, canonical_column, normalise_value
+from talkvid_ops.curate.labels.vocabulary import LABEL_NAMES, Provenance, canonical_column, normalise_value
 from talkvid_ops.curate.queries import chunks
 from talkvid_ops.errors import TalkvidError
 
 SUBJECT_KEYS = ("clip_id", "id", "video_id", "platform_id", "platform", "url", "video_link")
+# columns read but not labels: about the annotation, and the other fields of a TalkVid record (talkvid.json)
+NOT_LABELS = ("confidence", "note", "annotator", "description", "height", "width", "fps", "start_time", "start_frame",
+              "end_time", "end_frame", "durations", "dover_scores", "cotracker_ratio", "head_detail")  # fmt: skip
+LONG_FORM = ("name", "value")
 
 
 def read_annotation_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -58,6 +63,26 @@ def read_annotation_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield start + offset, {canonical_column(k): v for k, v in flat.items() if k is not None}
 
 
+def check_columns(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Refuse a file that is not an annotation file (a script, another table) as a whole, naming its missing and
+    unknown columns: its rows are not read as annotations, so none of its content reaches errors or the catalog."""
+    columns = {column for fields in rows for column in fields}
+    if not rows:
+        return
+    problems = []
+    if not columns & set(SUBJECT_KEYS):
+        problems.append(f"no subject column (one of {', '.join(SUBJECT_KEYS)})")
+    if not columns & set(LABEL_NAMES) and not set(LONG_FORM) <= columns:
+        problems.append(f"no label column (one of {', '.join(LABEL_NAMES)}, or name and value)")
+    unknown = columns - {*SUBJECT_KEYS, *NOT_LABELS, *LABEL_NAMES, *LONG_FORM}
+    if unknown:  # a header that is no column name (a script's first line) is counted, not shown
+        named = sorted(c for c in unknown if re.fullmatch(r"[a-z0-9_]{1,40}", c))
+        others = f"{len(unknown) - len(named)} that {'is' if len(unknown) - len(named) == 1 else 'are'} not a column name" if len(named) < len(unknown) else ""
+        problems.append(f"unknown column(s) {', '.join([*named, others] if others else named)}")
+    if problems:
+        raise TalkvidError(f"{path}: not an annotation file: {'; '.join(problems)}")
+
+
 def _confidence_of(fields: dict[str, Any]) -> float:
     raw = fields.get("confidence")
     if raw in (None, ""):
@@ -76,7 +101,7 @@ def _row_labels(fields: dict[str, Any]) -> list[tuple[str, str, float]]:
     if "name" in fields and "value" in fields:
         annotations = [(canonical_column(str(fields["name"])), fields["value"])]
     else:
-        skip = {*SUBJECT_KEYS, "confidence", "note", "annotator", "description"}
+        skip = {*SUBJECT_KEYS, *NOT_LABELS}
         annotations = [(k, v) for k, v in fields.items() if k not in skip and v not in (None, "")]
     if not annotations:
         raise ValueError("no label in this row")
@@ -158,6 +183,7 @@ def import_labels(ctx: Context, path: str | Path) -> dict[str, Any]:
     origin = f"import:{path.name}"
     with ctx.run("labels", {"action": "import", "file": path.name}) as run:
         rows = list(read_annotation_rows(path))
+        check_columns(path, [fields for _, fields in rows])
         labels: dict[tuple[str, str, str], dict[str, Any]] = {}
         with ctx.sessions() as session:
             index = _SubjectIndex(session, [fields for _, fields in rows])
