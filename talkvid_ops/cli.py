@@ -42,6 +42,12 @@ def _validate_group() -> click.Command:
     return validate
 
 
+def _clips_group() -> click.Command:
+    from talkvid_ops.curate.clips_cli import clips
+
+    return clips
+
+
 def _models_group() -> click.Command:
     from talkvid_ops.models_check import models
 
@@ -55,6 +61,7 @@ OTHER_COMMANDS: dict[str, Callable[[], click.Command]] = {
     "ingest": _ingest_command,
     "validate": _validate_group,
     "models": _models_group,
+    "clips": _clips_group,
 }
 
 
@@ -137,10 +144,20 @@ def profiles() -> None:
 
 
 @profiles.command("list")
-def profiles_list() -> None:
-    """List shipped profiles with their content hash."""
+@click.option("--stored", is_flag=True, help="List the profiles stored in the catalog (every version decided), as name@hash.")
+def profiles_list(stored: bool) -> None:
+    """List shipped profiles with their content hash, or the catalog's stored ones."""
     from talkvid_ops.curate.profiles import load_profile, shipped_profiles
 
+    if stored:
+        from talkvid_ops.curate.decide import stored_profiles
+        from talkvid_ops.curate.profiles import override_text
+
+        with get_context().sessions() as session:
+            for row in stored_profiles(session):
+                overrides = ", ".join(override_text(o) for o in row["overrides"])
+                click.echo(f"{row['name']}@{row['content_hash']}\t{row['created_at']:%Y-%m-%d %H:%M}\t{overrides or row['description'][:60]}")
+        return
     for name in sorted(shipped_profiles()):
         profile = load_profile(name)
         click.echo(f"{name}\t{profile.content_hash}\t{len(profile.criteria)} criteria\t{profile.description[:60]}")
@@ -149,12 +166,18 @@ def profiles_list() -> None:
 @profiles.command("show")
 @click.argument("profile")
 def profiles_show(profile: str) -> None:
-    """Print PROFILE (a shipped name or a YAML path), validated, with its content hash."""
+    """Print PROFILE (a shipped name, a YAML path or a stored name@hash), validated, with its content hash."""
     import yaml
 
     from talkvid_ops.curate.profiles import load_profile
 
-    loaded = load_profile(profile)
+    if "@" in profile:
+        from talkvid_ops.curate.decide import stored_or_loaded
+
+        with get_context().sessions() as session:
+            loaded = stored_or_loaded(session, profile)
+    else:
+        loaded = load_profile(profile)
     click.echo(f"# {loaded.name} content_hash={loaded.content_hash}")
     click.echo(yaml.safe_dump(loaded.body(), sort_keys=False))
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 import click
 
 from talkvid_ops.commands import echo_json, get_context
+from talkvid_ops.curate.clips_cli import bounds_text
 
 
 @click.command("decide")
 @click.option("--profile", "profile_name", metavar="NAME", help="A shipped profile or a YAML file (default: curate.profile).")
-@click.option("--diff", "diff_profiles", nargs=2, metavar="A B", help="List the clips that enter or leave going from profile A to B.")
+@click.option(
+    "--diff",
+    "diff_profiles",
+    nargs=2,
+    metavar="A B",
+    help="List the clips that enter or leave going from profile A to B (shipped names, YAML files or stored name@hash), with the criterion and values that flipped each.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def decide_command(profile_name: str | None, diff_profiles: tuple[str, str] | None, as_json: bool) -> None:
     """Decide every clip under a threshold profile (set-based SQL over stored scores; no model runs).
@@ -31,10 +38,10 @@ def decide_command(profile_name: str | None, diff_profiles: tuple[str, str] | No
             d = result[side]
             click.echo(f"{side}: {d['profile']}@{d['content_hash']}  passed={d['passed']} failed={d['failed']} undecided={d['undecided']}")
         click.echo(f"enter: {len(result['enter'])}  leave: {len(result['leave'])}")
-        for clip_id in result["enter"]:
-            click.echo(f"+ {clip_id}")
-        for clip_id in result["leave"]:
-            click.echo(f"- {clip_id}")
+        for sign, side, clip_ids in (("+", "a", result["enter"]), ("-", "b", result["leave"])):
+            for clip_id in clip_ids:
+                reasons = "; ".join(bounds_text(f) for f in result["why"].get(clip_id, [])) or "undecided (a score missing)"
+                click.echo(f"{sign} {clip_id}  under {side}: {reasons}")
         return
     result = deciding.decide(ctx, profile_name or ctx.config.curate.profile)
     if as_json:

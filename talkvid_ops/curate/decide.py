@@ -21,7 +21,7 @@ from talkvid_ops.catalog.models import Profile as ProfileRow
 from talkvid_ops.catalog.status import DecisionStatus
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.context import Context
-from talkvid_ops.curate.profiles import ANY_BACKEND, Profile, as_profile
+from talkvid_ops.curate.profiles import ANY_BACKEND, Profile, as_profile, validate_profile
 from talkvid_ops.errors import TalkvidError
 from talkvid_ops.ids import make_id
 
@@ -42,9 +42,36 @@ def store_profile(session: Session, profile: Profile) -> str:
     return profile_id
 
 
+def stored_or_loaded(session: Session, profile: Profile | str | Path) -> Profile:
+    """A profile as is, a stored one by `name@hash` (as `decide` prints it and the `profile` table holds it), or a
+    shipped name or YAML file."""
+    if isinstance(profile, str) and "@" in profile:
+        name, _, content_hash = profile.partition("@")
+        body = session.scalar(select(ProfileRow.body).where(ProfileRow.name == name, ProfileRow.content_hash == content_hash))
+        if body is None:
+            raise TalkvidError(f"no stored profile {profile}: `talkvid profiles list --stored` lists them")
+        return validate_profile(body, source=profile)
+    return as_profile(profile)
+
+
+def stored_profiles(session: Session) -> list[dict[str, Any]]:
+    """Every profile version the catalog holds, newest first."""
+    rows = session.scalars(select(ProfileRow).order_by(ProfileRow.created_at.desc(), ProfileRow.name)).all()
+    return [
+        {
+            "name": r.name,
+            "content_hash": r.content_hash,
+            "created_at": r.created_at,
+            "description": r.body.get("description", ""),
+            "overrides": r.body.get("overrides", []),
+        }
+        for r in rows
+    ]
+
+
 def profile_row_id(session: Session, profile: Profile | str | Path) -> str:
     """The catalog row of a profile's exact content: decisions belong to a name and content hash."""
-    profile = as_profile(profile)
+    profile = stored_or_loaded(session, profile)
     row_id = session.scalar(select(ProfileRow.id).where(ProfileRow.name == profile.name, ProfileRow.content_hash == profile.content_hash))
     if row_id is None:
         raise TalkvidError(
@@ -167,14 +194,35 @@ def decide(ctx: Context, profile: Profile | str | Path) -> dict[str, Any]:
         }
 
 
+def failures_of(session: Session, profile_id: str, clip_ids: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Per clip, the criteria a profile's decision failed, each with metric, backend, value and bounds."""
+    query = (
+        select(Decision.clip_id, DecisionFailure)
+        .join(DecisionFailure, DecisionFailure.decision_id == Decision.id)
+        .where(Decision.profile_id == profile_id)
+        .order_by(Decision.clip_id, DecisionFailure.criterion)
+    )
+    if clip_ids is not None:
+        query = query.where(Decision.clip_id.in_(clip_ids))
+    failures: dict[str, list[dict[str, Any]]] = {}
+    for clip_id, f in session.execute(query):
+        failures.setdefault(clip_id, []).append(
+            {"criterion": f.criterion, "metric": f.metric, "backend": f.backend, "value": f.value, "min": f.min_value, "max": f.max_value}
+        )
+    return failures
+
+
 def diff(ctx: Context, a: Profile | str | Path, b: Profile | str | Path) -> dict[str, Any]:
-    """Clips that enter (pass under b, not under a) or leave (pass under a, not under b), on current scores."""
-    a, b = as_profile(a), as_profile(b)
+    """Clips that enter (pass under b, not under a) or leave (pass under a, not under b), on current scores; `why`
+    names, per such clip, the failures (criterion, value, bounds) of the profile it does not pass under."""
+    with ctx.sessions() as session:
+        a, b = stored_or_loaded(session, a), stored_or_loaded(session, b)
     decided = {"a": decide(ctx, a), "b": decide(ctx, b)}
     passed_a = select(Decision.clip_id).where(Decision.profile_id == decided["a"]["profile_id"], Decision.status == DecisionStatus.PASSED)
     passed_b = select(Decision.clip_id).where(Decision.profile_id == decided["b"]["profile_id"], Decision.status == DecisionStatus.PASSED)
     with ctx.sessions() as session:
         enter = sorted(session.scalars(passed_b.except_(passed_a)))
         leave = sorted(session.scalars(passed_a.except_(passed_b)))
+        why = {**failures_of(session, decided["a"]["profile_id"], enter), **failures_of(session, decided["b"]["profile_id"], leave)}
     summary = {key: {k: v for k, v in d.items() if k != "run_id"} for key, d in decided.items()}
-    return {**summary, "enter": enter, "leave": leave}
+    return {**summary, "enter": enter, "leave": leave, "why": why}

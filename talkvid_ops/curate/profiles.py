@@ -63,6 +63,9 @@ class Profile(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
     criteria: dict[str, Criterion] = Field(min_length=1)
+    overrides: list[dict[str, Any]] | None = Field(
+        None, description="the thresholds moved from the profile this one derives from (`with_thresholds`), in order"
+    )
 
     def body(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
@@ -98,8 +101,16 @@ class Profile(BaseModel):
                 raise ConfigError(f"{where}: its rules measure on different scales ({scales}); add backend to say which")
             for rule in rules:
                 rule.update({k: v for k, v in bounds.items() if k in ("min", "max")})
+            body.setdefault("overrides", []).append({"criterion": criterion, **bounds})
         body["name"] = name or f"{self.name}.custom"
         return validate_profile(body, source="thresholds")
+
+
+def override_text(override: dict[str, Any]) -> str:
+    """One threshold override as a curator reads it: `quality[dover] min=7.5`."""
+    backend = f"[{override['backend']}]" if override.get("backend") else ""
+    bounds = " ".join(f"{k}={override[k]}" for k in ("min", "max") if k in override)
+    return f"{override['criterion']}{backend} {bounds}"
 
 
 TOP_LEVEL = "a mapping with name and criteria"
