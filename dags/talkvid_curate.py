@@ -11,7 +11,7 @@ date range without rescoring:
 
 from airflow.sdk import DAG, chain
 
-from talkvid_ops.runners.dag_tasks import TAGS, curate_params, curate_stage, dag_args, runner_config
+from talkvid_ops.runners.dag_tasks import TAGS, curate_params, curate_stage, dag_args, runner_config, validate_curate_conf
 from talkvid_ops.stages import CURATION
 
 config = runner_config()
@@ -25,4 +25,5 @@ with DAG(
     params=curate_params(),
     doc_md=__doc__,
 ):
-    chain(*(curate_stage(stage, config) for stage in CURATION))  # decide >> labels >> speakers >> bench >> export
+    # validate >> decide >> labels >> speakers >> bench >> export
+    chain(validate_curate_conf(), *(curate_stage(stage, config) for stage in CURATION))

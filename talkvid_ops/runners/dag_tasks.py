@@ -115,6 +115,12 @@ def batch_stage(name: str, batch_ids: XComArg, config: RunnerConfig):
     return StagePodOperator.partial(**where, **kubernetes_stage_kwargs(stage.name, config.kubernetes)).expand(batch_id=batch_ids)
 
 
+def validate_curate_conf():
+    """The curate DAG's first task: every error of the run's conf at once, failing in one try (a retry cannot fix a
+    typo, and a retried run would hold the next one in the queue)."""
+    return task(python_callable=inprocess.validate_curate_task, task_id="validate", retries=0)()
+
+
 def curate_stage(name: str, config: RunnerConfig):
     """One task running a curate stage on what the DAG run's form asks for."""
     stage = stage_named(name)
@@ -122,16 +128,34 @@ def curate_stage(name: str, config: RunnerConfig):
 
 
 BOUND = {"type": ["number", "null"]}
-THRESHOLDS_SCHEMA = {
-    "type": "object",
-    "propertyNames": {"pattern": r"^[a-z][a-z0-9_]*$"},
-    "additionalProperties": {
+
+
+def thresholds_schema() -> dict[str, Any]:
+    """JSON Schema of the form's threshold overrides: one property per criterion of the shipped profiles, its
+    backends an enum (the metric each measures in the description), so a typo is refused when the run is triggered."""
+    from talkvid_ops.curate.profiles import load_profile, shipped_profiles
+
+    backends: dict[str, dict[str, set[str]]] = {}  # criterion -> backend -> metrics
+    for name in sorted(shipped_profiles()):
+        for criterion, spec in load_profile(name).criteria.items():
+            for rule in spec.rules:
+                backends.setdefault(criterion, {}).setdefault(rule.backend, set()).add(rule.metric)
+    return {
         "type": "object",
-        "properties": {"min": BOUND, "max": BOUND, "backend": {"type": "string", "minLength": 1}},
+        "properties": {
+            criterion: {
+                "type": "object",
+                "description": "; ".join(f"{backend}: {', '.join(sorted(metrics))}" for backend, metrics in sorted(by_backend.items())),
+                "properties": {"min": BOUND, "max": BOUND, "backend": {"type": "string", "enum": sorted(by_backend)}},
+                "additionalProperties": False,
+                "minProperties": 1,
+            }
+            for criterion, by_backend in sorted(backends.items())
+        },
         "additionalProperties": False,
-        "minProperties": 1,
-    },
-}
+    }
+
+
 RELEASE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
@@ -152,8 +176,8 @@ def curate_params() -> dict[str, Param]:
         "thresholds": Param(
             {},
             title="Threshold overrides",
-            description='bounds per criterion, e.g. {"avg_movement": {"min": 85}} or {"quality": {"backend": "dover", "min": 7.5}}; names are checked against the profile when decide starts',
-            **THRESHOLDS_SCHEMA,
+            description='bounds per criterion, e.g. {"avg_movement": {"min": 85}} or {"quality": {"backend": "dover", "min": 7.5}}; criteria and backends are those of the shipped profiles',
+            **thresholds_schema(),
         ),
         "bench_spec": Param(
             None, type=["null", "string"], minLength=1, title="Bench spec", description="a shipped bench spec name or YAML path (empty: the configured one)"
@@ -163,6 +187,7 @@ def curate_params() -> dict[str, Param]:
             type="array",
             items={"type": "string", "enum": list(ALL_FORMATS)},
             uniqueItems=True,
+            examples=list(ALL_FORMATS),  # an array with examples is a multi-select in the trigger form
             title="Export formats",
             description="empty: the configured formats",
         ),

@@ -61,8 +61,21 @@ def task_context() -> Iterator[tuple[Context, Mapping[str, Any]]]:
 
     redact.install()
     context = get_current_context()
-    with exported(airflow_env(context)):
+    with exported(airflow_env(context)), config_errors_fail_the_task():
         yield Context.from_env(), context
+
+
+@contextmanager
+def config_errors_fail_the_task() -> Iterator[None]:
+    """A config error fails the task at once: retrying cannot fix it, and the retries would hold the DAG's next run."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from talkvid_ops.errors import ConfigError
+
+    try:
+        yield
+    except ConfigError as exc:
+        raise AirflowFailException(f"config error (not retried): {exc}") from exc
 
 
 def run_day(context: Mapping[str, Any]) -> dt.date:
@@ -103,6 +116,54 @@ def curate_task(stage: str) -> str:
 
     with task_context() as (ctx, context):
         return stage_named(stage).run(ctx, curate_request(ctx, context))["run_id"]
+
+
+def validate_curate_task() -> str:
+    """Check a talkvid_curate run's form (schema, profile, threshold overrides against that profile, bench spec) and
+    fail at once, listing every error."""
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
+
+    context = get_current_context()
+    form = context["dag"].params
+    errors = curate_conf_errors(dict(context["params"]), {key: form.get_param(key) for key in form})
+    if errors:
+        raise AirflowFailException(f"the run's conf has {len(errors)} error(s):\n" + "\n".join(errors))
+    return "conf ok"
+
+
+def curate_conf_errors(params: Mapping[str, Any], form: Mapping[str, Any]) -> list[str]:
+    """Every error of a talkvid_curate conf, each naming its field; `form` holds the DAG's params (Airflow `Param`s:
+    a JSON Schema and a default each)."""
+    from jsonschema import Draft202012Validator
+
+    from talkvid_ops.curate.bench import load_bench_spec
+    from talkvid_ops.curate.profiles import load_profile
+    from talkvid_ops.errors import TalkvidError
+
+    errors = [f"{key}: not a field of the curate form" for key in sorted(set(params) - set(form))]
+    params = {key: params.get(key, param.value) for key, param in form.items()}
+    for key, param in form.items():
+        for error in Draft202012Validator(param.schema).iter_errors(params[key]):
+            errors.append(".".join([key, *map(str, error.absolute_path)]) + f": {error.message}")
+    if errors:
+        return errors  # the checks below assume well-formed fields
+    try:
+        profile = load_profile(params["profile"])
+    except TalkvidError as exc:
+        errors.append(f"profile: {exc}")
+    else:
+        for criterion, bounds in (params.get("thresholds") or {}).items():
+            try:
+                profile.with_thresholds({criterion: bounds})
+            except TalkvidError as exc:
+                errors.append(str(exc))
+    if params.get("bench_spec"):
+        try:
+            load_bench_spec(params["bench_spec"])
+        except TalkvidError as exc:
+            errors.append(f"bench_spec: {exc}")
+    return errors
 
 
 def curate_request(ctx: Context, context: Mapping[str, Any]) -> StageRequest:

@@ -51,10 +51,12 @@ def test_dags_import_without_errors_or_model_libraries(parsed):
     assert all(seconds < PARSE_BUDGET_S for seconds in parsed["durations"].values()), parsed["durations"]
 
 
-def test_every_task_is_tagged_and_retried(parsed):
+def test_every_task_is_tagged_and_retried_but_conf_validation(parsed):
     for dag_id, dag in parsed["dags"].items():
         assert "talkvid" in dag["tags"] and len(dag["tags"]) >= 2, dag_id
-        assert dag["retries"] and all(r >= 1 for r in dag["retries"].values()), (dag_id, dag["retries"])
+        retried = {task_id: r for task_id, r in dag["retries"].items() if (dag_id, task_id) != ("talkvid_curate", "validate")}
+        assert retried and all(r >= 1 for r in retried.values()), (dag_id, dag["retries"])
+    assert parsed["dags"]["talkvid_curate"]["retries"]["validate"] == 0  # a retry cannot fix a typo
 
 
 def test_crawl_is_scheduled_pool_bounded_and_emits_videos(dagbag):
@@ -86,12 +88,13 @@ def test_process_maps_batches_on_the_gpu_pool_after_videos(dagbag):
 
 def test_curate_runs_each_stage_as_its_own_task_in_order(dagbag):
     dag = dagbag.dags["talkvid_curate"]
-    order = ["decide", "labels", "speakers", "bench", "export"]
+    order = ["validate", "decide", "labels", "speakers", "bench", "export"]
     assert sorted(t.task_id for t in dag.tasks) == sorted(order)
     for upstream, downstream in zip(order, order[1:]):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
-    assert dag.get_task("decide").upstream_task_ids == set()
-    for task_id in order:  # each task calls its own stage through the registry
+    assert dag.get_task("validate").upstream_task_ids == set()
+    assert dag.get_task("validate").python_callable.__name__ == "validate_curate_task"
+    for task_id in order[1:]:  # each task calls its own stage through the registry
         task = dag.get_task(task_id)
         assert (task.python_callable.__name__, tuple(task.op_args)) == ("curate_task", (task_id,))
 
@@ -122,3 +125,12 @@ def test_curate_validates_its_form_and_has_a_time_schedule(dagbag):
     ):
         with pytest.raises(ParamValidationError):
             validated(bad)
+    # the form knows the shipped profiles' criteria and each one's backends: a typo is refused, naming it
+    with pytest.raises(ParamValidationError, match="'qualty' was unexpected"):
+        validated({"thresholds": {"qualty": {"min": 60}}})
+    with pytest.raises(ParamValidationError, match=r"'dovr' is not one of \['classical', 'dover'\]"):
+        validated({"thresholds": {"quality": {"backend": "dovr", "min": 7}}})
+    criteria = dag.params.get_param("thresholds").schema["properties"]
+    assert {"quality", "motion", "avg_movement", "min_completeness"} <= set(criteria)
+    assert "dover: dover_overall" in criteria["quality"]["description"]  # the metric a backend's bounds apply to
+    assert dag.params.get_param("formats").schema["examples"] == dag.params.get_param("formats").schema["items"]["enum"]  # a multi-select

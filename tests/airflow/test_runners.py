@@ -335,3 +335,85 @@ def test_the_container_entrypoint_needs_no_airflow():
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def curate_dag(airflow_db, tmp_path, monkeypatch):
+    """The talkvid_curate DAG, parsed, for `dag.test()` on an empty data dir; the task identity that `dag.test()`
+    leaves in this process's environment is removed afterwards."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("TALKVID_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TALKVID_DATABASE_URL", f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    monkeypatch.setenv("TALKVID_CONFIG", "")
+    for key in [k for k in os.environ if k.startswith("AIRFLOW_CTX_")]:
+        monkeypatch.delenv(key)
+    bag = DagBag(str(DAGS))
+    assert bag.import_errors == {}
+    yield bag.dags["talkvid_curate"]
+    for key in [k for k in os.environ if k.startswith("AIRFLOW_CTX_")]:
+        del os.environ[key]
+
+
+def task_states(dag_run) -> dict[str, tuple[str, int]]:
+    """task id -> (state, try number) of a DAG run's task instances."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(TaskInstance.task_id, TaskInstance.state, TaskInstance.try_number).where(
+                TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
+            )
+        ).all()
+    return {task_id: (state, try_number) for task_id, state, try_number in rows}
+
+
+def test_curate_conf_errors_are_listed_at_once_each_naming_its_field(airflow_env):
+    from talkvid_ops.runners import inprocess
+    from talkvid_ops.runners.dag_tasks import curate_params
+
+    def curate_conf_errors(conf):
+        return inprocess.curate_conf_errors(conf, curate_params())
+
+    assert curate_conf_errors({"thresholds": {"avg_movement": {"min": 85}}, "formats": ["parquet"]}) == []
+    assert curate_conf_errors({"thresholds": {"qualty": {"min": 60}, "motion": {"backend": "lkk"}}, "seed": -1, "colour": "red"}) == [
+        "colour: not a field of the curate form",
+        "thresholds.motion.backend: 'lkk' is not one of ['cotracker3', 'lk']",
+        "thresholds: Additional properties are not allowed ('qualty' was unexpected)",
+        "seed: -1 is less than the minimum of 0",
+    ]
+    # well-formed, but wrong for the profile named or naming what does not exist
+    errors = curate_conf_errors({"profile": "no-such-profile", "bench_spec": "no-such-spec"})
+    assert [e.split(":")[0] for e in errors] == ["profile", "bench_spec"] and "no-such-spec" in errors[1]
+    (error,) = curate_conf_errors({"thresholds": {"quality": {"min": 60}}})
+    assert error.startswith("thresholds.quality: its rules measure on different scales")
+
+
+def test_the_validate_task_fails_a_bad_conf_in_one_try_and_nothing_runs_after_it(curate_dag):
+    dag_run = curate_dag.test(run_conf={"profile": "no-such-profile", "thresholds": {"quality": {"min": 60}}})
+    states = task_states(dag_run)
+    assert dag_run.state == "failed"
+    assert states["validate"] == ("failed", 1)
+    assert {states[t][0] for t in ("decide", "labels", "speakers", "bench", "export")} == {"upstream_failed"}
+
+
+def test_a_config_error_in_a_later_task_fails_it_without_retries(curate_dag, tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from talkvid_ops.errors import ConfigError
+    from talkvid_ops.runners.inprocess import config_errors_fail_the_task
+
+    with pytest.raises(AirflowFailException, match="config error \\(not retried\\): curate.bench_sepc"), config_errors_fail_the_task():
+        raise ConfigError("curate.bench_sepc: Extra inputs are not permitted")
+    # the stage config turns bad after the DAG was parsed: the conf is fine, decide cannot load its config
+    bad = tmp_path / "talkvid.yaml"
+    bad.write_text("curate:\n  bench_sepc: talkvid-bench\n")
+    monkeypatch.setenv("TALKVID_CONFIG", str(bad))
+    assert curate_dag.get_task("decide").retries >= 1
+    dag_run = curate_dag.test(run_conf={"thresholds": {"avg_movement": {"min": 85}}})
+    states = task_states(dag_run)
+    assert states["validate"] == ("success", 1)
+    assert states["decide"] == ("failed", 1)
+    assert states["labels"][0] == "upstream_failed"
