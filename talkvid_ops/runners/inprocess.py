@@ -10,11 +10,14 @@ registry (`talkvid_ops.stages`), imported when a task runs.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+log = logging.getLogger(__name__)  # through the root logger into the Airflow task log
 
 if TYPE_CHECKING:
     from talkvid_ops.context import Context
@@ -100,14 +103,18 @@ def plan_batches_task(stage: str, max_batches: int | None) -> list[str]:
 
     with task_context() as (ctx, context):
         size = (context.get("params") or {}).get(f"{stage}_batch_size")
-        return stage_named(stage).plan(ctx, size=size, max_batches=max_batches)
+        batch_ids = stage_named(stage).plan(ctx, size=size, max_batches=max_batches)
+    log.info("%s: %s", stage, f"planned {len(batch_ids)} batch(es)" if batch_ids else "nothing to do")
+    return batch_ids
 
 
 def batch_task(stage: str, batch_id: str) -> str:
     from talkvid_ops.stages import stage_named
 
     with task_context() as (ctx, _):
-        return stage_named(stage).run_batch(ctx, batch_id)["run_id"]
+        result = stage_named(stage).run_batch(ctx, batch_id)
+    log.info(summary(f"{stage} batch {batch_id}", result))
+    return result["run_id"]
 
 
 def curate_task(stage: str) -> str:
@@ -115,7 +122,22 @@ def curate_task(stage: str) -> str:
     from talkvid_ops.stages import stage_named
 
     with task_context() as (ctx, context):
-        return stage_named(stage).run(ctx, curate_request(ctx, context))["run_id"]
+        result = stage_named(stage).run(ctx, curate_request(ctx, context))
+    log.info(summary(stage, result))
+    return result["run_id"]
+
+
+NOT_COUNTS = {"seed"}  # integers of a stage's result that count nothing
+
+
+def summary(what: str, result: Mapping[str, Any]) -> str:
+    """The one line a task's log ends with: its counts and where a release went, or that there was nothing to do
+    (the XCom value after it is only the run id)."""
+    counts = {k: v for k, v in result.items() if isinstance(v, int) and not isinstance(v, bool) and k not in NOT_COUNTS}
+    release = f"; release at {result['out_dir']}" if result.get("out_dir") else ""
+    if not any(counts.values()) and not release:
+        return f"{what}: nothing to do (run {result['run_id']})"
+    return f"{what}: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) + f"{release} (run {result['run_id']})"
 
 
 def validate_curate_task() -> str:

@@ -417,3 +417,22 @@ def test_a_config_error_in_a_later_task_fails_it_without_retries(curate_dag, tmp
     assert states["validate"] == ("success", 1)
     assert states["decide"] == ("failed", 1)
     assert states["labels"][0] == "upstream_failed"
+
+
+def test_each_task_log_ends_in_a_one_line_summary(sqlite_url, tmp_path):
+    from factories import add_clip, add_run, add_source, add_video
+
+    from talkvid_ops.config import Settings
+    from talkvid_ops.context import Context
+    from talkvid_ops.curate.decide import decide
+    from talkvid_ops.runners.inprocess import summary
+
+    ctx = Context(Settings(data_dir=tmp_path, database_url=sqlite_url))
+    assert summary("decide", decide(ctx, "talkvid-code")).startswith("decide: nothing to do (run ")  # an empty catalog
+    with ctx.sessions() as session:
+        add_clip(session, add_video(session, add_source(session), "summary"), add_run(session), 0, 100)
+        session.commit()
+    result = decide(ctx, "talkvid-code")
+    assert summary("decide", result) == f"decide: clips=1, failed=0, passed=0, undecided=1 (run {result['run_id']})"
+    export = {"run_id": "r1", "release_id": "rel", "out_dir": "/data/releases/first", "clips": 3, "seed": 7}
+    assert summary("export", export) == "export: clips=3; release at /data/releases/first (run r1)"
