@@ -62,7 +62,7 @@ _register(
     "motion",
     ("lk", "cotracker3"),
     motion_valid_ratio_paper="paper definition: valid trajectories / K per 16-frame window, mean over windows",
-    motion_visibility_code="released-code definition: mean point visibility over up to three 6 s segments, minimum over segments",
+    motion_visibility_code="released-code definition (as `cotracker_ratio`): mean point visibility per 6 s segment at 2 fps, minimum over segments, 0-1",
 )
 _register("head", ("dlib", "fan"), **{m: f"TalkVid head-detail score {m} (0-100)" for m in HEAD_METRICS})
 

@@ -285,11 +285,11 @@ class DoverOnnxQuality(Scorer):
         aesthetic = dover_frame_indices(total, 1, DOVER_CLIP_LEN, DOVER_FRAME_INTERVAL, rng)
         return technical, aesthetic
 
-    def _technical_indices(self, total: int) -> np.ndarray:
-        return self.sample_indices(total)[0]
+    def _technical_indices(self, grid: Grid) -> np.ndarray:
+        return self.sample_indices(grid.samples)[0]
 
-    def _aesthetic_indices(self, total: int) -> np.ndarray:
-        return self.sample_indices(total)[1]
+    def _aesthetic_indices(self, grid: Grid) -> np.ndarray:
+        return self.sample_indices(grid.samples)[1]
 
     @property
     def needs(self) -> dict[str, FrameSpec]:
