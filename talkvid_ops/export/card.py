@@ -94,7 +94,12 @@ def render_card(summary: dict[str, Any], files: list[str]) -> str:
         "",
         "## Scores",
         "",
-        "TalkVid's `dover_scores`, `cotracker_ratio` and `head_detail` fields are filled from these backends (`backend:metric`, clips):",
+        "TalkVid's `dover_scores` is DOVER's released-code normalised score (`dover:dover_released`, typically 4-10) and "
+        "`cotracker_ratio` CoTracker3's released-code visibility (`cotracker3:motion_visibility_code`, 0-1), or null when "
+        "that backend did not score the clip (`none`); other backends' scores (a CPU run's classical quality and "
+        "Lucas-Kanade motion) are in `clips.jsonl` / `clips.parquet` under their own names, never under TalkVid's. "
+        "Each `talkvid.json` record's `talkvid_provenance` names the backend and definition of every exported score and "
+        "the rule each criterion applied (`talkvid export --strict` leaves it out). Sources (`backend:metric`, clips):",
         "",
         _table(["field", "source", "clips"], [[f, src, n] for f, sources in summary["score_sources"].items() for src, n in sources.items()]),
         "",

@@ -247,7 +247,7 @@ def export(ctx: Context, profile: Profile | str | Path, out_dir: str | Path, for
     name = name or f"{profile.name}-{profile.content_hash[:8]}" + (f"-{spec.name}-seed{seed}" if spec else "")
     with ctx.sessions() as session:  # no decisions or no bench draw: one clear error before any work
         profile_id = profile_row_id(session, profile)
-        records = load_records(session, profile_id, ctx.config.curate.labels.min_language_probability)
+        records = load_records(session, profile_id, ctx.config.curate.labels.min_language_probability, profile, config.generation)
         passed = [r for r in records if r.decision.status == DecisionStatus.PASSED]
         candidates = [BenchCandidate.of(r.clip, r.labels) for r in passed]
         bench = stored_draw(session, profile, spec, seed, candidates, None if isinstance(spec_ref, BenchSpec) else str(spec_ref)) if spec else None
@@ -284,7 +284,7 @@ def export(ctx: Context, profile: Profile | str | Path, out_dir: str | Path, for
                         files[record.id]["crop"] = writer.crop(record, clip_file, out / "bench" / "crops" / pick.subbenchmark / f"{record.id}.mp4", window)
 
         train = [r for r in records if r.split == "train"]
-        train_records = [talkvid_record(r) for r in train]
+        train_records = [talkvid_record(r, strict=config.strict) for r in train]
         paths: dict[str, Path] = {}
         if "talkvid-json" in formats:
             paths["talkvid_json"] = writer.keep(_dump_json(train_records, out / "talkvid.json", sort_keys=False))
@@ -375,7 +375,7 @@ def _write_bench(writer: _Writer, bench: BenchDraw, by_id: dict[str, ClipRecord]
         clips = []
         for pick in (p for p in bench.picks if p.subbenchmark == sub_name):
             record = by_id[pick.candidate.clip_id]
-            entry = talkvid_record(record, (pick.start_frame, pick.end_frame))
+            entry = talkvid_record(record, (pick.start_frame, pick.end_frame), writer.config.strict)
             entry["stratum"] = pick.stratum
             for kind in ("clip", "crop"):
                 path = files[record.id].get(kind)
