@@ -403,6 +403,33 @@ def test_rerun_is_a_noop_and_new_params_make_a_new_generation(media, tmp_path, c
         assert session.scalar(select(Score.value).where(Score.clip_id == scored)) == 0.7
         assert session.get(Batch, batch).status == "done"
         assert session.scalar(select(func.count()).select_from(Segmentation)) == 2
+    # a release holds the current generation only; the old one stays decided and exportable on request
+    released = _export_all_passed(talkvid, tmp_path / "release")
+    assert [(c.params_hash, c.start_time, c.end_time) for c in released] == [(talkvid.config.segment.params_hash, whole.start_time, whole.end_time)]
+    talkvid.config.export = talkvid.config.export.model_copy(update={"generation": ctx.config.segment.params_hash})
+    older = _export_all_passed(talkvid, tmp_path / "older")
+    assert len(older) == 3 and {c.params_hash for c in older} == {ctx.config.segment.params_hash}
+    for clips in (released, older):  # never two overlapping clips of the same speech
+        spans = sorted((c.video_id, c.start_time, c.end_time) for c in clips)
+        assert all(a[0] != b[0] or a[2] <= b[1] for a, b in zip(spans, spans[1:])), spans
+
+
+def _export_all_passed(ctx: Context, out: Path) -> list[Clip]:
+    """Every clip of the catalog passed by the shipped profile (decisions written directly), then exported without a
+    bench: the clips the release's talkvid.json holds."""
+    from talkvid_ops.export.release import export
+    from tests.release_catalog import PROFILE, add_decision, add_profile
+
+    ctx.config.curate = ctx.config.curate.model_copy(update={"bench_spec": None})
+    with ctx.sessions() as session:
+        profile_id, run_id = add_profile(session), add_run(session, "decide")
+        for clip_id in session.scalars(select(Clip.id)):
+            add_decision(session, clip_id, profile_id, run_id, "passed")
+        session.commit()
+    export(ctx, PROFILE, out, formats=["talkvid-json", "jsonl"])
+    ids = [r["id"] for r in json.loads((out / "talkvid.json").read_text())]
+    with ctx.sessions() as session:
+        return sorted(session.scalars(select(Clip).where(Clip.id.in_(ids))), key=lambda c: c.start_time)
 
 
 def test_cli_plans_and_runs_one_batch(media, talkvid_env, monkeypatch):
