@@ -112,10 +112,17 @@ def run_pipeline(ctx: Context, sources: list[str], out_dir: Path, profile_name: 
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Release folder.")
 @click.option("--profile", default=None, help="Threshold profile: a shipped name or a YAML file (default: curate.profile).")
-def run_command(sources: tuple[str, ...], out_dir: Path, profile: str | None) -> None:
+@click.option("--preset", default=None, help="A shipped config preset (talkvid-released: TalkVid's pipeline); TALKVID_CONFIG overrides it key by key.")
+def run_command(sources: tuple[str, ...], out_dir: Path, profile: str | None, preset: str | None) -> None:
     """The main job: bring SOURCES in (`demo`, URLs, local files or folders), segment, score, decide, label, find
     speakers, draw the bench, export."""
+    import os
+
     from talkvid_ops.commands import get_context
+    from talkvid_ops.config import ENV_PRESET
+
+    if preset:
+        os.environ[ENV_PRESET] = preset  # so that every stage of this run, and any process it starts, reads it
 
     ctx = get_context(require_catalog=False)  # run creates or migrates the catalog itself
     result = run_pipeline(ctx, list(sources), out_dir.resolve(), profile)

@@ -14,11 +14,13 @@ from talkvid_ops.config.export import ExportConfig
 from talkvid_ops.config.runner import RunnerConfig
 from talkvid_ops.config.score import ScoreConfig
 from talkvid_ops.config.segment import SegmentConfig
-from talkvid_ops.yamlfile import load_yaml_model
+from talkvid_ops.errors import ConfigError
+from talkvid_ops.yamlfile import load_yaml_model, shipped_yaml
 
 ENV_DATABASE_URL = "TALKVID_DATABASE_URL"
 ENV_DATA_DIR = "TALKVID_DATA_DIR"
 ENV_CONFIG_FILE = "TALKVID_CONFIG"
+ENV_PRESET = "TALKVID_PRESET"
 DEFAULT_DATA_DIR = "./talkvid-data"
 
 
@@ -39,6 +41,31 @@ class PipelineConfig(BaseModel):
     def from_yaml(cls, path: str | Path) -> PipelineConfig:
         return load_yaml_model(cls, path, "a mapping of stage names", kind="config file", empty_ok=True)
 
+    @classmethod
+    def from_preset(cls, preset: str | None, path: str | Path | None = None) -> PipelineConfig:
+        """A shipped preset (or None) with the config file at `path` (or None) over it, key by key."""
+        body: dict = {}
+        if preset:
+            presets = shipped_presets()
+            if preset not in presets:
+                raise ConfigError(f"unknown preset {preset!r} (shipped: {', '.join(sorted(presets))})")
+            body = _merged(body, cls.from_yaml(presets[preset]).model_dump(exclude_unset=True))
+        if path:
+            body = _merged(body, cls.from_yaml(path).model_dump(exclude_unset=True))
+        return cls.model_validate(body)
+
+
+def shipped_presets() -> dict[str, Path]:
+    return shipped_yaml("talkvid_ops.config.presets")
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """`over` on top of `base`, mappings merged key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
 
 class Settings(BaseModel):
     """Where the catalog and the media live, and the stage parameters."""
@@ -48,6 +75,7 @@ class Settings(BaseModel):
     data_dir: Path
     database_url: str
     config_file: Path | None = None
+    preset: str | None = None
     pipeline: PipelineConfig = PipelineConfig()
 
     @classmethod
@@ -58,13 +86,13 @@ class Settings(BaseModel):
         if database_url.startswith("postgresql://"):
             # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; we ship psycopg2.
             database_url = "postgresql+psycopg2://" + database_url[len("postgresql://") :]
-        config_file = env.get(ENV_CONFIG_FILE)
-        pipeline = PipelineConfig.from_yaml(config_file) if config_file else PipelineConfig()
+        config_file, preset = env.get(ENV_CONFIG_FILE), env.get(ENV_PRESET) or None
         return cls(
             data_dir=data_dir,
             database_url=database_url,
             config_file=Path(config_file) if config_file else None,
-            pipeline=pipeline,
+            preset=preset,
+            pipeline=PipelineConfig.from_preset(preset, config_file),
         )
 
     @property

@@ -95,3 +95,26 @@ def test_motion_scorer_reads_the_released_code_frames(duration, source_fps):
         expected.append([trimmed[i] for i in range(math.floor(start * fps), math.ceil(end * fps), int(fps / 2)) if i < len(trimmed)])
     assert grid.fps == fps and code_segments(grid) == expected
     assert list(indices) == sorted({i for segment in expected for i in segment})
+
+
+def test_the_talkvid_released_preset_is_talkvids_pipeline_and_the_config_file_overrides_it_key_by_key(tmp_path):
+    from talkvid_ops.config import ENV_CONFIG_FILE, ENV_PRESET, Settings
+    from talkvid_ops.errors import ConfigError
+
+    released = Settings.from_env({ENV_PRESET: "talkvid-released", "TALKVID_DATA_DIR": str(tmp_path)}).pipeline
+    segment, score = released.segment, released.score
+    assert (segment.detector, segment.resolved_threshold, segment.speech_rule, segment.max_pause_s, segment.max_duration_s) == (
+        "histogram",
+        0.085,
+        "subtitles",
+        None,
+        None,
+    )
+    assert (score.quality_backend, score.motion_backend, released.curate.profile) == ("dover", "cotracker3", "talkvid-code")
+    config = tmp_path / "config.yaml"
+    config.write_text("segment:\n  threshold: 0.1\nscore:\n  device: cuda\n")
+    both = Settings.from_env({ENV_PRESET: "talkvid-released", ENV_CONFIG_FILE: str(config), "TALKVID_DATA_DIR": str(tmp_path)}).pipeline
+    assert (both.segment.threshold, both.segment.speech_rule, both.score.device, both.score.quality_backend) == (0.1, "subtitles", "cuda", "dover")
+    assert Settings.from_env({ENV_CONFIG_FILE: str(config), "TALKVID_DATA_DIR": str(tmp_path)}).pipeline.segment.speech_rule == "vad_and_subtitles"
+    with pytest.raises(ConfigError, match="unknown preset 'talkvid'"):
+        Settings.from_env({ENV_PRESET: "talkvid", "TALKVID_DATA_DIR": str(tmp_path)})
