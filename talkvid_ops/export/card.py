@@ -134,6 +134,32 @@ def render_card(summary: dict[str, Any], files: list[str]) -> str:
                 _table([title, "clips", "hours", "share"],
                        [[v, summary["train_clips_by"][name][v], f"{h:.3f}", _share(h, total)] for v, h in per_value.items()]),
                 ""]  # fmt: skip
+    stats = summary["statistics"]
+    out += [
+        "## Dataset statistics (training release, as in the TalkVid paper)",
+        "",
+        f"{stats['clips']} clips, mean clip duration {stats['mean_duration_s'] if stats['mean_duration_s'] is not None else '-'} s "
+        "(TalkVid: 17.93 s; 87.59 % of its clips 1080p or 2160p).",
+        "",
+        "### Clip duration",
+        "",
+        _table(["duration", "clips"], [[k, n] for k, n in stats["duration_histogram"].items()]),
+        "",
+        "### Resolution",
+        "",
+        _table(["resolution", "clips", "hours", "share of clips"],
+               [[k, v["clips"], f"{v['hours']:.3f}", _share(v["clips"], stats["clips"])] for k, v in stats["resolution"].items()]),
+        "",
+        "### Upload year",
+        "",
+        _table(["year", "clips", "hours"], [[k, v["clips"], f"{v['hours']:.3f}"] for k, v in stats["upload_year"].items()]),
+        "",
+        "### Pass rate per source (all candidates)",
+        "",
+        _table(["source", "candidates", "passed", "pass rate"],
+               [[s, v["candidates"], v["passed"], f"{100 * v['pass_rate']:.1f} %"] for s, v in stats["pass_rate_by_source"].items()]),
+        "",
+    ]  # fmt: skip
     out += [
         "## Label provenance",
         "",

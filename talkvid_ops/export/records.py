@@ -14,6 +14,7 @@ from talkvid_ops.caption.stage import caption_of
 from talkvid_ops.catalog.metrics import HEAD_METRICS, get_metric
 from talkvid_ops.catalog.models import Clip, Decision, DecisionFailure, Score, Video
 from talkvid_ops.catalog.queries import CURRENT_GENERATION, generation_condition
+from talkvid_ops.catalog.status import DecisionStatus
 from talkvid_ops.curate.labels.resolution import ResolvedLabel, resolve_labels
 from talkvid_ops.curate.labels.vocabulary import GENDERS, UNKNOWN
 from talkvid_ops.curate.profiles import ANY_BACKEND, Profile
@@ -253,3 +254,41 @@ def score_sources(records: list[ClipRecord]) -> dict[str, dict[str, int]]:
             used[fieldname][f"{backend}:{metric}" if record.talkvid_score(fieldname) is not None else "none"] += 1
         used["head_detail"][record.head_backend() or "none"] += 1
     return {k: dict(sorted(v.items())) for k, v in sorted(used.items())}
+
+
+DURATION_BINS = (5.0, 10.0, 15.0, 20.0, 30.0, 60.0)  # s: clip-duration histogram edges (TalkVid keeps > 5 s)
+
+
+def _resolution_class(record: ClipRecord) -> str:
+    """TalkVid's resolution share: 2160p, 1080p or other, by the played frame's short side."""
+    width, height = display_size(record.video)
+    short = min(width or 0, height or 0)
+    return "2160p" if short >= 2160 else "1080p" if short >= 1080 else "other"
+
+
+def dataset_statistics(train: list[ClipRecord], candidates: list[ClipRecord]) -> dict[str, Any]:
+    """The paper's dataset statistics of the training release (resolution share, clip-duration distribution and
+    mean, upload year) and the pass rate per source over every candidate."""
+    durations = [r.clip.duration for r in train]
+    edges = (0.0, *DURATION_BINS, float("inf"))
+    histogram = {}
+    for low, high in zip(edges, edges[1:]):
+        name = f"{low:g}-{high:g} s" if high != float("inf") else f">= {low:g} s"
+        histogram[name] = sum(1 for d in durations if low <= d < high)
+    resolution, years = defaultdict(lambda: [0, 0.0]), defaultdict(lambda: [0, 0.0])
+    for record in train:
+        for table, key in ((resolution, _resolution_class(record)), (years, (record.video.upload_date or "")[:4] or UNKNOWN)):
+            table[key][0] += 1
+            table[key][1] += record.clip.duration / 3600
+    per_source = defaultdict(lambda: [0, 0])
+    for record in candidates:
+        per_source[record.video.source_id][0] += 1
+        per_source[record.video.source_id][1] += record.decision.status == DecisionStatus.PASSED
+    return {
+        "clips": len(train),
+        "mean_duration_s": round(sum(durations) / len(durations), 3) if durations else None,
+        "duration_histogram": histogram,
+        "resolution": {k: {"clips": n, "hours": round(h, 6)} for k, (n, h) in sorted(resolution.items())},
+        "upload_year": {k: {"clips": n, "hours": round(h, 6)} for k, (n, h) in sorted(years.items())},
+        "pass_rate_by_source": {s: {"candidates": n, "passed": p, "pass_rate": round(p / n, 6)} for s, (n, p) in sorted(per_source.items())},
+    }

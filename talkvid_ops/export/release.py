@@ -42,7 +42,7 @@ from talkvid_ops.curate.faces import stored_faces
 from talkvid_ops.curate.labels.vocabulary import UNKNOWN
 from talkvid_ops.curate.profiles import Profile, as_profile
 from talkvid_ops.errors import ConfigError, TalkvidError
-from talkvid_ops.export.records import ClipRecord, candidate_row, load_records, score_sources, talkvid_record
+from talkvid_ops.export.records import ClipRecord, candidate_row, dataset_statistics, load_records, score_sources, talkvid_record
 from talkvid_ops.export.tables import write_parquet
 from talkvid_ops.ids import make_id
 from talkvid_ops.media import cut as media
@@ -331,6 +331,7 @@ def export(ctx: Context, profile: Profile | str | Path, out_dir: str | Path, for
             "label_provenance": _provenance_counts(released),
             "score_sources": score_sources(released),
             "pass_rates": _pass_rates(records, list(profile.criteria)),
+            "statistics": dataset_statistics(train, records),
             "bench": bench.report() if bench else None,
         }
         with ctx.sessions() as session:

@@ -160,8 +160,18 @@ def render_report(summary: dict[str, Any], records: list[ClipRecord], profile: P
         ),  # fmt: skip
         "<h2>Hours per stratum (training release)</h2>",
         _figure(PLOTS[2], "Training hours per language, age group, gender and ethnicity", _hours_figure(summary["train_hours_by"])),
+        _table(["label", "value", "clips", "hours"],
+               [[name, value, summary["train_clips_by"][name][value], f"{hours:.3f}"]
+                for name, per in summary["train_hours_by"].items() for value, hours in per.items()]),
+        "<h2>Dataset statistics (training release)</h2>",
+        f"<p>Mean clip duration: {summary['statistics']['mean_duration_s']} s.</p>",
+        _table(["clip duration", "clips"], [[k, n] for k, n in summary["statistics"]["duration_histogram"].items()]),
+        _table(["resolution", "clips", "hours"], [[k, v["clips"], f"{v['hours']:.3f}"] for k, v in summary["statistics"]["resolution"].items()]),
+        _table(["upload year", "clips", "hours"], [[k, v["clips"], f"{v['hours']:.3f}"] for k, v in summary["statistics"]["upload_year"].items()]),
+        _table(["source", "candidates", "passed", "pass rate"],
+               [[s, v["candidates"], v["passed"], f"{100 * v['pass_rate']:.1f} %"] for s, v in summary["statistics"]["pass_rate_by_source"].items()]),
         "<h2>Bench coverage</h2>",
-    ]
+    ]  # fmt: skip
     if bench:
         parts += [
             _figure(PLOTS[3], "Bench coverage: requested vs achieved per stratum", _bench_figure(bench)),

@@ -195,7 +195,13 @@ def test_export_twice_gives_identical_manifests_and_leaks_nothing(catalog_url, t
                                   .where(ReleaseClip.release_id == release.id)).all()  # fmt: skip
     assert {m.clip_id for m in members if m.split == "train"} == {r["id"] for r in train}
     assert {(m.subbench, m.stratum) for m in members if m.split == "bench"} == {("gender", "male"), ("gender", "female"), ("age", "19-30"), ("age", "60+")}
+    stats = summary["statistics"]  # the paper's statistics of the training release
+    assert stats["clips"] == len(train) and sum(stats["duration_histogram"].values()) == len(train)
+    assert stats["mean_duration_s"] == pytest.approx(np.mean([float(r["durations"][:-1]) for r in train]), abs=0.001)
+    assert sum(v["clips"] for v in stats["resolution"].values()) == len(train) and set(stats["resolution"]) <= {"1080p", "2160p", "other"}
+    assert sum(v["candidates"] for v in stats["pass_rate_by_source"].values()) == 19
     card = (out / "README.md").read_text()
+    assert "### Resolution" in card and "### Upload year" in card and "### Pass rate per source (all candidates)" in card
     assert "talkvid-code (content hash" in card and "### Per gender" in card and SMALL_SPEC_SHORTFALLS[0] in card
     assert "**The data, not the hold-out budget, limited this bench: too few eligible clips (5 s or longer" in card
     assert "`talkvid crawl --recheck` updates it" in card  # the command that exists
