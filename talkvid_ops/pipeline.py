@@ -68,9 +68,10 @@ def bring_in(ctx: Context, sources: SourceArgs) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     if sources.demo:
-        from talkvid_ops.demo import demo_videos
+        from talkvid_ops.demo import demo_rejects, demo_videos
 
-        paths = demo_videos(cache_dir(ctx), ctx.settings.data_dir / "demo")
+        demo_dir = ctx.settings.data_dir / "demo"
+        paths = demo_videos(cache_dir(ctx), demo_dir) + list(demo_rejects(cache_dir(ctx), demo_dir).values())  # the filter at work
         results["demo"] = ingest_paths(ctx, paths, name=DEMO_SOURCE)
         enable_demo_asr(ctx)
     if sources.paths:
