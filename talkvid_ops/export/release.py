@@ -115,7 +115,10 @@ class _Writer:
         """The clip's frames in `window` at `out` (kept when an earlier export of this release wrote it)."""
         try:
             if not out.exists():
-                media.cut_clip(media.CutRequest(self._source(record.video), out, *window, record.clip.fps, self._has_audio(record.video)), self.config)
+                clip = record.clip  # a window of the clip starts at the clip's presentation time plus its frames
+                start = clip.start_time + (window[0] - clip.start_frame) / clip.fps
+                end = clip.end_time if window[1] == clip.end_frame else start + (window[1] - window[0]) / clip.fps
+                media.cut_clip(media.CutRequest(self._source(record.video), out, *window, clip.fps, self._has_audio(record.video), start, end), self.config)
             return self.keep(out)
         except TalkvidError as exc:
             self.run.error(record.id, str(exc), step="cut")

@@ -69,7 +69,7 @@ def analyse_video(path: Path, subtitles: Path | None, config: SegmentConfig) -> 
     seconds["vad"] = time.perf_counter() - started
     cues = subtitle_speech(subtitles) if subtitles is not None and subtitles.is_file() else None
     speech, source = combine(config.speech_rule, vad, cues)
-    clips = plan_clips(scan.shots, scan.fps, speech, config)
+    clips = plan_clips(scan.shots, scan.fps, speech, config, scan.frame_times)
     return VideoAnalysis(scan, audio, speech, source, clips, seconds)
 
 
@@ -256,7 +256,7 @@ def _write_segmentation(session: Session, video: Video, analysis: VideoAnalysis,
         "cut_frames": list(scan.cut_frames),
         "seconds": {k: round(v, 4) for k, v in analysis.seconds.items()},
     }
-    shots = [[round(a / scan.fps, 3), round(b / scan.fps, 3)] for a, b in scan.shots]
+    shots = [[round(scan.frame_times[a], 3), round(scan.frame_times[b], 3)] for a, b in scan.shots]
     row = _segmentation_row(
         video.id,
         config,

@@ -518,3 +518,59 @@ def test_a_missing_default_model_is_a_warning_naming_the_command(media, talkvid_
     with ctx.sessions() as session:
         assert {c.language for c in session.scalars(select(Clip))} == {None}  # shown as Unknown
     db.get_engine(ctx.settings.database_url).dispose()
+
+
+# --- frame-exact placement on presentation timestamps ---------------------------------------------------------------
+
+
+def _frame_pts(path: Path) -> list[float]:
+    """Each frame's presentation time, in seconds from the video stream's first frame."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        origin = float(stream.start_time or 0) * float(stream.time_base)
+        return [float(f.pts * stream.time_base) - origin for f in container.decode(stream)]
+
+
+def _grey(path: Path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="gray").astype(np.float32) for f in container.decode(video=0)]
+
+
+def test_vfr_clips_are_cut_and_scored_at_their_planned_instants(media, tmp_path):
+    """Timestamps jittered (variable frame rate: 8 ms every other frame) and a video stream starting at 0.5 s (after
+    its audio): clips are placed on the frames' presentation times, the cut file holds exactly the planned frames,
+    and the scorer's reader decodes the same ones."""
+    from talkvid_ops.config.export import ExportConfig
+    from talkvid_ops.media.cut import CutRequest, cut_clip
+    from talkvid_ops.media.sampler import ClipReader, FrameSpec
+
+    vfr = tmp_path / "vfr.mp4"
+    _ffmpeg("-i", str(media["dir"] / "talk.mp4"), "-vf", "setpts=(N/24+0.008*mod(N\\,2))/TB", "-fps_mode", "vfr", "-enc_time_base", "1:90000",
+            "-video_track_timescale", "90000",
+            "-c:v", "libx264", "-preset", "veryfast", "-c:a", "copy", "-output_ts_offset", "0.5", str(vfr))  # fmt: skip
+    pts = _frame_pts(vfr)
+    steps = np.diff(pts)
+    assert steps.max() - steps.min() > 0.01  # really variable
+    analysis = analyse_video(vfr, None, SegmentConfig())
+    assert analysis.clips
+    source = _grey(vfr)
+    for clip in analysis.clips:
+        # planned on presentation times, not index / average rate
+        assert clip.start_time == pytest.approx(pts[clip.start_frame], abs=1e-4)
+        assert clip.end_time == pytest.approx(pts[clip.end_frame] if clip.end_frame < len(pts) else pts[-1] + 1 / clip.fps, abs=1e-4)
+        out = tmp_path / f"clip{clip.start_frame}.mp4"
+        cut_clip(CutRequest(vfr, out, clip.start_frame, clip.end_frame, clip.fps, True, clip.start_time, clip.end_time), ExportConfig())
+        cut = _grey(out)
+        assert len(cut) == clip.end_frame - clip.start_frame
+        for got, index in ((cut[0], clip.start_frame), (cut[-1], clip.end_frame - 1)):  # the planned first and last frames
+            errors = {i: float(np.abs(got - source[i]).mean()) for i in (index - 1, index, index + 1) if 0 <= i < len(source)}
+            assert min(errors, key=errors.get) == index, errors
+        spec = FrameSpec(colour="gray")
+        with ClipReader(vfr, clip.start_time, clip.end_time, [spec]) as reader:
+            frames = [sample.image.astype(np.float32) for _, sample in reader]
+        assert reader.decoded == clip.end_frame - clip.start_frame  # the scorer decodes the same frames
+        assert float(np.abs(frames[0] - source[clip.start_frame]).mean()) < 0.5
