@@ -37,13 +37,16 @@ USER root
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ffmpeg opencv-data \
  && rm -rf /var/lib/apt/lists/* \
- && mkdir -p /data /models && chown airflow:root /data /models
+ && mkdir -p /data /models /opt/talkvid/models && chown airflow:root /data /models /opt/talkvid/models
 USER airflow
 COPY constraints.txt /opt/talkvid/constraints.txt
 COPY --from=wheel /wheels /opt/talkvid/wheels
 # the contrib OpenCV build (BRISQUE) must own the cv2 package, whatever else declared opencv-python
+ENV TALKVID_MODEL_DIR=/opt/talkvid/models
+# the multilingual Whisper model is part of the image (checksum pinned): spoken language without configuration
 RUN pip install --no-cache-dir -c /opt/talkvid/constraints.txt "$(ls /opt/talkvid/wheels/talkvid-*.whl)[airflow,cpu,fab]" \
- && pip install --no-cache-dir -c /opt/talkvid/constraints.txt --no-deps --force-reinstall opencv-contrib-python-headless
+ && pip install --no-cache-dir -c /opt/talkvid/constraints.txt --no-deps --force-reinstall opencv-contrib-python-headless \
+ && talkvid models fetch
 COPY --chown=airflow:root dags /opt/airflow/dags
 COPY --chown=airflow:root plugins /opt/airflow/plugins
 ENV TALKVID_DATA_DIR=/data \
@@ -72,6 +75,7 @@ RUN apt-get update \
 COPY constraints.txt /opt/talkvid/constraints.txt
 COPY --from=wheel /wheels /opt/talkvid/wheels
 ENV TALKVID_DATA_DIR=/data \
+    TALKVID_MODEL_DIR=/opt/talkvid/models \
     TORCH_HOME=/models/torch \
     HF_HOME=/models/huggingface \
     HF_HUB_OFFLINE=1 \
@@ -86,7 +90,8 @@ RUN pip install --no-cache-dir -c /opt/talkvid/constraints.txt "torch==${TORCH_V
  && pip install --no-cache-dir -c /opt/talkvid/constraints.txt --no-deps face-alignment \
  && pip install --no-cache-dir -c /opt/talkvid/constraints.txt --no-deps --force-reinstall opencv-contrib-python-headless \
  && pip uninstall -y onnxruntime \
- && pip install --no-cache-dir "onnxruntime-gpu==${ONNXRUNTIME_GPU_VERSION}"
+ && pip install --no-cache-dir "onnxruntime-gpu==${ONNXRUNTIME_GPU_VERSION}" \
+ && talkvid models fetch
 USER talkvid
 
 FROM operator-base AS operator-whisperx
@@ -94,5 +99,6 @@ ARG WHISPERX_VERSION
 # WhisperX pins its own torch: our pins apply to everything else
 RUN grep -v -E '^(torch|torchaudio|torchvision|nvidia-[a-z0-9-]+|triton)==' /opt/talkvid/constraints.txt > /opt/talkvid/constraints-whisperx.txt \
  && pip install --no-cache-dir -c /opt/talkvid/constraints-whisperx.txt "whisperx==${WHISPERX_VERSION}" "$(ls /opt/talkvid/wheels/talkvid-*.whl)[cpu]" \
- && pip install --no-cache-dir -c /opt/talkvid/constraints-whisperx.txt --no-deps --force-reinstall opencv-contrib-python-headless
+ && pip install --no-cache-dir -c /opt/talkvid/constraints-whisperx.txt --no-deps --force-reinstall opencv-contrib-python-headless \
+ && talkvid models fetch
 USER talkvid

@@ -27,7 +27,12 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-setup: system-deps $(STAMPS)/venv
+setup: system-deps $(STAMPS)/venv $(STAMPS)/models
+
+# The multilingual Whisper model (spoken language without configuration), checksum pinned, into $TALKVID_MODEL_DIR.
+$(STAMPS)/models: $(STAMPS)/venv
+	$(BIN)/talkvid models fetch
+	touch $@
 
 # Installs only what is missing; without root or apt-get it says what to install and goes on.
 system-deps:

@@ -10,7 +10,7 @@ A run that scored clips emits the `scores` asset.
 from airflow.sdk import DAG, Param, TriggerRule, task
 
 from talkvid_ops.runners import inprocess
-from talkvid_ops.runners.dag_tasks import SCORES, TAGS, VIDEOS, RecordedTriggerDagRunOperator, batch_stage, dag_args, runner_config
+from talkvid_ops.runners.dag_tasks import SCORES, TAGS, VIDEOS, RecordedTriggerDagRunOperator, batch_stage, dag_args, preset_param, runner_config
 
 config = runner_config()
 batch_size = {"type": ["null", "integer"], "minimum": 1, "description": "items per batch (empty: the configured size)"}
@@ -25,6 +25,7 @@ with DAG(
         "segment_batch_size": Param(None, title="Videos per segment batch", **batch_size),
         "score_batch_size": Param(None, title="Clips per score batch", **batch_size),
         "caption_batch_size": Param(None, title="Clips per caption batch", **batch_size),
+        "preset": preset_param(),
     },
     doc_md=__doc__,
 ):

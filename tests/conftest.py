@@ -21,6 +21,19 @@ def pytest_collection_modifyitems(items):
             item.add_marker(kind)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_installed_models(tmp_path_factory):
+    """Tests see an empty model directory (TALKVID_MODEL_DIR), whatever `talkvid models fetch` installed on this
+    machine: a test that needs a model configures or installs it itself."""
+    previous = os.environ.get("TALKVID_MODEL_DIR")
+    os.environ["TALKVID_MODEL_DIR"] = str(tmp_path_factory.mktemp("no-models"))
+    yield
+    if previous is None:
+        os.environ.pop("TALKVID_MODEL_DIR", None)
+    else:
+        os.environ["TALKVID_MODEL_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """One throwaway PostgreSQL server per test session, started from the installed binaries."""

@@ -44,8 +44,13 @@ _register(
     ("dover",),
     dover_technical_raw="DOVER technical branch raw output (model units)",
     dover_aesthetic_raw="DOVER aesthetic branch raw output (model units)",
-    dover_overall="10 * sigmoid of DOVER's fused technical+aesthetic rescaling, 0-10 (the paper's threshold 7.0)",
-    dover_technical="10 * sigmoid of DOVER's standardised technical output, 0-10 (the released code's threshold 5)",
+    dover_released=(
+        "TalkVid's released `dover_scores` (released code's normalised score, typically 4-10): mean over DOVER's five "
+        "validation sets of the z-score of the first output among the set's technical predictions, 2 decimals; "
+        "judged by both shipped profiles (code >= 5, paper >= 7.0)"
+    ),
+    dover_overall="10 * sigmoid of DOVER's fused technical+aesthetic rescaling, 0-10 (DOVER's own fusion)",
+    dover_technical="10 * sigmoid of DOVER's standardised technical output, 0-10",
 )
 _register(
     "quality",
@@ -62,9 +67,34 @@ _register(
     "motion",
     ("lk", "cotracker3"),
     motion_valid_ratio_paper="paper definition: valid trajectories / K per 16-frame window, mean over windows",
-    motion_visibility_code="released-code definition: mean point visibility over up to three 6 s segments, minimum over segments",
+    motion_visibility_code="released-code definition (as `cotracker_ratio`): mean point visibility per 6 s segment at 2 fps, minimum over segments, 0-1",
 )
 _register("head", ("dlib", "fan"), **{m: f"TalkVid head-detail score {m} (0-100)" for m in HEAD_METRICS})
+
+
+# the scale of each metric, short enough for a plot's axis
+_SCALES = {
+    "dover_released": "released-code DOVER, typically 4-10",
+    "dover_overall": "0-10",
+    "dover_technical": "0-10",
+    "dover_technical_raw": "model units",
+    "dover_aesthetic_raw": "model units",
+    "quality_technical": "classical, 0-100",
+    "quality_sharpness": "0-100",
+    "quality_exposure": "0-100",
+    "quality_clipping": "share 0-1",
+    "quality_noise": "grey levels",
+    "quality_blockiness": "ratio, 1 = none",
+    "quality_brisque": "0 best - 100 worst",
+    "motion_valid_ratio_paper": "paper definition, 0-1",
+    "motion_visibility_code": "released-code definition, 0-1",
+    **dict.fromkeys(HEAD_METRICS, "0-100"),
+}
+
+
+def metric_axis(backend: str, metric: str) -> str:
+    """An axis label naming the backend, the metric and its scale."""
+    return f"{backend}: {metric} ({_SCALES.get(metric, 'see catalog.metrics')})"
 
 
 def get_metric(name: str) -> Metric | None:

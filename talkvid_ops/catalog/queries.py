@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from talkvid_ops.catalog.models import (
     Clip,
@@ -209,3 +209,25 @@ def source_overview(session: Session) -> list[dict[str, Any]]:
 
 def videos_of_source(session: Session, source_id: str) -> int:
     return session.scalar(select(func.count()).where(Video.source_id == source_id)) or 0
+
+
+CURRENT_GENERATION = "current"
+
+
+def generation_condition(generation: str = CURRENT_GENERATION):
+    """Which clips belong to a release's generation: `current` keeps, per video, the clips of its newest successful
+    segmentation (by when that parameter set first segmented the video; a video without segmentation rows: the
+    parameter set of its newest clip), so a re-segmentation with new parameters replaces the old clips in a release
+    while they stay in the catalog; any other value is a segment parameter hash and keeps that generation."""
+    if generation != CURRENT_GENERATION:
+        return Clip.params_hash == generation
+    newest_segmentation = (
+        select(Segmentation.params_hash)
+        .where(Segmentation.video_id == Clip.video_id, Segmentation.status == SegmentationStatus.DONE)
+        .order_by(Segmentation.created_at.desc(), Segmentation.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    newer = aliased(Clip)
+    newest_clip = select(newer.params_hash).where(newer.video_id == Clip.video_id).order_by(newer.created_at.desc(), newer.id.desc()).limit(1).scalar_subquery()
+    return Clip.params_hash == func.coalesce(newest_segmentation, newest_clip)

@@ -17,11 +17,12 @@ from talkvid_ops.config.score import ScoreConfig
 from talkvid_ops.config.segment import SegmentConfig
 from talkvid_ops.errors import ConfigError
 from talkvid_ops.redact import redact, register_url_password
-from talkvid_ops.yamlfile import load_yaml_model
+from talkvid_ops.yamlfile import load_yaml_model, shipped_yaml
 
 ENV_DATABASE_URL = "TALKVID_DATABASE_URL"
 ENV_DATA_DIR = "TALKVID_DATA_DIR"
 ENV_CONFIG_FILE = "TALKVID_CONFIG"
+ENV_PRESET = "TALKVID_PRESET"
 DEFAULT_DATA_DIR = "./talkvid-data"
 FILE_URI = "file://"
 
@@ -67,6 +68,31 @@ class PipelineConfig(BaseModel):
     def from_yaml(cls, path: str | Path) -> PipelineConfig:
         return load_yaml_model(cls, path, "a mapping of stage names", kind="config file", empty_ok=True)
 
+    @classmethod
+    def from_preset(cls, preset: str | None, path: str | Path | None = None) -> PipelineConfig:
+        """A shipped preset (or None) with the config file at `path` (or None) over it, key by key."""
+        body: dict = {}
+        if preset:
+            presets = shipped_presets()
+            if preset not in presets:
+                raise ConfigError(f"unknown preset {preset!r} (shipped: {', '.join(sorted(presets))})")
+            body = _merged(body, cls.from_yaml(presets[preset]).model_dump(exclude_unset=True))
+        if path:
+            body = _merged(body, cls.from_yaml(path).model_dump(exclude_unset=True))
+        return cls.model_validate(body)
+
+
+def shipped_presets() -> dict[str, Path]:
+    return shipped_yaml("talkvid_ops.config.presets")
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """`over` on top of `base`, mappings merged key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
 
 def _check_database_url(database_url: str) -> None:
     """A URL SQLAlchemy cannot parse fails here, once, with the password hidden (not deep inside the first query)."""
@@ -89,6 +115,7 @@ class Settings(BaseModel):
     data_dir: Path
     database_url: str
     config_file: Path | None = None
+    preset: str | None = None
     pipeline: PipelineConfig = PipelineConfig()
 
     @classmethod
@@ -101,13 +128,13 @@ class Settings(BaseModel):
             database_url = "postgresql+psycopg2://" + database_url[len("postgresql://") :]
         register_url_password(database_url)  # from here on, no log line or error shows it
         _check_database_url(database_url)
-        config_file = env.get(ENV_CONFIG_FILE)
-        pipeline = PipelineConfig.from_yaml(config_file) if config_file else PipelineConfig()
+        config_file, preset = env.get(ENV_CONFIG_FILE), env.get(ENV_PRESET) or None
         return cls(
             data_dir=data_dir,
             database_url=database_url,
             config_file=Path(config_file) if config_file else None,
-            pipeline=pipeline,
+            preset=preset,
+            pipeline=PipelineConfig.from_preset(preset, config_file),
         )
 
     @property

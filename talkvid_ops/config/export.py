@@ -23,3 +23,9 @@ class ExportConfig(BaseModel):
     video_crf: int = Field(18, ge=0, le=51)
     video_preset: str = "veryfast"
     audio_bitrate: str = "128k"
+    strict: bool = Field(False, description="talkvid.json in TalkVid's record shape only (no talkvid_provenance key)")
+    generation: str = Field(
+        "current",
+        min_length=1,
+        description="clip generation released: current (each video's newest segmentation) or a segment params hash",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,14 +20,23 @@ DEFAULT_THRESHOLDS = {"histogram": 0.085, "content": 10.0, "adaptive": 3.0}
 
 SpeechRule = Literal["vad", "subtitles", "vad_or_subtitles", "vad_and_subtitles"]
 
+# Where `talkvid models fetch` installs the models a set-up provides (the images set TALKVID_MODEL_DIR).
+ENV_MODEL_DIR = "TALKVID_MODEL_DIR"
+DEFAULT_WHISPER = "whisper-base-ct2"  # the multilingual Whisper base model (CTranslate2)
+
+
+def model_home() -> Path:
+    return Path(os.environ.get(ENV_MODEL_DIR) or "~/.cache/talkvid/models").expanduser()
+
 
 class AsrConfig(BaseModel):
     """Transcript and spoken language per clip. Models load from a local directory only, never from a hub."""
 
     model_config = ConfigDict(extra="forbid")
 
+    transcribe: bool = Field(True, description="transcribe and identify the spoken language; false: ASR off")
     backend: Literal["faster-whisper", "whisperx"] = "faster-whisper"
-    model_dir: Path | None = Field(None, description="CTranslate2 Whisper model directory; unset: no transcripts")
+    model_dir: Path | None = Field(None, description="CTranslate2 Whisper model directory; unset: the one `talkvid models fetch` installs")
     device: str = "cpu"
     compute_type: str = "int8"
     beam_size: int = Field(1, ge=1)
@@ -36,8 +46,17 @@ class AsrConfig(BaseModel):
     align_model_dir: Path | None = Field(None, description="whisperx only: local wav2vec2 alignment model")
 
     @property
+    def resolved_model_dir(self) -> Path:
+        return Path(self.model_dir).expanduser() if self.model_dir is not None else model_home() / DEFAULT_WHISPER
+
+    @property
+    def missing_default_model(self) -> bool:
+        """Transcription is on with the default model, which is not installed (language Unknown, with a warning)."""
+        return self.transcribe and self.model_dir is None and not (self.resolved_model_dir / "model.bin").is_file()
+
+    @property
     def enabled(self) -> bool:
-        return self.model_dir is not None
+        return self.transcribe and not self.missing_default_model
 
 
 class SegmentConfig(BaseModel):

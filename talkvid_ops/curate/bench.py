@@ -31,6 +31,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from talkvid_ops.catalog.models import Bench, BenchClip, Clip, Decision
+from talkvid_ops.catalog.queries import CURRENT_GENERATION, generation_condition
 from talkvid_ops.catalog.status import DecisionStatus
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.context import Context
@@ -307,12 +308,13 @@ def limits_note(report: dict[str, Any]) -> str | None:
     return " ".join(notes) or None
 
 
-def bench_candidates(session: Session, profile_id: str, min_language_probability: float = 0.5) -> list[BenchCandidate]:
-    """The clips a profile passed, with their resolved labels (display values) and speaker."""
+def bench_candidates(session: Session, profile_id: str, min_language_probability: float = 0.5, generation: str = CURRENT_GENERATION) -> list[BenchCandidate]:
+    """The clips of the released generation (catalog.queries.generation_condition) a profile passed, with their
+    resolved labels (display values) and speaker."""
     query = (
         select(Clip.id, Clip.video_id, Clip.fps, Clip.start_frame, Clip.end_frame)
         .join(Decision, Decision.clip_id == Clip.id)
-        .where(Decision.profile_id == profile_id, Decision.status == DecisionStatus.PASSED)
+        .where(Decision.profile_id == profile_id, Decision.status == DecisionStatus.PASSED, generation_condition(generation))
     )
     clips = select_in(session, query, Clip.id, None)
     labels = resolve_labels(session, {c.id: c.video_id for c in clips}, min_language_probability)
@@ -383,7 +385,7 @@ def draw_bench(ctx: Context, profile: Profile | str | Path, spec: BenchSpec | st
     with ctx.run("bench", params) as run:
         with ctx.sessions() as session:
             profile_id = profile_row_id(session, profile)
-            candidates = bench_candidates(session, profile_id, ctx.config.curate.labels.min_language_probability)
+            candidates = bench_candidates(session, profile_id, ctx.config.curate.labels.min_language_probability, ctx.config.export.generation)
             result = draw(candidates, spec, seed)
             bench_id = store_draw(session, profile_id, result, candidates, run.id)
             session.commit()

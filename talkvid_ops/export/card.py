@@ -94,7 +94,12 @@ def render_card(summary: dict[str, Any], files: list[str]) -> str:
         "",
         "## Scores",
         "",
-        "TalkVid's `dover_scores`, `cotracker_ratio` and `head_detail` fields are filled from these backends (`backend:metric`, clips):",
+        "TalkVid's `dover_scores` is DOVER's released-code normalised score (`dover:dover_released`, typically 4-10) and "
+        "`cotracker_ratio` CoTracker3's released-code visibility (`cotracker3:motion_visibility_code`, 0-1), or null when "
+        "that backend did not score the clip (`none`); other backends' scores (a CPU run's classical quality and "
+        "Lucas-Kanade motion) are in `clips.jsonl` / `clips.parquet` under their own names, never under TalkVid's. "
+        "Each `talkvid.json` record's `talkvid_provenance` names the backend and definition of every exported score and "
+        "the rule each criterion applied (`talkvid export --strict` leaves it out). Sources (`backend:metric`, clips):",
         "",
         _table(["field", "source", "clips"], [[f, src, n] for f, sources in summary["score_sources"].items() for src, n in sources.items()]),
         "",
@@ -129,6 +134,32 @@ def render_card(summary: dict[str, Any], files: list[str]) -> str:
                 _table([title, "clips", "hours", "share"],
                        [[v, summary["train_clips_by"][name][v], f"{h:.3f}", _share(h, total)] for v, h in per_value.items()]),
                 ""]  # fmt: skip
+    stats = summary["statistics"]
+    out += [
+        "## Dataset statistics (training release, as in the TalkVid paper)",
+        "",
+        f"{stats['clips']} clips, mean clip duration {stats['mean_duration_s'] if stats['mean_duration_s'] is not None else '-'} s "
+        "(TalkVid: 17.93 s; 87.59 % of its clips 1080p or 2160p).",
+        "",
+        "### Clip duration",
+        "",
+        _table(["duration", "clips"], [[k, n] for k, n in stats["duration_histogram"].items()]),
+        "",
+        "### Resolution",
+        "",
+        _table(["resolution", "clips", "hours", "share of clips"],
+               [[k, v["clips"], f"{v['hours']:.3f}", _share(v["clips"], stats["clips"])] for k, v in stats["resolution"].items()]),
+        "",
+        "### Upload year",
+        "",
+        _table(["year", "clips", "hours"], [[k, v["clips"], f"{v['hours']:.3f}"] for k, v in stats["upload_year"].items()]),
+        "",
+        "### Pass rate per source (all candidates)",
+        "",
+        _table(["source", "candidates", "passed", "pass rate"],
+               [[s, v["candidates"], v["passed"], f"{100 * v['pass_rate']:.1f} %"] for s, v in stats["pass_rate_by_source"].items()]),
+        "",
+    ]  # fmt: skip
     out += [
         "## Label provenance",
         "",

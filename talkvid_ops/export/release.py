@@ -51,7 +51,7 @@ from talkvid_ops.curate.labels.vocabulary import UNKNOWN
 from talkvid_ops.curate.profiles import Profile, as_profile
 from talkvid_ops.errors import ConfigError, TalkvidError
 from talkvid_ops.export.publish import MANIFEST, ReleaseFolder, checkpoint, out_of_space, write_json, write_text
-from talkvid_ops.export.records import ClipRecord, candidate_row, load_records, score_sources, talkvid_record
+from talkvid_ops.export.records import ClipRecord, candidate_row, dataset_statistics, load_records, score_sources, talkvid_record
 from talkvid_ops.export.tables import write_parquet
 from talkvid_ops.ids import content_hash, make_id
 from talkvid_ops.media import cut as media
@@ -137,7 +137,10 @@ class _Writer:
         try:
 
             def make() -> None:
-                media.cut_clip(media.CutRequest(self._source(record.video), out, *window, record.clip.fps, self._has_audio(record.video)), self.config)
+                clip = record.clip  # a window of the clip starts at the clip's presentation time plus its frames
+                start = clip.start_time + (window[0] - clip.start_frame) / clip.fps
+                end = clip.end_time if window[1] == clip.end_frame else start + (window[1] - window[0]) / clip.fps
+                media.cut_clip(media.CutRequest(self._source(record.video), out, *window, clip.fps, self._has_audio(record.video), start, end), self.config)
 
             return self._media_file(out, self.cut_key(record, window), make)
         except TalkvidError as exc:
@@ -260,7 +263,7 @@ def export(ctx: Context, profile: Profile | str | Path, out_dir: str | Path, for
     name = name or f"{profile.name}-{profile.content_hash[:8]}" + (f"-{spec.name}-seed{seed}" if spec else "")
     with ctx.sessions() as session:  # no decisions or no bench draw: one clear error before any work
         profile_id = profile_row_id(session, profile)
-        records = load_records(session, profile_id, ctx.config.curate.labels.min_language_probability)
+        records = load_records(session, profile_id, ctx.config.curate.labels.min_language_probability, profile, config.generation)
         passed = [r for r in records if r.decision.status == DecisionStatus.PASSED]
         candidates = [BenchCandidate.of(r.clip, r.labels) for r in passed]
         bench = stored_draw(session, profile, spec, seed, candidates, None if isinstance(spec_ref, BenchSpec) else str(spec_ref)) if spec else None
@@ -347,7 +350,7 @@ def _write_release(ctx: Context, run: RunRecorder, folder: ReleaseFolder, record
                     files[record.id]["crop"] = writer.crop(record, clip_file, out / "bench" / "crops" / pick.subbenchmark / f"{record.id}.mp4", window)
 
     train = [r for r in records if r.split == "train"]
-    train_records = [talkvid_record(r) for r in train]
+    train_records = [talkvid_record(r, strict=config.strict) for r in train]
     paths: dict[str, Path] = {}
     if "talkvid-json" in formats:
         paths["talkvid_json"] = writer.keep(write_json(train_records, out / "talkvid.json", sort_keys=False))
@@ -395,6 +398,7 @@ def _write_release(ctx: Context, run: RunRecorder, folder: ReleaseFolder, record
         "label_provenance": _provenance_counts(released),
         "score_sources": score_sources(released),
         "pass_rates": _pass_rates(records, list(profile.criteria)),
+        "statistics": dataset_statistics(train, records),
         "bench": bench.report() if bench else None,
     }
     with ctx.sessions() as session:
@@ -416,7 +420,7 @@ def _write_bench(writer: _Writer, bench: BenchDraw, by_id: dict[str, ClipRecord]
         clips = []
         for pick in (p for p in bench.picks if p.subbenchmark == sub_name):
             record = by_id[pick.candidate.clip_id]
-            entry = talkvid_record(record, (pick.start_frame, pick.end_frame))
+            entry = talkvid_record(record, (pick.start_frame, pick.end_frame), writer.config.strict)
             entry["stratum"] = pick.stratum
             for kind in ("clip", "crop"):
                 path = files[record.id].get(kind)

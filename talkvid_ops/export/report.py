@@ -13,6 +13,7 @@ import io
 import math
 from typing import Any
 
+from talkvid_ops.catalog.metrics import metric_axis
 from talkvid_ops.curate.bench import STRATA_COLUMNS, limits_note
 from talkvid_ops.curate.profiles import ANY_BACKEND, Profile
 from talkvid_ops.export.card import LABEL_TITLES
@@ -42,17 +43,18 @@ def _figure(plot_id: str, title: str, fig) -> str:
             f"<figcaption>{html.escape(title)}</figcaption></figure>")  # fmt: skip
 
 
-def _criterion_values(records: list[ClipRecord], criterion) -> tuple[str, list[float], float | None, float | None] | None:
+def _criterion_values(records: list[ClipRecord], criterion) -> tuple[str, str, list[float], float | None, float | None] | None:
     """The values of the first rule of a criterion that any clip was scored by, with its bounds."""
     for rule in criterion.rules:
-        values = []
+        values, scored_by = [], set()
         for record in records:
             backends = sorted(record.scores) if rule.backend == ANY_BACKEND else [rule.backend]
-            found = next((record.scores[b][rule.metric] for b in backends if record.scores.get(b, {}).get(rule.metric) is not None), None)
+            found = next(((b, record.scores[b][rule.metric]) for b in backends if record.scores.get(b, {}).get(rule.metric) is not None), None)
             if found is not None:
-                values.append(found)
+                scored_by.add(found[0])
+                values.append(found[1])
         if values:
-            return f"{rule.backend}:{rule.metric}", values, rule.min, rule.max
+            return "+".join(sorted(scored_by)), rule.metric, values, rule.min, rule.max
     return None
 
 
@@ -65,17 +67,19 @@ def _score_figure(records: list[ClipRecord], profile: Profile):
     height = 2.6 * rows + 0.6
     fig = Figure(figsize=(11, height))
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
-    for ax, (name, (source, values, low, high)) in zip(axes, panels):
+    for ax, (name, (backend, metric, values, low, high)) in zip(axes, panels):
         ax.hist(values, bins=20, color="#4c78a8")
         for bound, colour in ((low, "#d62728"), (high, "#ff7f0e")):
             if bound is not None:
                 ax.axvline(bound, color=colour, linestyle="--", linewidth=1.5)
-        ax.set_title(f"{name}\n{source}", fontsize=9)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(metric_axis(backend, metric), fontsize=8)
+        ax.set_ylabel("clips", fontsize=8)
         ax.tick_params(labelsize=8)
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle(f"Score distributions, thresholds of {profile.name} dashed (red: min, orange: max)", fontsize=11)
-    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.35 / height, top=1 - 0.8 / height, hspace=0.75, wspace=0.22)
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.35 / height, top=1 - 0.8 / height, hspace=0.95, wspace=0.22)
     return fig
 
 
@@ -156,8 +160,18 @@ def render_report(summary: dict[str, Any], records: list[ClipRecord], profile: P
         ),  # fmt: skip
         "<h2>Hours per stratum (training release)</h2>",
         _figure(PLOTS[2], "Training hours per language, age group, gender and ethnicity", _hours_figure(summary["train_hours_by"])),
+        _table(["label", "value", "clips", "hours"],
+               [[name, value, summary["train_clips_by"][name][value], f"{hours:.3f}"]
+                for name, per in summary["train_hours_by"].items() for value, hours in per.items()]),
+        "<h2>Dataset statistics (training release)</h2>",
+        f"<p>Mean clip duration: {summary['statistics']['mean_duration_s']} s.</p>",
+        _table(["clip duration", "clips"], [[k, n] for k, n in summary["statistics"]["duration_histogram"].items()]),
+        _table(["resolution", "clips", "hours"], [[k, v["clips"], f"{v['hours']:.3f}"] for k, v in summary["statistics"]["resolution"].items()]),
+        _table(["upload year", "clips", "hours"], [[k, v["clips"], f"{v['hours']:.3f}"] for k, v in summary["statistics"]["upload_year"].items()]),
+        _table(["source", "candidates", "passed", "pass rate"],
+               [[s, v["candidates"], v["passed"], f"{100 * v['pass_rate']:.1f} %"] for s, v in summary["statistics"]["pass_rate_by_source"].items()]),
         "<h2>Bench coverage</h2>",
-    ]
+    ]  # fmt: skip
     if bench:
         parts += [
             _figure(PLOTS[3], "Bench coverage: requested vs achieved per stratum", _bench_figure(bench)),

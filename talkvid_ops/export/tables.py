@@ -9,7 +9,7 @@ SCALARS = {
     "clip_id": "string", "video_id": "string", "source_id": "string", "platform": "string", "platform_id": "string",
     "video_url": "string", "license": "string", "start_time": "float64", "end_time": "float64", "start_frame": "int64",
     "end_frame": "int64", "fps": "float64", "duration": "float64", "speech_coverage": "float64",
-    "asr_language": "string", "asr_language_probability": "float64", "decision": "string", "split": "string",
+    "source_description": "string", "caption": "string", "asr_language": "string", "asr_language_probability": "float64", "decision": "string", "split": "string",
     "bench_subbenchmark": "string", "bench_stratum": "string",
 }  # fmt: skip
 LINEAGE = {"video_run_id": "string", "segment_run_id": "string", "segmenter": "string", "segment_params_hash": "string",

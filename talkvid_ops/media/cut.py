@@ -29,6 +29,9 @@ class CutRequest:
     end_frame: int  # exclusive
     fps: float
     has_audio: bool
+    # presentation times of the range (s from the video stream's first frame); None: frames / fps
+    start_time: float | None = None
+    end_time: float | None = None
 
 
 class Encoding(Protocol):
@@ -75,6 +78,20 @@ def source_has_audio(path: Path) -> bool:
         raise MediaError(MediaFault.UNREADABLE, f"cannot open {path}: {exc}") from exc
 
 
+def _video_start_offset(source: Path) -> float:
+    """Seconds from the container's start (where ffmpeg's -ss counts from) to the video stream's first frame (0 when
+    the source cannot be read: the cut then fails with ffmpeg's own reason)."""
+    import av
+
+    try:
+        with av.open(str(source)) as container:
+            stream = container.streams.video[0]
+            video = float(stream.start_time or 0) * float(stream.time_base)
+            return max(0.0, video - float(container.start_time or 0) / 1_000_000)
+    except (av.FFmpegError, OSError, IndexError):
+        return 0.0
+
+
 def cut_clip(request: CutRequest, config: Encoding) -> Path:
     """Frames [start_frame, end_frame) of the source and the audio under them, into request.out (written atomically)."""
     import ffmpeg
@@ -82,11 +99,14 @@ def cut_clip(request: CutRequest, config: Encoding) -> Path:
     frames = request.end_frame - request.start_frame
     if frames <= 0:
         raise MediaError(MediaFault.EMPTY_RANGE, f"empty frame range {request.start_frame}-{request.end_frame}")
-    duration = frames / request.fps
-    video_seek = max(0.0, (request.start_frame - 0.25) / request.fps)
+    start = request.start_time if request.start_time is not None else request.start_frame / request.fps
+    end = request.end_time if request.end_time is not None else request.end_frame / request.fps
+    duration = end - start
+    start += _video_start_offset(request.source)  # ffmpeg seeks from the container's start, clip times from the video's
+    video_seek = max(0.0, start - 0.25 / request.fps)
     streams = [ffmpeg.input(str(request.source), ss=f"{video_seek:.6f}")["v:0"].trim(end_frame=frames).setpts("PTS-STARTPTS")]
     if request.has_audio:
-        audio = ffmpeg.input(str(request.source), ss=f"{request.start_frame / request.fps:.6f}")["a:0"]
+        audio = ffmpeg.input(str(request.source), ss=f"{start:.6f}")["a:0"]
         streams.append(audio.filter("atrim", end=f"{duration:.6f}").filter("asetpts", "PTS-STARTPTS"))
     request.out.parent.mkdir(parents=True, exist_ok=True)
     partial = request.out.with_name(f".{request.out.name}.part.mp4")

@@ -31,17 +31,19 @@ from talkvid_ops.media.rotation import upright, upright_size
 class FrameSpec:
     """Frames a reader needs from a clip.
 
-    fps: sample rate (None: every decoded frame). scale / short_side: resize (at most one; None: native).
+    fps: sample rate (None: every decoded frame). max_fps: a cap on that rate (TalkVid's released motion code reads
+    at min(native, 30)). scale / short_side: resize (at most one; None: native).
     square_crop: keep the central square (side = the short side) after resizing.
-    select: given how many samples the clip has at `fps`, which of them to keep (None: all).
+    select: given the clip's grid at that rate, which of its samples to keep (None: all).
     """
 
     fps: float | None = None
+    max_fps: float | None = None
     colour: Literal["rgb", "gray"] = "rgb"
     scale: float | None = None
     short_side: int | None = None
     square_crop: bool = False
-    select: Callable[[int], Sequence[int]] | None = None
+    select: Callable[[Grid], Sequence[int]] | None = None
 
     def __post_init__(self) -> None:
         if self.scale is not None and self.short_side is not None:
@@ -50,10 +52,12 @@ class FrameSpec:
 
 @dataclass(frozen=True)
 class Grid:
-    """A spec's sample grid over the clip: its rate and how many samples the clip has at it (before `select`)."""
+    """A spec's sample grid over the clip: its rate, how many samples the clip has at it (before `select`), and the
+    clip's duration (s)."""
 
     fps: float
     samples: int
+    duration: float
 
 
 @dataclass(frozen=True)
@@ -89,12 +93,13 @@ class _Plan:
 
 
 def _grid(spec: FrameSpec, duration: float, native_fps: float) -> tuple[np.ndarray, np.ndarray, Grid]:
-    rate = spec.fps or native_fps
+    rate = min(spec.fps or native_fps, spec.max_fps or math.inf)
     count = max(1, int(math.floor(duration * rate + 1e-6)))
+    grid = Grid(rate, count, duration)
     indices = np.arange(count)
     if spec.select is not None:
-        indices = np.array(sorted({int(i) for i in spec.select(count) if 0 <= int(i) < count}), dtype=int)
-    return indices, indices / rate, Grid(rate, count)
+        indices = np.array(sorted({int(i) for i in spec.select(grid) if 0 <= int(i) < count}), dtype=int)
+    return indices, indices / rate, grid
 
 
 def _target_size(spec: FrameSpec, width: int, height: int) -> tuple[int, int]:
@@ -245,7 +250,7 @@ def sample_frames(path: str | Path, start_time: float, end_time: float, times: I
     wanted = list(times)
     # the grid at the native rate has `count` frames over the range, so a time's frame is its share of `count`
     # (the epsilon keeps a time on a frame boundary on that frame despite rounding, as `_grid` does)
-    spec = FrameSpec(select=lambda count: [int(t / duration * count + 1e-6) for t in wanted])
+    spec = FrameSpec(select=lambda grid: [int(t / duration * grid.samples + 1e-6) for t in wanted])
     with ClipReader(path, start_time, end_time, [spec], rotation) as clip:
         samples = [sample for _, sample in clip]
     frames = np.stack([s.image for s in samples]) if samples else np.zeros((0, 0, 0), dtype=np.uint8)

@@ -194,4 +194,13 @@ def curate_params() -> dict[str, Param]:
         "out_dir": Param(None, type=["null", "string"], title="Output folder", description="empty: <data dir>/releases/<name>"),
         "name": Param(None, type=["null", "string"], pattern=RELEASE_NAME, title="Release name", description="empty: profile, its hash and the run's date"),
         "seed": Param(0, type="integer", minimum=0, title="Bench sampling seed"),
+        "preset": preset_param(),
     }
+
+
+def preset_param() -> Param:
+    """The config preset of a DAG run (empty: the worker's TALKVID_PRESET, if any)."""
+    from talkvid_ops.config import shipped_presets
+
+    return Param(None, type=["null", "string"], enum=[None, *sorted(shipped_presets())], title="Config preset",
+                 description="talkvid-released: TalkVid's released pipeline; TALKVID_CONFIG overrides it key by key")  # fmt: skip

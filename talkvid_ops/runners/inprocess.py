@@ -26,16 +26,23 @@ if TYPE_CHECKING:
 
 
 def airflow_env(context: Mapping[str, Any]) -> dict[str, str]:
-    """The task's identity as environment variables (the same names a container gets)."""
+    """The task's identity as environment variables (the same names a container gets), and the config preset the
+    DAG run's form chose (else the worker's TALKVID_PRESET), so every batch runs with it in or out of a container."""
+    from talkvid_ops.config import ENV_PRESET
+
     ti = context["ti"]
     map_index = getattr(ti, "map_index", None)
-    return {
+    env = {
         "AIRFLOW_CTX_DAG_ID": ti.dag_id,
         "AIRFLOW_CTX_DAG_RUN_ID": ti.run_id,
         "AIRFLOW_CTX_TASK_ID": ti.task_id,
         "AIRFLOW_CTX_MAP_INDEX": "" if map_index is None or map_index < 0 else str(map_index),
         "AIRFLOW_CTX_TRY_NUMBER": str(ti.try_number),
     }
+    preset = (context.get("params") or {}).get("preset") or os.environ.get(ENV_PRESET)
+    if preset:
+        env[ENV_PRESET] = preset
+    return env
 
 
 @contextmanager

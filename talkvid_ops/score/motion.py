@@ -7,9 +7,12 @@
   0.85 <= ratio <= 0.999 (the upper bound drops frozen shots, the lower bound shaky or untrackable ones).
   "In frame" is the central square (side = the short side) that is decoded, slightly stricter than the full
   frame sideways for landscape video.
-- `motion_visibility_code` (released code): up to three consecutive 6 s segments from the clip's start, sampled at
-  2 fps and scaled by 0.25; a 100x100 grid is tracked from each segment's first frame; the segment's value is the
-  mean visibility over points and frames; the clip's is the minimum over segments. The code applies no threshold.
+- `motion_visibility_code` (released code, `talkvid_ops.score.talkvid_code`): frames read at min(native fps, 30)
+  and scaled by 0.25; when more than a second was read, the first and last int(0.2 * fps) are dropped; one, two or
+  three segments by the clip's duration (<= 6 s: the whole clip; <= 12 s: the first and last 6 s; longer: also the
+  middle 6 s) index the trimmed frames, every int(fps / 2)-th frame; a 100x100 grid is tracked from each segment's
+  first frame; the segment's value is the mean visibility over points and frames; the clip's is the minimum over
+  segments. The code applies no threshold.
 
 Backends share the definitions and differ in the tracker:
 - `lk` (CPU): pyramidal Lucas-Kanade (cv2.calcOpticalFlowPyrLK). Confidence per point and frame is the
@@ -31,15 +34,14 @@ from pathlib import Path
 import numpy as np
 
 from talkvid_ops.errors import ModelUnavailable
-from talkvid_ops.media.sampler import ClipInfo, FrameSpec, Sample
+from talkvid_ops.media.sampler import ClipInfo, FrameSpec, Grid, Sample
 from talkvid_ops.score.base import Accumulator, Metrics, Scorer
+from talkvid_ops.score.talkvid_code import CODE_MAX_FPS, code_segment_frames, code_trim
 
 PAPER_FPS, PAPER_SHORT_SIDE, PAPER_CROP, PAPER_GRID = 25.0, 512, 256, 16
 PAPER_WINDOW, PAPER_STRIDE, PAPER_MAX_STEP = 16, 8, 20.0
 CONFIDENT = 0.5
-CODE_FPS, CODE_SCALE, CODE_GRID = 2.0, 0.25, 100
-CODE_SEGMENT_SECONDS, CODE_SEGMENTS = 6.0, 3
-CODE_SEGMENT_SAMPLES = int(CODE_FPS * CODE_SEGMENT_SECONDS)
+CODE_SCALE, CODE_GRID = 0.25, 100
 FB_TOLERANCE = 1.0  # px: the round-trip error at which LK confidence is 0.5
 LK_WINDOW, LK_LEVELS = (21, 21), 3
 STATIC_PATCH_DIFF = 2.0  # grey levels: a textureless patch this close to its previous look has not moved
@@ -55,9 +57,15 @@ def paper_valid_ratio(tracks: np.ndarray, confidence: np.ndarray, width: int, he
     return float((confident & calm & inside).mean())
 
 
-def code_samples(sample_count: int) -> range:
-    """Which 2 fps samples the code definition uses (the frame sampler converts only these)."""
-    return range(min(sample_count, CODE_SEGMENTS * CODE_SEGMENT_SAMPLES))
+def code_segments(grid: Grid) -> list[list[int]]:
+    """The released code's segments as positions on the clip's grid at the read rate (trim offset added)."""
+    first, stop = code_trim(grid.samples, grid.fps)
+    return [[first + i for i in segment] for segment in code_segment_frames(grid.duration, grid.fps, stop - first)]
+
+
+def code_samples(grid: Grid) -> list[int]:
+    """Which frames the code definition uses (the frame sampler converts only these)."""
+    return sorted({i for segment in code_segments(grid) for i in segment})
 
 
 def grid_points(width: int, height: int, n: int, box: tuple[float, float, float, float] | None = None) -> np.ndarray:
@@ -73,14 +81,14 @@ class MotionScorer(Scorer):
     """Both motion definitions on top of a backend's `track(frames, points) -> (tracks, confidence)`."""
 
     name = "motion"
-    version = "1"
+    version = "2"
     colour = "gray"
 
     @property
     def needs(self) -> dict[str, FrameSpec]:
         return {
             "paper": FrameSpec(fps=PAPER_FPS, colour=self.colour, short_side=PAPER_SHORT_SIDE, square_crop=True),
-            "code": FrameSpec(fps=CODE_FPS, colour=self.colour, scale=CODE_SCALE, select=code_samples),
+            "code": FrameSpec(max_fps=CODE_MAX_FPS, colour=self.colour, scale=CODE_SCALE, select=code_samples),
         }
 
     def track(self, frames: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +96,7 @@ class MotionScorer(Scorer):
         raise NotImplementedError
 
     def begin(self, clip: ClipInfo) -> Accumulator:
-        return MotionClip(self)
+        return MotionClip(self, code_segments(clip.grids[self.needs["code"]]))
 
     def paper_ratio(self, window: list[np.ndarray]) -> float:
         """The paper's valid-trajectory share of one window of square frames."""
@@ -106,18 +114,19 @@ class MotionScorer(Scorer):
 
 
 class MotionClip(Accumulator):
-    """Both definitions, window by window: keeps the last 16 paper frames and the current segment's code frames.
+    """Both definitions, window by window: keeps the last 16 paper frames and the open code segments' frames.
 
     Paper: a window is tracked once its 16th frame arrives (windows start every 8 frames); a clip shorter than a
-    window is one window of all its frames. Code: a segment is tracked once its 12th sample arrives; a last
-    shorter segment counts when it has two frames (the sampler delivers three segments' samples at most).
+    window is one window of all its frames. Code: a segment is tracked once its last frame arrives (segments may
+    share frames); a segment of fewer than two frames does not count.
     """
 
-    def __init__(self, scorer: MotionScorer):
+    def __init__(self, scorer: MotionScorer, code_segments: list[list[int]]):
         self.scorer = scorer
         self.paper: deque[np.ndarray] = deque(maxlen=PAPER_WINDOW)
         self.paper_count = self.code_count = 0
-        self.code: list[np.ndarray] = []
+        self.segments = [segment for segment in code_segments if len(segment) >= 2]
+        self.code: list[list[np.ndarray]] = [[] for _ in self.segments]
         self.ratios: list[float] = []
         self.visibilities: list[float] = []
 
@@ -127,28 +136,32 @@ class MotionClip(Accumulator):
             self.paper_count += 1
             if self.paper_count >= PAPER_WINDOW and (self.paper_count - PAPER_WINDOW) % PAPER_STRIDE == 0:
                 self.ratios.append(self.scorer.paper_ratio(list(self.paper)))
-        else:
-            self.code.append(sample.image)
-            self.code_count += 1
-            if len(self.code) == CODE_SEGMENT_SAMPLES:
-                self._close_segment()
+            return
+        self.code_count += 1
+        for segment, frames in zip(self.segments, self.code, strict=True):
+            if sample.index in segment:
+                frames.append(sample.image)
+                if sample.index == segment[-1]:
+                    self._close_segment(frames)
 
-    def _close_segment(self) -> None:
-        if len(self.code) >= 2:
-            self.visibilities.append(self.scorer.code_visibility(self.code))
-        self.code = []
+    def _close_segment(self, frames: list[np.ndarray]) -> None:
+        if len(frames) >= 2:
+            self.visibilities.append(self.scorer.code_visibility(frames))
+        frames.clear()
 
     def result(self) -> Metrics:
         if 2 <= self.paper_count < PAPER_WINDOW:
             self.ratios.append(self.scorer.paper_ratio(list(self.paper)))
-        self._close_segment()
+        for frames in self.code:  # a segment whose last frame the video did not deliver
+            self._close_segment(frames)
         if not self.ratios or not self.visibilities:
-            raise ValueError(f"clip too short for motion: {self.paper_count} frames at 25 fps, {self.code_count} at 2 fps")
+            raise ValueError(f"clip too short for motion: {self.paper_count} frames at 25 fps, {self.code_count} for the code segments")
         values = {"motion_valid_ratio_paper": float(np.mean(self.ratios)), "motion_visibility_code": min(self.visibilities)}
         details = {
             "paper_windows": len(self.ratios),
             "paper_window_ratios": [round(r, 4) for r in self.ratios],
             "code_segment_visibility": [round(v, 4) for v in self.visibilities],
+            "code_segment_frames": [len(segment) for segment in self.segments],
         }
         return Metrics(values, details)
 

@@ -42,6 +42,7 @@ from talkvid_ops.errors import ModelUnavailable
 from talkvid_ops.media.runtime import onnx_providers
 from talkvid_ops.media.sampler import ClipInfo, FrameSpec, Grid, Sample
 from talkvid_ops.score.base import Accumulator, Metrics, Scorer
+from talkvid_ops.score.talkvid_code import DOVER_PREDICTION_SETS, dover_released_score
 
 ANALYSIS_SHORT_SIDE = 720
 SHARPNESS_SCALE = 300.0
@@ -254,7 +255,7 @@ def dover_normalise(aesthetic_raw: float, technical_raw: float) -> dict[str, flo
 class DoverOnnxQuality(Scorer):
     name = "quality"
     backend = "dover"
-    version = "1"
+    version = "2"
 
     def model_path(self) -> Path:
         if not self.config.model_dir:
@@ -285,11 +286,11 @@ class DoverOnnxQuality(Scorer):
         aesthetic = dover_frame_indices(total, 1, DOVER_CLIP_LEN, DOVER_FRAME_INTERVAL, rng)
         return technical, aesthetic
 
-    def _technical_indices(self, total: int) -> np.ndarray:
-        return self.sample_indices(total)[0]
+    def _technical_indices(self, grid: Grid) -> np.ndarray:
+        return self.sample_indices(grid.samples)[0]
 
-    def _aesthetic_indices(self, total: int) -> np.ndarray:
-        return self.sample_indices(total)[1]
+    def _aesthetic_indices(self, grid: Grid) -> np.ndarray:
+        return self.sample_indices(grid.samples)[1]
 
     @property
     def needs(self) -> dict[str, FrameSpec]:
@@ -308,11 +309,15 @@ class DoverOnnxQuality(Scorer):
         aesthetic_out, technical_out = self.session.run(None, {"aes_view": aes_view, "tech_view": tech_view})
         raw = {"dover_aesthetic_raw": float(np.mean(aesthetic_out)), "dover_technical_raw": float(np.mean(technical_out))}
         values = {**raw, **dover_normalise(raw["dover_aesthetic_raw"], raw["dover_technical_raw"])}
+        # TalkVid's released `dover_scores`: its code feeds the first output (aesthetic) into the technical sets
+        values["dover_released"] = dover_released_score(raw["dover_aesthetic_raw"])
         details = {
             "normalisation": {
                 "dover_overall": "scale * sigmoid((aes - aesthetic_mean) / aesthetic_std * aesthetic_weight + (tech + technical_offset) / technical_std * technical_weight)",
                 "dover_technical": "scale * sigmoid((tech + technical_offset) / technical_std)",
+                "dover_released": "TalkVid released code: mean over DOVER's five validation sets of the z-score of the first output (aes) among the set's technical predictions, rounded to 2 decimals",
                 "constants": DOVER_FUSION,
+                "released_prediction_sets": sorted(DOVER_PREDICTION_SETS),
             },
             "technical_clips": self.tech_clips,
             "seed": self.config.dover_seed,

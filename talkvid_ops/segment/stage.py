@@ -10,6 +10,7 @@ range and an ASR model, so a new generation with the same ranges, or a rerun aft
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from collections.abc import Iterable
@@ -68,11 +69,20 @@ def analyse_video(path: Path, subtitles: Path | None, config: SegmentConfig) -> 
     seconds["vad"] = time.perf_counter() - started
     cues = subtitle_speech(subtitles) if subtitles is not None and subtitles.is_file() else None
     speech, source = combine(config.speech_rule, vad, cues)
-    clips = plan_clips(scan.shots, scan.fps, speech, config)
+    clips = plan_clips(scan.shots, scan.fps, speech, config, scan.frame_times)
     return VideoAnalysis(scan, audio, speech, source, clips, seconds)
 
 
+log = logging.getLogger("talkvid.segment")
+MISSING_MODEL_WARNING = (
+    "no ASR model at %s: spoken language will be Unknown; install the multilingual Whisper model with `talkvid models fetch` "
+    "(or set segment.asr.model_dir, or segment.asr.transcribe: false to switch ASR off)"
+)
+
+
 def _asr(config: SegmentConfig) -> AsrBackend | None:
+    if config.asr.missing_default_model:
+        log.warning(MISSING_MODEL_WARNING, config.asr.resolved_model_dir)
     return asr_backend(config.asr) if config.asr.enabled else None
 
 
@@ -246,7 +256,7 @@ def _write_segmentation(session: Session, video: Video, analysis: VideoAnalysis,
         "cut_frames": list(scan.cut_frames),
         "seconds": {k: round(v, 4) for k, v in analysis.seconds.items()},
     }
-    shots = [[round(a / scan.fps, 3), round(b / scan.fps, 3)] for a, b in scan.shots]
+    shots = [[round(scan.frame_times[a], 3), round(scan.frame_times[b], 3)] for a, b in scan.shots]
     row = _segmentation_row(
         video.id,
         config,

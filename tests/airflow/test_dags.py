@@ -81,7 +81,7 @@ def test_process_maps_batches_on_the_gpu_pool_after_videos(dagbag):
     assert dag.get_task("publish_scores").upstream_task_ids == {"score"}  # scores are published without waiting for captions
     assert [a.name for a in dag.get_task("publish_scores").outlets] == ["scores"]
     assert dag.get_task("backlog_left").upstream_task_ids == {"publish_scores", "caption"}
-    assert set(dag.params) == {"segment_batch_size", "score_batch_size", "caption_batch_size"}
+    assert set(dag.params) == {"segment_batch_size", "score_batch_size", "caption_batch_size", "preset"}
     rerun = dag.get_task("process_backlog")  # batches beyond the mapping bound go to another run
     assert rerun.trigger_dag_id == "talkvid_process" and rerun.upstream_task_ids == {"backlog_left"}
 

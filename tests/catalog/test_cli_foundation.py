@@ -80,8 +80,8 @@ def test_every_command_has_help():
 
 def test_shipped_profiles_carry_the_reference_thresholds():
     paper, code = load_profile("talkvid-paper"), load_profile("talkvid-code")
-    assert paper.criteria["quality"].rules[0].model_dump(include={"backend", "metric", "min"}) == {"backend": "dover", "metric": "dover_overall", "min": 7.0}
-    assert code.criteria["quality"].rules[0].min == 5.0 and code.criteria["quality"].rules[0].metric == "dover_technical"
+    assert paper.criteria["quality"].rules[0].model_dump(include={"backend", "metric", "min"}) == {"backend": "dover", "metric": "dover_released", "min": 7.0}
+    assert code.criteria["quality"].rules[0].min == 5.0 and code.criteria["quality"].rules[0].metric == "dover_released"
     motion = paper.criteria["motion"].rules[0]
     assert (motion.backend, motion.min, motion.max) == ("cotracker3", 0.85, 0.999)
     assert "motion" not in code.criteria  # the released code applies no motion threshold
@@ -153,7 +153,7 @@ def test_threshold_overrides_make_a_new_profile_version():
         code.with_thresholds({"avg_movement": {"min": 9, "max": 1}})
     # quality is measured on two scales (DOVER 0-10, classical 0-100): a bare bound would be wrong for one of them
     with pytest.raises(
-        ConfigError, match=r"thresholds\.quality: its rules measure on different scales \(dover: dover_technical, classical: quality_technical\)"
+        ConfigError, match=r"thresholds\.quality: its rules measure on different scales \(dover: dover_released, classical: quality_technical\)"
     ):
         code.with_thresholds({"quality": {"min": 7}})
     dover_only = code.with_thresholds({"quality": {"backend": "dover", "min": 7}})

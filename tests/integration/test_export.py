@@ -82,20 +82,21 @@ TALKVID_SCHEMA = {
                 "required": INFO_KEYS,
                 "properties": {key: {"type": "string"} for key in INFO_KEYS},
             },  # fmt: skip
-            "description": {"type": "string"},
+            "description": {"type": ["string", "null"]},
             "dover_scores": {"type": ["number", "null"]},
             "cotracker_ratio": {"type": ["number", "null"]},
             "head_detail": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["scores"],
+                "required": ["scores", "passed"],
                 "properties": {
                     "scores": {
                         "type": "object",
                         "additionalProperties": False,
                         "required": HEAD_SCORES,
                         "properties": {m: {"type": "number"} for m in HEAD_SCORES},
-                    }
+                    },
+                    "passed": {"type": ["boolean", "null"]},
                 },  # fmt: skip
             },
         },
@@ -108,13 +109,30 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _check_talkvid_json(path: Path) -> list[dict]:
+def _talkvid_shape(records: list[dict]) -> list[dict]:
+    """The records without the one key a non-strict export adds after TalkVid's fields."""
+    return [{k: v for k, v in r.items() if k != "talkvid_provenance"} for r in records]
+
+
+def _check_talkvid_json(path: Path, strict: bool = False) -> list[dict]:
     records = json.loads(path.read_text())
-    jsonschema.validate(records, TALKVID_SCHEMA)
+    jsonschema.validate(_talkvid_shape(records), TALKVID_SCHEMA)
     for r in records:
         assert float(r["durations"][:-1]) == pytest.approx((r["end-frame"] - r["start-frame"]) / r["fps"], abs=0.0005)
-        assert list(r) == list(TALKVID_SCHEMA["items"]["required"])  # the released field order
+        # the released field order, then (unless strict) the provenance key
+        assert list(r) == list(TALKVID_SCHEMA["items"]["required"]) + ([] if strict else ["talkvid_provenance"])
+        assert r["info"]["Gender"] in ("Male", "Female", "Unknown") and list(r["head_detail"]["scores"]) == HEAD_SCORES
     return records
+
+
+def _assert_honest_names(records: list[dict]) -> None:
+    """A CPU run: TalkVid's DOVER and CoTracker fields are null and the provenance says so; criteria name their rule."""
+    for r in records:
+        assert r["dover_scores"] is None and r["cotracker_ratio"] is None, r["id"]
+        provenance = r["talkvid_provenance"]
+        assert provenance["dover_scores"] is None and provenance["cotracker_ratio"] is None
+        assert provenance["head_detail"]["backend"] == "dlib" and provenance["profile"] == PROFILE
+        assert provenance["criteria"]["quality"]["backend"] == "classical" and provenance["criteria"]["quality"]["metric"] == "quality_technical"
 
 
 def test_export_twice_gives_identical_manifests_and_leaks_nothing(catalog_url, tmp_path):
@@ -132,6 +150,7 @@ def test_export_twice_gives_identical_manifests_and_leaks_nothing(catalog_url, t
 
     out = tmp_path / "one"
     train = _check_talkvid_json(out / "talkvid.json")
+    _assert_honest_names(train)
     rows = [json.loads(line) for line in (out / "clips.jsonl").read_text().splitlines()]
     assert len(rows) == 19 and [r["clip_id"] for r in rows] == sorted(r["clip_id"] for r in rows)
     splits = {r["clip_id"]: r["split"] for r in rows}
@@ -141,7 +160,10 @@ def test_export_twice_gives_identical_manifests_and_leaks_nothing(catalog_url, t
     bench_links = set()
     for sub in ("gender", "age"):
         manifest = json.loads((out / "bench" / f"{sub}.json").read_text())
-        jsonschema.validate([{k: v for k, v in c.items() if k not in ("stratum", "clip_file", "crop_file")} for c in manifest["clips"]], TALKVID_SCHEMA)
+        jsonschema.validate(
+            _talkvid_shape([{k: v for k, v in c.items() if k not in ("stratum", "clip_file", "crop_file")} for c in manifest["clips"]]), TALKVID_SCHEMA
+        )
+        _assert_honest_names(manifest["clips"])
         assert all(c["durations"] == "5.000s" and splits[c["id"]] == "bench" for c in manifest["clips"])
         bench_people |= {c["info"]["Person ID"] for c in manifest["clips"]}
         bench_links |= {c["info"]["Video Link"] for c in manifest["clips"]}
@@ -162,8 +184,9 @@ def test_export_twice_gives_identical_manifests_and_leaks_nothing(catalog_url, t
     summary = json.loads((out / "manifest.json").read_text())
     assert summary["counts"]["train"] == len(train) and summary["counts"]["bench"] == 8
     released = len(train) + 8
-    assert summary["score_sources"]["dover_scores"] == {"classical:quality_technical": released}  # the CPU backend, named
-    assert summary["score_sources"]["cotracker_ratio"] == {"lk:motion_visibility_code": released}
+    # a CPU run: no DOVER or CoTracker value, so TalkVid's fields are null (the CPU scores are in clips.jsonl/parquet)
+    assert summary["score_sources"]["dover_scores"] == {"none": released} and summary["score_sources"]["cotracker_ratio"] == {"none": released}
+    assert row["scores"]["lk.motion_visibility_code"] is not None and "score.lk.motion_visibility_code" in table.column_names
     with db.session_factory(catalog_url)() as session:
         release = session.get(Release, first["release_id"])
         assert release.out_dir == str(tmp_path / "two") and release.seed == 0 and release.bench_spec["name"] == "small"
@@ -172,7 +195,13 @@ def test_export_twice_gives_identical_manifests_and_leaks_nothing(catalog_url, t
                                   .where(ReleaseClip.release_id == release.id)).all()  # fmt: skip
     assert {m.clip_id for m in members if m.split == "train"} == {r["id"] for r in train}
     assert {(m.subbench, m.stratum) for m in members if m.split == "bench"} == {("gender", "male"), ("gender", "female"), ("age", "19-30"), ("age", "60+")}
+    stats = summary["statistics"]  # the paper's statistics of the training release
+    assert stats["clips"] == len(train) and sum(stats["duration_histogram"].values()) == len(train)
+    assert stats["mean_duration_s"] == pytest.approx(np.mean([float(r["durations"][:-1]) for r in train]), abs=0.001)
+    assert sum(v["clips"] for v in stats["resolution"].values()) == len(train) and set(stats["resolution"]) <= {"1080p", "2160p", "other"}
+    assert sum(v["candidates"] for v in stats["pass_rate_by_source"].values()) == 19
     card = (out / "README.md").read_text()
+    assert "### Resolution" in card and "### Upload year" in card and "### Pass rate per source (all candidates)" in card
     assert "talkvid-code (content hash" in card and "### Per gender" in card and SMALL_SPEC_SHORTFALLS[0] in card
     assert "**The data, not the hold-out budget, limited this bench: too few eligible clips (5 s or longer" in card
     assert "`talkvid crawl --recheck` updates it" in card  # the command that exists
@@ -287,9 +316,9 @@ def test_media_release_cuts_exact_frames_crops_and_shards(tmp_path_factory, cach
     name_of = {v: k for k, v in catalog.clips.items()}
     assert sorted(name_of[i] for i in records) == ["g1", "w1", "w2"]  # the man is held out from all three of his videos
     assert records[catalog.clips["w1"]]["info"]["Person ID"] == records[catalog.clips["w2"]]["info"]["Person ID"]
-    assert records[catalog.clips["w1"]]["info"]["Gender"] == "female"
+    assert records[catalog.clips["w1"]]["info"]["Gender"] == "Female"
     grace = records[catalog.clips["g1"]]["info"]
-    assert (grace["Gender"], grace["Age Group"], grace["Video Link"]) == ("female", "60+", "https://talks.example.invalid/grace")
+    assert (grace["Gender"], grace["Age Group"], grace["Video Link"]) == ("Female", "60+", "https://talks.example.invalid/grace")
     rows = {r["clip_id"]: r for r in map(json.loads, (out / "clips.jsonl").read_text().splitlines())}
     assert rows[catalog.clips["g1"]]["labels"]["gender"]["provenance"] == "human"
     assert rows[catalog.clips["w3"]]["failing_criteria"] == ["avg_movement", "quality"] and rows[catalog.clips["w3"]]["split"] == "failed"
@@ -399,3 +428,56 @@ def test_export_cli_and_clear_errors(talkvid_env, tmp_path):
     narrower = runner.invoke(cli, args[:5] + args[7:])  # the same directory, talkvid.json no longer asked for
     assert narrower.exit_code == 0 and not (tmp_path / "cli" / "talkvid.json").exists() and (tmp_path / "cli" / "clips.jsonl").exists()
     assert runner.invoke(cli, ["export", "--out", str(tmp_path / "x"), "--format", "mp3"]).exit_code == 2
+
+
+def test_talkvid_fields_hold_the_dover_and_cotracker_scores_the_catalog_stored(sqlite_url, tmp_path, pyfeat_media):
+    """With DOVER's and CoTracker3's test models scoring real clips, TalkVid's fields equal the stored released-code
+    metrics, the provenance names them, and a strict export is TalkVid's shape only."""
+    from factories import add_clip, add_run, add_source, add_video
+    from sqlalchemy import select as sql_select
+
+    from talkvid_ops.catalog.models import Score
+    from talkvid_ops.config import PipelineConfig, Settings
+    from talkvid_ops.context import Context
+    from talkvid_ops.curate.decide import decide
+    from talkvid_ops.score import stage as score_stage
+    from tests.media.random_models import write_random_cotracker, write_random_dover
+
+    models = tmp_path / "models"
+    write_random_dover(models / "dover" / "onnx_dover.onnx")
+    write_random_cotracker(models)
+    pipeline = PipelineConfig.model_validate(
+        {"score": {"scorers": ["quality", "motion"], "quality_backend": "dover", "motion_backend": "cotracker3", "model_dir": str(models)},
+         "curate": {"bench_spec": None}}
+    )  # fmt: skip
+    ctx = Context(Settings(data_dir=tmp_path, database_url=sqlite_url, pipeline=pipeline))
+    with ctx.sessions() as session:
+        run_id, source_id = add_run(session, "segment"), add_source(session)
+        video_id = add_video(session, source_id, "face", storage_path=str(pyfeat_media["single_face.mp4"]))
+        clips = [add_clip(session, video_id, run_id, first, end, 30.0) for first, end in ((0, 40), (30, 72))]
+        session.commit()
+    assert score_stage.score(ctx)["clips"] == 2
+    profile = tmp_path / "models-only.yaml"
+    profile.write_text(
+        "name: models-only\ncriteria:\n"
+        "  quality: {rules: [{backend: dover, metric: dover_released, min: -1000}]}\n"
+        "  motion: {rules: [{backend: cotracker3, metric: motion_visibility_code, min: 0}]}\n"
+    )
+    decide(ctx, str(profile))
+    export(ctx, str(profile), tmp_path / "release", formats=["talkvid-json", "jsonl"])
+    records = json.loads((tmp_path / "release" / "talkvid.json").read_text())
+    with ctx.sessions() as session:
+        stored = {(s.clip_id, s.backend, s.metric): s.value for s in session.scalars(sql_select(Score))}
+    assert sorted(r["id"] for r in records) == sorted(clips)
+    for r in records:
+        assert r["dover_scores"] == stored[(r["id"], "dover", "dover_released")] and r["dover_scores"] is not None
+        assert r["cotracker_ratio"] == stored[(r["id"], "cotracker3", "motion_visibility_code")] and r["cotracker_ratio"] is not None
+        provenance = r["talkvid_provenance"]
+        assert (provenance["dover_scores"]["backend"], provenance["dover_scores"]["metric"]) == ("dover", "dover_released")
+        assert (provenance["cotracker_ratio"]["backend"], provenance["cotracker_ratio"]["metric"]) == ("cotracker3", "motion_visibility_code")
+        assert provenance["criteria"]["quality"] == {"backend": "dover", "metric": "dover_released", "min": -1000.0, "max": None, "value": r["dover_scores"]}
+        assert r["head_detail"] == {"scores": dict.fromkeys(HEAD_SCORES), "passed": None}  # no head scorer ran
+    ctx.config.export = ctx.config.export.model_copy(update={"strict": True})
+    export(ctx, str(profile), tmp_path / "strict", formats=["talkvid-json"])
+    strict = json.loads((tmp_path / "strict" / "talkvid.json").read_text())
+    assert strict == _talkvid_shape(records) and all(list(r)[-1] == "head_detail" for r in strict)

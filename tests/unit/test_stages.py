@@ -77,7 +77,7 @@ def test_every_stage_command_is_the_one_its_declaration_names():
     for stage in STAGES.values():
         assert stage.command().name == stage.command_name
     export = commands["export"]()
-    assert [p.name for p in export.params] == ["profile", "out_dir", "formats", "bench_spec", "seed", "name"]
+    assert [p.name for p in export.params] == ["profile", "out_dir", "formats", "bench_spec", "seed", "name", "strict", "generation"]
     assert "First runs the curate stages for the profile: decide, labels, speakers, bench" in export.help
 
 

@@ -74,3 +74,47 @@ def test_code_segment_frames_index_the_trimmed_array_every_half_second(duration,
 def test_a_clip_of_a_second_or_less_is_not_trimmed():
     assert talkvid_code.code_trim(30, 30.0) == (0, 30)
     assert talkvid_code.code_trim(31, 30.0) == (6, 25)
+
+
+@pytest.mark.parametrize("duration", [5.5, 6.0, 9.0, 12.0, 30.0])
+@pytest.mark.parametrize("source_fps", [25.0, 29.97, 60.0])
+def test_motion_scorer_reads_the_released_code_frames(duration, source_fps):
+    """The motion scorer's code segments, as grid positions, are the reference rule's frames: read at min(fps, 30),
+    trimmed by int(0.2 * fps) at each end, segment times indexing the trimmed frames every int(fps / 2)-th."""
+    from talkvid_ops.media.sampler import FrameSpec, _grid
+    from talkvid_ops.score.motion import code_samples, code_segments
+
+    spec = FrameSpec(max_fps=30.0, select=code_samples)
+    indices, _, grid = _grid(spec, duration, source_fps)
+    fps = min(source_fps, 30.0)
+    read = math.floor(duration * fps + 1e-6)
+    drop = int(0.2 * fps)
+    trimmed = list(range(drop, read - drop))
+    expected = []
+    for start, end in talkvid_code.code_segment_times(duration):
+        expected.append([trimmed[i] for i in range(math.floor(start * fps), math.ceil(end * fps), int(fps / 2)) if i < len(trimmed)])
+    assert grid.fps == fps and code_segments(grid) == expected
+    assert list(indices) == sorted({i for segment in expected for i in segment})
+
+
+def test_the_talkvid_released_preset_is_talkvids_pipeline_and_the_config_file_overrides_it_key_by_key(tmp_path):
+    from talkvid_ops.config import ENV_CONFIG_FILE, ENV_PRESET, Settings
+    from talkvid_ops.errors import ConfigError
+
+    released = Settings.from_env({ENV_PRESET: "talkvid-released", "TALKVID_DATA_DIR": str(tmp_path)}).pipeline
+    segment, score = released.segment, released.score
+    assert (segment.detector, segment.resolved_threshold, segment.speech_rule, segment.max_pause_s, segment.max_duration_s) == (
+        "histogram",
+        0.085,
+        "subtitles",
+        None,
+        None,
+    )
+    assert (score.quality_backend, score.motion_backend, released.curate.profile) == ("dover", "cotracker3", "talkvid-code")
+    config = tmp_path / "config.yaml"
+    config.write_text("segment:\n  threshold: 0.1\nscore:\n  device: cuda\n")
+    both = Settings.from_env({ENV_PRESET: "talkvid-released", ENV_CONFIG_FILE: str(config), "TALKVID_DATA_DIR": str(tmp_path)}).pipeline
+    assert (both.segment.threshold, both.segment.speech_rule, both.score.device, both.score.quality_backend) == (0.1, "subtitles", "cuda", "dover")
+    assert Settings.from_env({ENV_CONFIG_FILE: str(config), "TALKVID_DATA_DIR": str(tmp_path)}).pipeline.segment.speech_rule == "vad_and_subtitles"
+    with pytest.raises(ConfigError, match="unknown preset 'talkvid'"):
+        Settings.from_env({ENV_PRESET: "talkvid", "TALKVID_DATA_DIR": str(tmp_path)})
