@@ -85,6 +85,17 @@ def test_caption_stage_end_to_end_with_a_tiny_qwen2_5_vl(tmp_path, pyfeat_media,
     assert category.value in CATEGORIES and category.subject_kind == "video" and category.provenance == "estimated"
     assert category.origin == f"{model_id}:{category_prompt_hash()}" and 0 < category.confidence <= 1
 
+    # a release exports the caption as TalkVid's `description`, and null for a clip without one
+    from talkvid_ops.curate.decide import decide, profile_row_id
+    from talkvid_ops.export.records import load_records, talkvid_record
+
+    decide(ctx, "talkvid-code")
+    with ctx.sessions() as session:
+        records = {r.id: r for r in load_records(session, profile_row_id(session, "talkvid-code"), 0.5)}
+    assert talkvid_record(records[ids["first"]])["description"] == first.text
+    assert talkvid_record(records[ids["second"]])["description"] == stored[ids["second"]].text
+    assert talkvid_record(records[ids["broken"]])["description"] is None
+
     # captioned clips and categorised videos are done: a second run finds nothing to do
     again = stage.caption(ctx)
     assert "clips_captioned" not in again and again["videos_categorised"] == 0, again
