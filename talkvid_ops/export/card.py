@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 from talkvid_ops.curate.bench import STRATA_COLUMNS, limits_note
+from talkvid_ops.curate.validation.agreement import validation_table
 
 LABEL_TITLES = {"language": "language", "age_group": "age group", "gender": "gender", "ethnicity": "ethnicity"}
 # What each top-level file or folder a release may hold is, in the order the card lists them
@@ -46,6 +47,20 @@ def _files_table(files: list[str]) -> str:
         [[f"`{e}`", entries[e] if e.endswith("/") else "", RELEASE_ENTRIES.get(e, "")]
          for e in sorted(entries, key=lambda e: (order.get(e, len(order)), e))],
     )  # fmt: skip
+
+
+def _validation_lines(validation: list[dict[str, Any]]) -> list[str]:
+    """How far the filters agree with people on borderline clips (`talkvid validate`), like the paper's Table 3."""
+    if not validation:
+        return ["No validation set has been drawn (`talkvid validate draw`): the filters' agreement with people is unmeasured."]
+    headers, rows = validation_table(validation)
+    annotations = sum(sum(s["annotators"].values()) for s in validation)
+    people = len({name for s in validation for name in s["annotators"]})
+    return [
+        f"Agreement of each filter with the majority of its annotators on borderline clips ({annotations} human annotations by {people} annotators):",
+        "",
+        _table(headers, rows),
+    ]
 
 
 def render_card(summary: dict[str, Any], files: list[str]) -> str:
@@ -187,6 +202,7 @@ def render_card(summary: dict[str, Any], files: list[str]) -> str:
         ]
         note = limits_note(bench)
         out += [f"**{note}**", ""] if note else []
+    out += ["## Human validation of the filters", "", *_validation_lines(summary.get("validation") or []), ""]
     rot = summary["rot"]
     checked = f"last re-check {rot['last_checked']}" if rot["last_checked"] else "no re-check recorded yet"
     out += [

@@ -49,6 +49,7 @@ from talkvid_ops.curate.face_models import StoredFace
 from talkvid_ops.curate.faces import stored_faces
 from talkvid_ops.curate.labels.vocabulary import UNKNOWN
 from talkvid_ops.curate.profiles import Profile, as_profile
+from talkvid_ops.curate.validation.agreement import validation_summary
 from talkvid_ops.errors import ConfigError, TalkvidError
 from talkvid_ops.export.publish import MANIFEST, ReleaseFolder, checkpoint, out_of_space, write_json, write_text
 from talkvid_ops.export.records import ClipRecord, candidate_row, dataset_statistics, load_records, score_sources, talkvid_record
@@ -403,6 +404,7 @@ def _write_release(ctx: Context, run: RunRecorder, folder: ReleaseFolder, record
     }
     with ctx.sessions() as session:
         summary.update(_catalog_context(session, records))
+        summary["validation"] = validation_summary(session)
     paths["report"] = writer.keep(write_text(render_report(summary, records, profile), out / "report.html"))
     paths["card"] = out / "README.md"
     writer.keep(write_text(render_card(summary, [str(p.relative_to(out)) for p in writer.written | {paths["card"]}] + [MANIFEST]), paths["card"]))

@@ -16,6 +16,7 @@ from typing import Any
 from talkvid_ops.catalog.metrics import metric_axis
 from talkvid_ops.curate.bench import STRATA_COLUMNS, limits_note
 from talkvid_ops.curate.profiles import ANY_BACKEND, Profile
+from talkvid_ops.curate.validation.agreement import validation_table
 from talkvid_ops.export.card import LABEL_TITLES
 from talkvid_ops.export.records import ClipRecord
 
@@ -181,6 +182,11 @@ def render_report(summary: dict[str, Any], records: list[ClipRecord], profile: P
         parts += [f'<p class="short">{html.escape(note)}</p>'] if note else []
     else:
         parts.append("<p>No bench was drawn for this release.</p>")
+    parts.append("<h2>Human validation of the filters</h2>")
+    if summary.get("validation"):
+        parts.append(_table(*validation_table(summary["validation"])))
+    else:
+        parts.append("<p>No validation set has been drawn (<code>talkvid validate draw</code>): the filters' agreement with people is unmeasured.</p>")
     rot = summary["rot"]
     parts += [
         "<h2>Sources and rot</h2>",

@@ -243,6 +243,18 @@ def test_labels_provenance_csv_and_statistics(catalog, tmp_path):
     text = CliRunner().invoke(validate, ["stats", drawn["name"]]).output
     assert "accuracy  1.000 [" in text and "kappa alice / bob (n=6): 0.333 [" in text
 
+    # the release card and report carry the figures and count the human annotations
+    from talkvid_ops.export.release import export
+
+    decide(ctx, PROFILE)
+    release = tmp_path / "release"
+    export(ctx, PROFILE, release, formats=["talkvid-json"], bench_spec="")
+    card = (release / "README.md").read_text()
+    section = card.split("## Human validation of the filters", 1)[1].split("\n## ", 1)[0]
+    assert "12 human annotations by 2 annotators" in section and drawn["name"] in section and "1.000" in section
+    report = (release / "report.html").read_text()
+    assert "<h2>Human validation of the filters</h2>" in report and drawn["name"] in report
+
 
 def test_cli_annotation_is_blind_and_reads_verdicts_from_stdin(catalog):
     ctx, clips = catalog
