@@ -29,6 +29,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", "content_hash", name=op.f("uq_profile_name_content_hash")),
     )
     op.create_table(
+        "lease",
+        sa.Column("stage", sa.String(length=32), nullable=False),
+        sa.Column("item_id", sa.String(length=24), nullable=False),
+        sa.Column("holder", sa.String(length=32), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("stage", "item_id", name=op.f("pk_lease")),
+    )
+    op.create_table(
         "run",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("stage", sa.String(length=32), nullable=False),
@@ -646,5 +654,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_run_stage"))
 
     op.drop_table("run")
+    op.drop_table("lease")
     op.drop_table("profile")
     # ### end Alembic commands ###
