@@ -14,7 +14,8 @@ from factories import add_clip, add_run, add_source, add_video
 from sqlalchemy import select
 
 from talkvid_ops.catalog import db
-from talkvid_ops.catalog.models import Run, Scoring
+from talkvid_ops.catalog.models import Lease, Run, Scoring
+from talkvid_ops.catalog.upsert import release_lease, take_lease
 
 TALKVID = shutil.which("talkvid", path=str(Path(sys.executable).parent)) or "talkvid"
 CLIPS, SECONDS, FPS = 8, 2.0, 23.976
@@ -46,3 +47,26 @@ def test_two_concurrent_score_processes_score_each_clip_once(catalog_url, pyfeat
         by_run.setdefault(s.run_id, set()).add(s.clip_id)
     assert sum(len(v) for v in by_run.values()) == CLIPS
     assert {run: len(items) for run, items in by_run.items()} == {run: c["clips"] for run, c in runs.items() if c.get("clips")}
+
+
+def test_a_lease_is_held_until_released_expired_or_its_run_abandoned(catalog_url):
+    factory = db.session_factory(catalog_url)
+    with factory() as session:
+        first, second = add_run(session, "score"), add_run(session, "score")
+        session.commit()
+    with factory() as session:
+        assert take_lease(session, "score", "clip1", first, 60)
+        session.commit()
+    with factory() as session:
+        assert not take_lease(session, "score", "clip1", second, 60)  # held by a live run
+        assert take_lease(session, "score", "clip2", second, -1)  # already expired when taken
+        session.commit()
+    with factory() as session:
+        assert take_lease(session, "score", "clip2", first, 60)  # an expired lease is free
+        session.get(Run, first).status = "abandoned"
+        session.commit()
+    with factory() as session:
+        assert take_lease(session, "score", "clip1", second, 60)  # its run died: free before it expires
+        release_lease(session, "score", "clip1", second)
+        session.commit()
+        assert session.scalars(select(Lease.item_id).where(Lease.holder == second)).all() == []
