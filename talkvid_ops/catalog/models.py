@@ -459,6 +459,18 @@ class Batch(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class Lease(Base):
+    """A worker's hold on one item of a stage until `expires_at`: concurrent workers take disjoint items, and the
+    items of a worker that died are free again once its leases expire (talkvid_ops.catalog.upsert.take_lease)."""
+
+    __tablename__ = "lease"
+
+    stage: Mapped[str] = mapped_column(String(32), primary_key=True)
+    item_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(32))  # the run holding it
+    expires_at: Mapped[dt.datetime] = mapped_column()
+
+
 class ValidationSet(Base):
     """A borderline sample of one criterion's rule, drawn for people to judge (talkvid_ops.curate.validation.draw)."""
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Select, delete, or_, select
 from sqlalchemy.orm import Session
 
-from talkvid_ops.catalog.models import Base
+from talkvid_ops.catalog.models import Base, Lease, Run, utcnow
+from talkvid_ops.catalog.status import RunStatus
 
 # Bound parameters per statement: SQLite allows 32766, PostgreSQL 65535.
 _MAX_PARAMS = 30000
@@ -63,3 +65,22 @@ def claim(session: Session, query: Select, limit: int | None = None) -> list:
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return list(session.scalars(query))
+
+
+def take_lease(session: Session, stage: str, item_id: str, holder: str, seconds: float) -> bool:
+    """Hold `item_id` of `stage` for `seconds` unless another holder's lease on it is still running (a lease of a
+    run marked abandoned is not); True when taken. One atomic insert-or-update on both databases (two workers racing for an item: one wins); commit soon
+    after, since the row stays locked until then."""
+    now = utcnow()
+    insert = _insert_for(session)
+    stmt = insert(Lease).values(stage=stage, item_id=item_id, holder=holder, expires_at=now + dt.timedelta(seconds=seconds))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["stage", "item_id"],
+        set_={"holder": stmt.excluded.holder, "expires_at": stmt.excluded.expires_at},
+        where=or_(Lease.expires_at < now, Lease.holder == holder, Lease.holder.in_(select(Run.id).where(Run.status == RunStatus.ABANDONED))),
+    ).returning(Lease.item_id)
+    return session.execute(stmt).first() is not None
+
+
+def release_lease(session: Session, stage: str, item_id: str, holder: str) -> None:
+    session.execute(delete(Lease).where(Lease.stage == stage, Lease.item_id == item_id, Lease.holder == holder))

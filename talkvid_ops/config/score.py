@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +20,7 @@ class ScoreConfig(BaseModel):
     motion_backend: Literal["lk", "cotracker3"] = "lk"
     head_backend: Literal["dlib", "fan", "insightface"] = "dlib"
     batch_size: int = Field(200, ge=1, description="clips per batch (one mapped task each)")
+    workers: int | None = Field(None, ge=1, description="processes scoring a batch's clips (default: the CPUs this task may use; 1 on cuda)")
     model_dir: str | None = Field(None, description="where production model weights live")
     device: Literal["cpu", "cuda"] = "cpu"
     # quality
@@ -30,3 +34,21 @@ class ScoreConfig(BaseModel):
     head_sample_fps: float = Field(1.0, gt=0, description="TalkVid samples one frame per second")
     head_detect_short_side: int = Field(540, ge=64, description="face detection runs on frames scaled down to this short side")
     head_max_upsample: int = Field(2, ge=0, le=3, description="HOG upsampling steps tried when no face is found")
+
+    def effective_workers(self) -> int:
+        """Worker processes for a batch: the setting, else 1 on a GPU (one model per device), else the usable CPUs."""
+        if self.workers is not None:
+            return self.workers
+        return 1 if self.device == "cuda" else available_cpus()
+
+
+def available_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (a container's --cpus)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = cgroup_cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))

@@ -36,8 +36,7 @@ from talkvid_ops.context import Context
 from talkvid_ops.crawl.common import failure_outcome, media_folder, video_id_for
 from talkvid_ops.crawl.sources import LOCAL_FOLDER, MEDIA_SUFFIXES, PLATFORM_LOCAL, SourceSettings, add_source, platform_key
 from talkvid_ops.media.errors import MediaError
-from talkvid_ops.media.hashing import sha256_file
-from talkvid_ops.media.probe import probe
+from talkvid_ops.media.probe import probe_and_hash
 
 INGESTED = "ingested"
 UNCHANGED = "unchanged"
@@ -141,13 +140,13 @@ def _ingest_file(session: Session, run: RunRecorder, source_id: str, path: Path,
     now = row["updated_at"]
     try:
         _check_readable(path, st)
-        media = probe(path)
+        media, sha256 = probe_and_hash(path)  # one read of the file for both
     except MediaError as exc:
         row.update(status=VideoStatus.FAILED, error_class=ErrorClass.MEDIA, error_message=str(exc), storage_path=stored_path(path))
         upsert(session, Video, [row], ["platform", "platform_id"])
         run.error(display_path(path), str(exc), error_class=ErrorClass.MEDIA, video_id=video_id)
         return VideoStatus.FAILED
-    row.update(media.as_row(), sha256=sha256_file(path))
+    row.update(media.as_row(), sha256=sha256)
     if existing is not None and existing.sha256 and existing.sha256 != row["sha256"]:
         _forget_derived(session, video_id)
     twin = session.scalar(select(Video.id).where(Video.sha256 == row["sha256"], Video.status == VideoStatus.PROBED, Video.id != video_id).limit(1))

@@ -46,53 +46,73 @@ def open_media(path: str | Path) -> Iterator[InputContainer]:
         container.close()
 
 
-def decoded_frames(container: InputContainer, stream: Stream, what: str) -> Iterator:
-    """Every decodable frame of `stream`. Packets that fail to decode are counted, and once the pass is over
-    the file is declared undecodable: a clip over a damaged stretch would be scored on garbage."""
+def decoded_frames(container: InputContainer, *streams: Stream) -> Iterator:
+    """Every decodable frame of `streams`, in file order (one read of the file for all of them). Packets that fail
+    to decode are counted, and once the pass is over the file is declared undecodable (the first stream given
+    with failures is named): a clip over a damaged stretch would be scored on garbage."""
     import av
 
-    failures: list[tuple[float | None, str]] = []
-    for packet in container.demux(stream):
+    failures: dict[Stream, list[tuple[float | None, str]]] = {stream: [] for stream in streams}
+    for packet in container.demux(*streams):
         try:
             frames = packet.decode()
         except av.error.FFmpegError as exc:
-            at = float(packet.pts * stream.time_base) if packet.pts is not None else None
-            failures.append((at, str(exc)))
+            at = float(packet.pts * packet.stream.time_base) if packet.pts is not None else None
+            failures[packet.stream].append((at, str(exc)))
             continue
         yield from frames
-    if failures:
-        at, reason = failures[0]
-        where = f"first at {at:.2f} s" if at is not None else "position unknown"
-        raise MediaError(MediaFault.UNDECODABLE, f"undecodable {what} frames mid-file: {len(failures)} packets failed, {where} ({reason})")
+    for stream, failed in failures.items():
+        if failed:
+            at, reason = failed[0]
+            where = f"first at {at:.2f} s" if at is not None else "position unknown"
+            raise MediaError(MediaFault.UNDECODABLE, f"undecodable {stream.type} frames mid-file: {len(failed)} packets failed, {where} ({reason})")
 
 
 def container_duration(container: InputContainer) -> float | None:
     return container.duration / 1_000_000 if container.duration else None
 
 
+class AudioTrack:
+    """Collects decoded audio frames as mono float32 at `rate`; `samples()` gives them with sample 0 at time 0."""
+
+    def __init__(self, rate: int = AUDIO_RATE):
+        import av
+
+        self.rate = rate
+        self.resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        self.chunks: list[np.ndarray] = []
+        self.first_time: float | None = None
+
+    def add(self, frame) -> None:
+        if self.first_time is None:
+            self.first_time = frame.time or 0.0
+        self.chunks.extend(out.to_ndarray().reshape(-1) for out in self.resampler.resample(frame))
+
+    def samples(self) -> np.ndarray:
+        self.chunks.extend(out.to_ndarray().reshape(-1) for out in self.resampler.resample(None))
+        samples = np.concatenate(self.chunks).astype(np.float32, copy=False) if self.chunks else np.zeros(0, np.float32)
+        if samples.size == 0:
+            raise MediaError(MediaFault.NO_AUDIO, "the audio track has no samples")
+        # A track that starts late (or early, with codec priming) is shifted so that index / rate is video time.
+        offset = round((self.first_time or 0.0) * self.rate)
+        if offset > 0:
+            samples = np.concatenate([np.zeros(offset, np.float32), samples])
+        elif offset < 0:
+            samples = samples[-offset:]
+        return samples
+
+
+def audio_stream(container: InputContainer) -> Stream:
+    """The first audio track; a file without one is a NO_AUDIO fault."""
+    if not container.streams.audio:
+        raise MediaError(MediaFault.NO_AUDIO, "no audio track")
+    return container.streams.audio[0]
+
+
 def decode_audio(path: str | Path, rate: int = AUDIO_RATE) -> np.ndarray:
     """The first audio track as mono float32 at `rate`, sample 0 at time 0."""
-    import av
-
     with open_media(path) as container:
-        if not container.streams.audio:
-            raise MediaError(MediaFault.NO_AUDIO, "no audio track")
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        chunks: list[np.ndarray] = []
-        first_time: float | None = None
-        for frame in decoded_frames(container, stream, "audio"):
-            if first_time is None:
-                first_time = frame.time or 0.0
-            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
-        chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
-    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
-    if samples.size == 0:
-        raise MediaError(MediaFault.NO_AUDIO, "the audio track has no samples")
-    # A track that starts late (or early, with codec priming) is shifted so that index / rate is video time.
-    offset = round((first_time or 0.0) * rate)
-    if offset > 0:
-        samples = np.concatenate([np.zeros(offset, np.float32), samples])
-    elif offset < 0:
-        samples = samples[-offset:]
-    return samples
+        track = AudioTrack(rate)
+        for frame in decoded_frames(container, audio_stream(container)):
+            track.add(frame)
+    return track.samples()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from talkvid_ops.catalog.status import MediaFault
 from talkvid_ops.media.errors import MediaError
+from talkvid_ops.media.hashing import HashingReader
 from talkvid_ops.media.rotation import upright_size
 
 # A video whose packets end this much before the declared duration was cut short.
@@ -64,9 +65,19 @@ def _frame_rate(deltas: list[float], nominal_rate) -> tuple[float, bool]:
 
 def probe(path: str | Path) -> MediaInfo:
     """Probe `path`; raises MediaError with the reason when it is empty, unreadable, truncated or has no video."""
-    import av
+    return _probe(Path(path), str(path))
 
+
+def probe_and_hash(path: str | Path) -> tuple[MediaInfo, str]:
+    """`probe` and the file's sha256 (as `media.hashing.sha256_file`) from one read of the file."""
     path = Path(path)
+    _file_size(path)  # a missing or empty file fails as `probe` says, before it is opened for hashing
+    with HashingReader(path) as reader:
+        media = _probe(path, reader)
+        return media, reader.hexdigest()
+
+
+def _file_size(path: Path) -> int:
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -75,8 +86,16 @@ def probe(path: str | Path) -> MediaInfo:
         ) from None
     if size == 0:
         raise MediaError(MediaFault.ZERO_LENGTH, "empty file (0 bytes)")
+    return size
+
+
+def _probe(path: Path, source: str | HashingReader) -> MediaInfo:
+    """The probe of `path`, read through `source` (its name, or a reader hashing it)."""
+    import av
+
+    size = _file_size(path)
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(source, metadata_errors="ignore")
     except av.error.FFmpegError as exc:
         raise MediaError(MediaFault.UNREADABLE, f"not readable as media ({exc.strerror or exc}): not a video, or a download cut short") from None
     with container:

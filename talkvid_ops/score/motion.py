@@ -44,6 +44,7 @@ CONFIDENT = 0.5
 CODE_SCALE, CODE_GRID = 0.25, 100
 FB_TOLERANCE = 1.0  # px: the round-trip error at which LK confidence is 0.5
 LK_WINDOW, LK_LEVELS = (21, 21), 3
+LK_PARAMS = dict(winSize=LK_WINDOW, maxLevel=LK_LEVELS, criteria=(3, 20, 0.03))  # 3: TERM_CRITERIA_EPS | TERM_CRITERIA_COUNT
 STATIC_PATCH_DIFF = 2.0  # grey levels: a textureless patch this close to its previous look has not moved
 
 
@@ -96,7 +97,11 @@ class MotionScorer(Scorer):
         raise NotImplementedError
 
     def begin(self, clip: ClipInfo) -> Accumulator:
-        return MotionClip(self, code_segments(clip.grids[self.needs["code"]]))
+        return MotionClip(self, self.paper_windows(clip.grids[self.needs["paper"]].samples), code_segments(clip.grids[self.needs["code"]]))
+
+    def paper_windows(self, planned: int) -> PaperWindows:
+        """How this backend tracks the paper windows of a clip with `planned` samples at 25 fps."""
+        return TrackedWindows(self)
 
     def paper_ratio(self, window: list[np.ndarray]) -> float:
         """The paper's valid-trajectory share of one window of square frames."""
@@ -113,17 +118,46 @@ class MotionScorer(Scorer):
         return float((confidence >= CONFIDENT).mean())
 
 
-class MotionClip(Accumulator):
-    """Both definitions, window by window: keeps the last 16 paper frames and the open code segments' frames.
+class PaperWindows:
+    """The paper definition's windows over a clip's 25 fps frames: windows start every 8 frames and are scored
+    once their 16th frame arrives; a clip shorter than a window is one window of all its frames (two at least)."""
 
-    Paper: a window is tracked once its 16th frame arrives (windows start every 8 frames); a clip shorter than a
-    window is one window of all its frames. Code: a segment is tracked once its last frame arrives (segments may
-    share frames); a segment of fewer than two frames does not count.
+    def add(self, image: np.ndarray) -> list[float]:
+        """The next frame; the ratios of the windows it completes."""
+        raise NotImplementedError
+
+    def finish(self) -> list[float]:
+        """After the last frame: the ratio of a clip shorter than one window (none otherwise)."""
+        raise NotImplementedError
+
+
+class TrackedWindows(PaperWindows):
+    """Keeps the last 16 frames and has the backend track each window on its own (`MotionScorer.paper_ratio`)."""
+
+    def __init__(self, scorer: MotionScorer):
+        self.scorer = scorer
+        self.frames: deque[np.ndarray] = deque(maxlen=PAPER_WINDOW)
+        self.count = 0
+
+    def add(self, image: np.ndarray) -> list[float]:
+        self.frames.append(image)
+        self.count += 1
+        if self.count >= PAPER_WINDOW and (self.count - PAPER_WINDOW) % PAPER_STRIDE == 0:
+            return [self.scorer.paper_ratio(list(self.frames))]
+        return []
+
+    def finish(self) -> list[float]:
+        return [self.scorer.paper_ratio(list(self.frames))] if 2 <= self.count < PAPER_WINDOW else []
+
+
+class MotionClip(Accumulator):
+    """Both definitions, window by window: the paper windows (see PaperWindows) and the open code segments' frames.
+    Code: a segment is tracked once its last frame arrives (segments may share frames); a segment of fewer than two
+    frames does not count.
     """
 
-    def __init__(self, scorer: MotionScorer, code_segments: list[list[int]]):
-        self.scorer = scorer
-        self.paper: deque[np.ndarray] = deque(maxlen=PAPER_WINDOW)
+    def __init__(self, scorer: MotionScorer, paper: PaperWindows, code_segments: list[list[int]]):
+        self.scorer, self.paper = scorer, paper
         self.paper_count = self.code_count = 0
         self.segments = [segment for segment in code_segments if len(segment) >= 2]
         self.code: list[list[np.ndarray]] = [[] for _ in self.segments]
@@ -132,10 +166,8 @@ class MotionClip(Accumulator):
 
     def add(self, name: str, sample: Sample) -> None:
         if name == "paper":
-            self.paper.append(sample.image)
             self.paper_count += 1
-            if self.paper_count >= PAPER_WINDOW and (self.paper_count - PAPER_WINDOW) % PAPER_STRIDE == 0:
-                self.ratios.append(self.scorer.paper_ratio(list(self.paper)))
+            self.ratios.extend(self.paper.add(sample.image))
             return
         self.code_count += 1
         for segment, frames in zip(self.segments, self.code, strict=True):
@@ -150,8 +182,7 @@ class MotionClip(Accumulator):
         frames.clear()
 
     def result(self) -> Metrics:
-        if 2 <= self.paper_count < PAPER_WINDOW:
-            self.ratios.append(self.scorer.paper_ratio(list(self.paper)))
+        self.ratios.extend(self.paper.finish())
         for frames in self.code:  # a segment whose last frame the video did not deliver
             self._close_segment(frames)
         if not self.ratios or not self.visibilities:
@@ -166,43 +197,98 @@ class MotionClip(Accumulator):
         return Metrics(values, details)
 
 
+def lk_step(previous: np.ndarray, image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points (K, 2) in `previous` -> where LK puts them in `image` (K, 2) and their confidence (K,): forward,
+    then back for the round-trip error; a point LK loses on an unchanged patch stays put with confidence 1.
+
+    Each point is tracked on its own, so several windows' points go through in one call (the images' pyramids
+    are built once per call, not once per window) with the same result per point."""
+    import cv2
+
+    current = points.reshape(-1, 1, 2)
+    forward, ok_forward, _ = cv2.calcOpticalFlowPyrLK(previous, image, current, None, **LK_PARAMS)
+    back, ok_back, _ = cv2.calcOpticalFlowPyrLK(image, previous, forward, None, **LK_PARAMS)
+    error = np.linalg.norm((back - current).reshape(-1, 2), axis=1)
+    ok = (ok_forward.ravel() == 1) & (ok_back.ravel() == 1)
+    confidence = np.where(ok, 1.0 / (1.0 + (error / FB_TOLERANCE) ** 2), 0.0).astype(np.float32)
+    forward = forward.reshape(-1, 2)
+    if not ok.all():
+        static = ~ok & _unchanged(previous, image, points.reshape(-1, 2))
+        forward[static] = points.reshape(-1, 2)[static]
+        confidence[static] = 1.0
+    return forward, confidence
+
+
+def _unchanged(previous: np.ndarray, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Whether the LK-window neighbourhood of each point looks the same in both frames."""
+    import cv2
+
+    diff = cv2.blur(cv2.absdiff(previous, image).astype(np.float32), LK_WINDOW)
+    h, w = diff.shape
+    x = np.clip(np.round(points[:, 0]).astype(int), 0, w - 1)
+    y = np.clip(np.round(points[:, 1]).astype(int), 0, h - 1)
+    return diff[y, x] <= STATIC_PATCH_DIFF
+
+
 class LucasKanadeMotion(MotionScorer):
     backend = "lk"
 
     def track(self, frames: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        import cv2
-
-        count = len(points)
-        tracks = np.zeros((len(frames), count, 2), dtype=np.float32)
-        confidence = np.zeros((len(frames), count), dtype=np.float32)
+        tracks = np.zeros((len(frames), len(points), 2), dtype=np.float32)
+        confidence = np.zeros((len(frames), len(points)), dtype=np.float32)
         tracks[0], confidence[0] = points, 1.0
-        params = dict(winSize=LK_WINDOW, maxLevel=LK_LEVELS, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
-        current = points.reshape(-1, 1, 2)
         for t in range(1, len(frames)):
-            forward, ok_forward, _ = cv2.calcOpticalFlowPyrLK(frames[t - 1], frames[t], current, None, **params)
-            back, ok_back, _ = cv2.calcOpticalFlowPyrLK(frames[t], frames[t - 1], forward, None, **params)
-            error = np.linalg.norm((back - current).reshape(-1, 2), axis=1)
-            ok = (ok_forward.ravel() == 1) & (ok_back.ravel() == 1)
-            confidence[t] = np.where(ok, 1.0 / (1.0 + (error / FB_TOLERANCE) ** 2), 0.0)
-            forward = forward.reshape(-1, 2)
-            if not ok.all():
-                static = ~ok & self._unchanged(frames[t - 1], frames[t], current.reshape(-1, 2))
-                forward[static] = current.reshape(-1, 2)[static]
-                confidence[t][static] = 1.0
-            tracks[t] = forward
-            current = forward.reshape(-1, 1, 2)
+            tracks[t], confidence[t] = lk_step(frames[t - 1], frames[t], tracks[t - 1])
         return tracks, confidence
 
-    @staticmethod
-    def _unchanged(previous: np.ndarray, image: np.ndarray, points: np.ndarray) -> np.ndarray:
-        """Whether the LK-window neighbourhood of each point looks the same in both frames."""
-        import cv2
+    def paper_windows(self, planned: int) -> PaperWindows:
+        return LKPaperWindows(planned)
 
-        diff = cv2.blur(cv2.absdiff(previous, image).astype(np.float32), LK_WINDOW)
-        h, w = diff.shape
-        x = np.clip(np.round(points[:, 0]).astype(int), 0, w - 1)
-        y = np.clip(np.round(points[:, 1]).astype(int), 0, h - 1)
-        return diff[y, x] <= STATIC_PATCH_DIFF
+
+class _Window:
+    """One paper window being tracked: its points' positions and confidences so far."""
+
+    def __init__(self, points: np.ndarray):
+        self.tracks = np.zeros((PAPER_WINDOW, len(points), 2), dtype=np.float32)
+        self.confidence = np.zeros((PAPER_WINDOW, len(points)), dtype=np.float32)
+        self.tracks[0], self.confidence[0] = points, 1.0
+        self.frames = 1
+
+
+class LKPaperWindows(PaperWindows):
+    """Every paper window tracked frame by frame, together: each new frame moves the points of the (at most two)
+    windows it belongs to in one forward and one backward LK call, instead of two calls per window. A window
+    starts only where it can end within the `planned` samples (the first always starts, for short clips)."""
+
+    def __init__(self, planned: int):
+        self.planned = planned
+        self.windows: list[_Window] = []
+        self.previous: np.ndarray | None = None
+        self.count = 0
+
+    def add(self, image: np.ndarray) -> list[float]:
+        if self.windows:
+            moved, confidence = lk_step(self.previous, image, np.concatenate([w.tracks[w.frames - 1] for w in self.windows]))
+            for i, window in enumerate(self.windows):
+                part = slice(i * PAPER_GRID**2, (i + 1) * PAPER_GRID**2)
+                window.tracks[window.frames], window.confidence[window.frames] = moved[part], confidence[part]
+                window.frames += 1
+        if self.count % PAPER_STRIDE == 0 and (self.count == 0 or self.count + PAPER_WINDOW <= self.planned):
+            side = image.shape[1]
+            offset = (side - PAPER_CROP) / 2
+            self.windows.append(_Window(grid_points(side, side, PAPER_GRID, (offset, offset, offset + PAPER_CROP, offset + PAPER_CROP))))
+        self.previous, self.count = image, self.count + 1
+        ratios = []
+        while self.windows and self.windows[0].frames == PAPER_WINDOW:
+            ratios.append(self._ratio(self.windows.pop(0)))
+        return ratios
+
+    def _ratio(self, window: _Window) -> float:
+        height, width = self.previous.shape[:2]
+        return paper_valid_ratio(window.tracks[: window.frames], window.confidence[: window.frames], width, height)
+
+    def finish(self) -> list[float]:
+        return [self._ratio(self.windows[0])] if 2 <= self.count < PAPER_WINDOW else []
 
 
 class CoTracker3Motion(MotionScorer):

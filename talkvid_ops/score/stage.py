@@ -4,12 +4,19 @@ Work is the set of clips missing a `scoring` row for a configured (scorer, backe
 `scoring` row (ok, or failed with the reason) and its metrics are long-format `score` rows carrying the scorer's
 name, version, backend and the run. A scorer that fails on a clip records that failure; the others still score
 the clip. Rows are upserted on their natural keys, so a rerun replaces instead of duplicating.
+
+A batch's clips are scored by `score.workers` processes (default: the CPUs the task may use; 1 on a GPU), each
+loading the models once; this process writes every row, so the rows are those of a serial run. Each clip is
+leased before it is scored (`catalog.upsert.take_lease`), so concurrent stage runs take disjoint clips; a pending
+clip that another run scored meanwhile is skipped (chosen clips are rescored on purpose).
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +27,7 @@ from sqlalchemy.orm import Session
 from talkvid_ops.catalog.batches import batch_items, make_batches, mark_batch_done
 from talkvid_ops.catalog.models import Clip, Score, Scoring, Video, utcnow
 from talkvid_ops.catalog.status import ScoringStatus
-from talkvid_ops.catalog.upsert import upsert
+from talkvid_ops.catalog.upsert import release_lease, take_lease, upsert
 from talkvid_ops.config.score import ScoreConfig
 from talkvid_ops.context import Context
 from talkvid_ops.ids import make_id
@@ -37,6 +44,7 @@ SCORER_CLASSES: dict[tuple[str, str], type[Scorer]] = {
     for cls in (ClassicalQuality, DoverOnnxQuality, LucasKanadeMotion, CoTracker3Motion, DlibBackend, FaceAlignmentBackend, InsightFaceBackend)
 }
 MAX_ERROR_LENGTH = 2000
+LEASE_SECONDS = 1800.0  # far above a clip's scoring time; a dead worker's clips are free again after it
 
 
 def configured(config: ScoreConfig) -> list[tuple[str, str]]:
@@ -48,10 +56,15 @@ def scorers_for(config: ScoreConfig) -> list[Scorer]:
     return [get_scorer(SCORER_CLASSES[key], config) for key in configured(config)]
 
 
+def _pending(config: ScoreConfig):
+    """The condition on a clip (joined with its video): stored, and missing a scoring row for some configured scorer."""
+    missing = [~exists().where(Scoring.clip_id == Clip.id, Scoring.scorer == name, Scoring.backend == backend) for name, backend in configured(config)]
+    return Video.storage_path.is_not(None) & or_(*missing)
+
+
 def pending_clip_ids(session: Session, config: ScoreConfig, limit: int | None = None) -> list[str]:
     """Clips of stored videos that miss a scoring row for some configured scorer."""
-    missing = [~exists().where(Scoring.clip_id == Clip.id, Scoring.scorer == name, Scoring.backend == backend) for name, backend in configured(config)]
-    query = select(Clip.id).join(Video, Video.id == Clip.video_id).where(Video.storage_path.is_not(None), or_(*missing)).order_by(Clip.id)
+    query = select(Clip.id).join(Video, Video.id == Clip.video_id).where(_pending(config)).order_by(Clip.id)
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
@@ -75,6 +88,15 @@ class ClipOutcome:
     metrics: dict[Scorer, dict[str, float]] = field(default_factory=dict)
     details: dict[Scorer, dict[str, Any]] = field(default_factory=dict)
     failures: dict[Scorer, str] = field(default_factory=dict)
+
+    def portable(self) -> dict[str, dict[tuple[str, str], Any]]:
+        """The outcome keyed by (scorer, backend), to send between processes (a loaded scorer does not pickle)."""
+        return {part: {(s.name, s.backend): v for s, v in getattr(self, part).items()} for part in ("metrics", "details", "failures")}
+
+    @classmethod
+    def from_portable(cls, portable: dict[str, dict[tuple[str, str], Any]], scorers: Iterable[Scorer]) -> ClipOutcome:
+        by_key = {(s.name, s.backend): s for s in scorers}
+        return cls(**{part: {by_key[key]: v for key, v in values.items()} for part, values in portable.items()})
 
 
 def _reason(exc: BaseException) -> str:
@@ -178,6 +200,67 @@ def _write(session: Session, clip_id: str, outcome: ClipOutcome, run_id: str) ->
     upsert(session, Score, scores, ["clip_id", "backend", "metric"])
 
 
+class ClipPool:
+    """Scores clips in `workers` processes (in this one when 1), results in submission order. Each worker loads
+    the scorers once; OpenCV runs one thread per worker, so the workers do not fight over the cores."""
+
+    def __init__(self, config: ScoreConfig, workers: int):
+        self.config, self.workers = config, workers
+        self.scorers = scorers_for(config)
+        self.executor: ProcessPoolExecutor | None = None
+        if workers > 1:
+            import multiprocessing
+
+            # forkserver: workers start from a clean process, not a fork of one that may run threads (Airflow)
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+            self.executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(config.model_dump_json(),))
+
+    def submit(self, path: Path, start: float, end: float, rotation: int | None) -> Future:
+        if self.executor is not None:
+            return self.executor.submit(_score_in_worker, path, start, end, rotation)
+        done: Future = Future()
+        done.set_result(score_clip(path, start, end, rotation, self.scorers).portable())
+        return done
+
+    def outcome(self, future: Future) -> ClipOutcome:
+        try:
+            return ClipOutcome.from_portable(future.result(), self.scorers)
+        except Exception as exc:  # a worker that died takes its clip with it, not the batch
+            return ClipOutcome(failures=dict.fromkeys(self.scorers, f"worker: {_reason(exc)}"))
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(cancel_futures=True)
+
+
+_WORKER_SCORERS: list[Scorer] = []
+
+
+def _start_worker(config_json: str) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+    _WORKER_SCORERS[:] = scorers_for(ScoreConfig.model_validate_json(config_json))
+
+
+def _score_in_worker(path: Path, start: float, end: float, rotation: int | None) -> dict:
+    return score_clip(path, start, end, rotation, _WORKER_SCORERS).portable()
+
+
+def _lease(ctx: Context, config: ScoreConfig, clip_id: str, run_id: str, recheck: bool) -> bool:
+    """Take the clip's lease; with `recheck`, only while it is still pending (another run may have scored it)."""
+    with ctx.sessions() as session:
+        taken = take_lease(session, STAGE, clip_id, run_id, LEASE_SECONDS)
+        if taken and recheck:
+            taken = session.scalar(select(Clip.id).join(Video, Video.id == Clip.video_id).where(Clip.id == clip_id, _pending(config))) is not None
+        if taken:
+            session.commit()
+        else:
+            session.rollback()
+        return taken
+
+
 def score(ctx: Context, clip_ids: Iterable[str] | None = None, batch_id: str | None = None, limit: int | None = None) -> dict[str, Any]:
     """Score the given clips, a batch's, or every pending one (at most `limit`)."""
     config = ctx.config.score
@@ -200,18 +283,13 @@ def score(ctx: Context, clip_ids: Iterable[str] | None = None, batch_id: str | N
                     .where(Clip.id.in_(ids))
                 )
             }
-        scorers = scorers_for(config)
-        for clip_id in run.progress(ids, len(ids), "clips"):
-            row = rows.get(clip_id)
-            if row is None:
-                run.error(clip_id, "no such clip")
-                continue
-            if not row.storage_path:
-                outcome = ClipOutcome(failures=dict.fromkeys(scorers, "media: the clip's video has no stored file"))
-            else:
-                outcome = score_clip(ctx.settings.media_path(row.storage_path), row.start_time, row.end_time, row.rotation, scorers)
+        pool = ClipPool(config, max(1, min(config.effective_workers(), len(ids))))
+        in_flight: deque[tuple[str, Future]] = deque()  # leased clips being scored, oldest first
+
+        def finish(clip_id: str, outcome: ClipOutcome) -> None:
             with ctx.sessions() as session:
                 _write(session, clip_id, outcome, run.id)
+                release_lease(session, STAGE, clip_id, run.id)
                 session.commit()
             run.count("clips")
             run.count("scorings_ok", len(outcome.metrics))
@@ -219,6 +297,31 @@ def score(ctx: Context, clip_ids: Iterable[str] | None = None, batch_id: str | N
             for scorer, reason in outcome.failures.items():
                 run.count("scorings_failed")
                 run.error(clip_id, reason, scorer=scorer.name, backend=scorer.backend)
+
+        try:
+            for clip_id in run.progress(ids, len(ids), "clips"):
+                row = rows.get(clip_id)
+                if row is None:
+                    run.error(clip_id, "no such clip")
+                    continue
+                if not _lease(ctx, config, clip_id, run.id, recheck=clip_ids is None and batch_id is None):
+                    run.count("clips_skipped")  # another run holds it, or scored it meanwhile
+                    continue
+                if not row.storage_path:
+                    finish(clip_id, ClipOutcome(failures=dict.fromkeys(pool.scorers, "media: the clip's video has no stored file")))
+                    continue
+                in_flight.append((clip_id, pool.submit(ctx.settings.media_path(row.storage_path), row.start_time, row.end_time, row.rotation)))
+                while len(in_flight) > 2 * pool.workers:  # enough queued to keep every worker busy, few leases held
+                    finish(in_flight[0][0], pool.outcome(in_flight.popleft()[1]))
+            while in_flight:
+                finish(in_flight[0][0], pool.outcome(in_flight.popleft()[1]))
+        finally:
+            pool.close()
+            if in_flight:  # stopped early: what was leased and not written is free for the next run now
+                with ctx.sessions() as session:
+                    for clip_id, _ in in_flight:
+                        release_lease(session, STAGE, clip_id, run.id)
+                    session.commit()
         if batch_id is not None:
             with ctx.sessions() as session:
                 mark_batch_done(session, batch_id, run.id)

@@ -2,7 +2,8 @@
 
 PySceneDetect's own PyAV stream converts every frame to full-size BGR and then resizes it; here FFmpeg's scaler
 converts straight to a small BGR frame (`shot_width` wide), which is where most of the time went
-(benchmarks/bench_segment.py measures both). The same pass counts frames and finds undecodable stretches.
+(benchmarks/bench_segment.py measures both). The same pass counts frames and finds undecodable stretches, and
+can decode the audio track as well (`scan_shots_and_audio`), so the segment stage reads each file once.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+
 from talkvid_ops.catalog.status import MediaFault
 from talkvid_ops.config.segment import SegmentConfig
-from talkvid_ops.media.decode import container_duration, decoded_frames, open_media
+from talkvid_ops.media.decode import AudioTrack, audio_stream, container_duration, decoded_frames, open_media
 from talkvid_ops.media.errors import MediaError
 
 # A decodable stream shorter than its container claims by more than this was cut off (truncated download).
@@ -67,9 +70,21 @@ def scaled_size(width: int, height: int, target_width: int) -> tuple[int, int]:
 
 def scan_shots(path: str | Path, config: SegmentConfig) -> ShotScan:
     """Decode every frame once (downscaled), run the configured detector, and check that the video is whole."""
+    return _scan(path, config, with_audio=False)[0]
+
+
+def scan_shots_and_audio(path: str | Path, config: SegmentConfig) -> tuple[ShotScan, np.ndarray]:
+    """`scan_shots` and `media.decode.decode_audio` in one read of the file: a file without an audio track is a
+    NO_AUDIO fault before any frame is decoded, and a damaged audio stretch is named before a damaged video one."""
+    return _scan(path, config, with_audio=True)
+
+
+def _scan(path: str | Path, config: SegmentConfig, with_audio: bool) -> tuple[ShotScan, np.ndarray | None]:
+    import av
     from scenedetect import FrameTimecode
 
     with open_media(path) as container:
+        audio = audio_stream(container) if with_audio else None
         if not container.streams.video:
             raise MediaError(MediaFault.NO_VIDEO, "no video stream")
         stream = container.streams.video[0]
@@ -83,15 +98,20 @@ def scan_shots(path: str | Path, config: SegmentConfig) -> ShotScan:
             raise MediaError(MediaFault.DEGENERATE, f"degenerate video: a picture of {width}x{height} pixels")
         out_w, out_h = scaled_size(width, height, config.shot_width)
         detector = make_detector(config)
+        track = AudioTrack() if audio is not None else None
         cuts: list[int] = []
         times: list[float] = []
         frames = 0
         time_base, origin = float(stream.time_base), float(stream.start_time or 0) * float(stream.time_base)
-        for frame in decoded_frames(container, stream, "video"):
+        for frame in decoded_frames(container, *([audio] if audio is not None else []), stream):
+            if isinstance(frame, av.AudioFrame):
+                track.add(frame)
+                continue
             times.append(frame.pts * time_base - origin if frame.pts is not None else (times[-1] + 1 / float(rate) if times else 0.0))
             image = frame.to_ndarray(format="bgr24", width=out_w, height=out_h)
             cuts.extend(t.frame_num for t in detector.process_frame(FrameTimecode(frames, fps=rate), image))
             frames += 1
+        samples = track.samples() if track is not None else None  # no samples: NO_AUDIO, before the video's faults
         if frames == 0:
             raise MediaError(MediaFault.ZERO_LENGTH, "zero-length video: no frame decodes")
         cuts.extend(t.frame_num for t in detector.post_process(FrameTimecode(frames - 1, fps=rate)))
@@ -101,5 +121,6 @@ def scan_shots(path: str | Path, config: SegmentConfig) -> ShotScan:
     if expected is not None and last < expected - max(TRUNCATION_TOLERANCE_S, 0.02 * expected):
         raise MediaError(MediaFault.UNDECODABLE, f"undecodable video frames mid-file: frames stop at {last:.2f} s of {expected:.2f} s")
     times.append(last)
-    return ShotScan(fps=fps, frame_count=frames, width=width, height=height, cut_frames=tuple(sorted({c for c in cuts if 0 < c < frames})),
+    scan = ShotScan(fps=fps, frame_count=frames, width=width, height=height, cut_frames=tuple(sorted({c for c in cuts if 0 < c < frames})),
                     frame_times=tuple(round(t, 6) for t in times))  # fmt: skip
+    return scan, samples

@@ -36,7 +36,7 @@ from talkvid_ops.media.errors import MediaError
 from talkvid_ops.segment import intervals as iv
 from talkvid_ops.segment.asr import AsrBackend, asr_backend
 from talkvid_ops.segment.planner import PlannedClip, plan_clips
-from talkvid_ops.segment.shots import ShotScan, scan_shots
+from talkvid_ops.segment.shots import ShotScan, scan_shots_and_audio
 from talkvid_ops.segment.speech import combine, subtitle_speech, vad_speech
 
 STAGE = "segment"
@@ -59,11 +59,9 @@ def analyse_video(path: Path, subtitles: Path | None, config: SegmentConfig) -> 
     """Shots, speech and planned clips of one media file. Raises MediaError for faults of the file."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    audio = decode_audio(path)  # first: a talking-head clip without sound is useless, whatever the speech rule
-    seconds["audio"] = time.perf_counter() - started
-    started = time.perf_counter()
-    scan = scan_shots(path, config)
-    seconds["shots"] = time.perf_counter() - started
+    # one read of the file; a talking-head clip without sound fails first, whatever the speech rule
+    scan, audio = scan_shots_and_audio(path, config)
+    seconds["audio_and_shots"] = time.perf_counter() - started
     started = time.perf_counter()
     vad = None if config.speech_rule == "subtitles" else vad_speech(audio, config)
     seconds["vad"] = time.perf_counter() - started

@@ -94,14 +94,14 @@ def test_a_file_failing_to_read_is_recorded_and_the_rest_are_ingested(pyfeat_med
     folder.mkdir()
     shutil.copyfile(pyfeat_media["single_face.mp4"], folder / "a.mp4")
     shutil.copyfile(pyfeat_media["no_face.mp4"], folder / "b.mp4")
-    real_hash = ingest.sha256_file
+    real_read = ingest.probe_and_hash
 
     def unreadable_a(path):
         if path.name == "a.mp4":
             raise OSError(5, "Input/output error", str(path))
-        return real_hash(path)
+        return real_read(path)
 
-    monkeypatch.setattr(ingest, "sha256_file", unreadable_a)
+    monkeypatch.setattr(ingest, "probe_and_hash", unreadable_a)
     result = ingest_paths(ctx, [folder])
     assert (result["ingested"], result["failed_transient"], result["errors"]) == (1, 1, 1)
     with ctx.sessions() as session:

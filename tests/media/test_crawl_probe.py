@@ -12,7 +12,7 @@ import pytest
 from talkvid_ops.catalog.status import MediaFault
 from talkvid_ops.media.errors import MediaError
 from talkvid_ops.media.hashing import sha256_file
-from talkvid_ops.media.probe import probe
+from talkvid_ops.media.probe import probe, probe_and_hash
 
 
 def ffmpeg(*args: str) -> None:
@@ -131,3 +131,21 @@ def test_missing_file(tmp_path):
 def test_sha256_streams_the_file(variants):
     path = variants["lecture"]
     assert sha256_file(path, chunk=4096) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name", ["face", "lecture", "hevc_phone", "rotated", "silent"])
+def test_probe_and_hash_read_the_file_once_and_hash_it_as_sha256sum_does(variants, name):
+    """The hash built while the probe reads (index at the end, at the front, a mov, tagged, silent) is the file's."""
+    path = variants[name]
+    media, sha256 = probe_and_hash(path)
+    assert media == probe(path)
+    assert sha256 == subprocess.run(["sha256sum", str(path)], check=True, capture_output=True, text=True).stdout.split()[0]
+
+
+def test_probe_and_hash_fails_as_the_probe_does(variants):
+    for name in ("empty", "text", "cut_index_at_end", "cut_index_at_front"):
+        with pytest.raises(MediaError) as hashed:
+            probe_and_hash(variants[name])
+        with pytest.raises(MediaError) as probed:
+            probe(variants[name])
+        assert (hashed.value.kind, str(hashed.value)) == (probed.value.kind, str(probed.value))

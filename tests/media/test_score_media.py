@@ -245,7 +245,9 @@ def test_batch_from_the_cli_with_bad_media_decodes_each_clip_once_and_reruns_in_
     opened = []
     real_open = av.open
     monkeypatch.setattr(av, "open", lambda path, *a, **k: opened.append(path) or real_open(path, *a, **k))
-    env = {"TALKVID_DATA_DIR": str(tmp_path), "TALKVID_DATABASE_URL": ctx.settings.database_url, "TALKVID_CONFIG": ""}
+    config = tmp_path / "config.yaml"
+    config.write_text("score:\n  workers: 1\n")  # in this process, where av.open is watched
+    env = {"TALKVID_DATA_DIR": str(tmp_path), "TALKVID_DATABASE_URL": ctx.settings.database_url, "TALKVID_CONFIG": str(config)}
     out = CliRunner().invoke(cli, ["score", "--batch", batches[0]], env=env)
     assert out.exit_code == 0, out.output
     counts = json.loads(out.output)
