@@ -2,8 +2,9 @@
 is downloaded): two annotators label a validation set through the page, neither sees the other's labels nor any score
 or decision, and the statistics page then shows the figures computed by hand.
 
-The validation router is served by uvicorn on 127.0.0.1 under /talkvid, as the catalog page app mounts it, with the
-annotator injected from a request header (in Airflow the dependency asks Airflow's auth manager for the user)."""
+The catalog page app (`talkvid_ops.dashboard.create_app`, with its validation pages) is served by uvicorn on 127.0.0.1
+under /talkvid, as the Airflow plugin mounts it, with the annotator injected from a request header (in Airflow the
+dependency asks Airflow's auth manager for the user)."""
 
 from __future__ import annotations
 
@@ -68,22 +69,25 @@ def validation_set(sqlite_url, tmp_path, pyfeat_media):
 
 
 @pytest.fixture
-def server(validation_set):
+def server(validation_set, monkeypatch):
+    """The catalog page app (as the Airflow plugin mounts it at /talkvid), reading this catalog from the environment,
+    with the annotator injected from a header instead of Airflow's login."""
     import uvicorn
 
-    from talkvid_ops.curate.validation.views import validation_router
+    from talkvid_ops.dashboard.app import create_app
 
     ctx = validation_set[0]
+    monkeypatch.setenv("TALKVID_DATABASE_URL", ctx.settings.database_url)
+    monkeypatch.setenv("TALKVID_DATA_DIR", str(ctx.settings.data_dir))
+    monkeypatch.delenv("TALKVID_CONFIG", raising=False)
 
     def injected_annotator(x_annotator: Annotated[str | None, Header()] = None) -> str:
         if not x_annotator:
             raise HTTPException(401, "who are you?")
         return x_annotator
 
-    page_app = FastAPI()
-    page_app.include_router(validation_router(catalog=lambda: ctx, annotator=injected_annotator))
     root = FastAPI()
-    root.mount("/talkvid", page_app)
+    root.mount("/talkvid", create_app(annotator=injected_annotator))
     port = free_port()
     uvicorn_server = uvicorn.Server(uvicorn.Config(root, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uvicorn_server.run, daemon=True)
