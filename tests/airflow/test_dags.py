@@ -132,5 +132,5 @@ def test_curate_validates_its_form_and_has_a_time_schedule(dagbag):
         validated({"thresholds": {"quality": {"backend": "dovr", "min": 7}}})
     criteria = dag.params.get_param("thresholds").schema["properties"]
     assert {"quality", "motion", "avg_movement", "min_completeness"} <= set(criteria)
-    assert "dover: dover_overall" in criteria["quality"]["description"]  # the metric a backend's bounds apply to
+    assert "dover: dover_released" in criteria["quality"]["description"]  # the metric a backend's bounds apply to
     assert dag.params.get_param("formats").schema["examples"] == dag.params.get_param("formats").schema["items"]["enum"]  # a multi-select
