@@ -88,6 +88,7 @@ def test_the_compose_stack_uses_an_auth_manager_with_roles():
     common = yaml.safe_load((root / "docker-compose.yml").read_text())["x-airflow-common"]["environment"]
     assert common["AIRFLOW__CORE__AUTH_MANAGER"] == "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
     assert "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS" not in common
-    extra = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]["airflow"]
+    extra = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]["fab"]
     pins = dict(line.split("==", 1) for line in (root / "constraints.txt").read_text().splitlines() if "==" in line)
     assert "apache-airflow-providers-fab" in extra and "apache-airflow-providers-fab" in pins
+    assert "[airflow,cpu,fab]" in (root / "Dockerfile").read_text()  # the Airflow images carry it
