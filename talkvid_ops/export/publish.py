@@ -77,6 +77,9 @@ def write_text(text: str, path: Path) -> Path:
     return path
 
 
+MAY_BE_EMPTY = (".jsonl",)  # a table of no rows (a release of no candidates); every other file has content
+
+
 class ReleaseFolder:
     """The lock, the previous release and the staging folder of one export into `target` (a context manager)."""
 
@@ -151,7 +154,9 @@ class ReleaseFolder:
 
     def publish(self) -> None:
         """Switch the target to the staging folder in one rename, then remove the other release folders."""
-        empty = sorted(str(p.relative_to(self.staging)) for p in self.staging.rglob("*") if p.is_file() and p.stat().st_size == 0)
+        empty = sorted(
+            str(p.relative_to(self.staging)) for p in self.staging.rglob("*") if p.is_file() and p.stat().st_size == 0 and p.suffix not in MAY_BE_EMPTY
+        )
         if empty:
             raise TalkvidError(f"release {self.release_id} not published: empty file(s) {', '.join(empty)}")
         token = self.staging.name.rsplit(".", 1)[1]
