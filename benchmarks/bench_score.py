@@ -11,7 +11,9 @@ Timed in one run, per batch, median of `--repeat` runs each:
 1. floor: PyAV decode-only of the clips' time ranges, threads on (what any scorer must pay at least);
 2. ours: the `score` stage (talkvid_ops.score.stage.score) on the batch through a temporary SQLite catalog, with
    the CPU defaults (classical quality, Lucas-Kanade motion, dlib head) and the configured workers;
-3. TalkVid's order of work, re-created with our scorers: each clip re-encoded with libx264 (ffmpeg's defaults), then
+3. the same stage with the `lk-fast` motion backend (a separately named approximation of `lk`, calibrated by
+   benchmarks/calibrate_fast_motion.py);
+4. TalkVid's order of work, re-created with our scorers: each clip re-encoded with libx264 (ffmpeg's defaults), then
    each scorer opens and decodes the cut on its own (quality and motion decode it through, the head scorer seeks
    once per second), one process per core.
 
@@ -84,19 +86,21 @@ def decode_floor(paths: list[Path]) -> int:
     return frames
 
 
-def score_stage(paths: list[Path], workdir: Path) -> dict[str, Any]:
-    """The score stage on the batch through a fresh SQLite catalog; the stage's counts."""
+def score_stage(paths: list[Path], workdir: Path, motion_backend: str = "lk") -> dict[str, Any]:
+    """The score stage on the batch through a fresh SQLite catalog, with the CPU defaults but `motion_backend`; the
+    stage's counts."""
     from talkvid_ops.catalog import db
     from talkvid_ops.catalog.models import Clip, Run, Source, Video
     from talkvid_ops.catalog.status import VideoStatus
-    from talkvid_ops.config import Settings
+    from talkvid_ops.config import PipelineConfig, Settings
     from talkvid_ops.context import Context
     from talkvid_ops.ids import make_id
     from talkvid_ops.score.stage import score
 
     url = f"sqlite:///{workdir / 'catalog.sqlite'}"
     db.upgrade(url)
-    ctx = Context(Settings(data_dir=workdir, database_url=url))
+    pipeline = PipelineConfig.model_validate({"score": {"motion_backend": motion_backend}})
+    ctx = Context(Settings(data_dir=workdir, database_url=url, pipeline=pipeline))
     with ctx.sessions() as session:
         session.add(Run(id="bench", stage="segment", params={}, code_version="bench", status="succeeded"))
         session.add(Source(id="bench", kind="url_list", locator="bench", name="bench", settings={}))
@@ -190,13 +194,15 @@ def timed(fn) -> float:
 
 
 def run_batch(name: str, paths: list[Path], repeat: int) -> dict[str, Any]:
-    runs: dict[str, list[float]] = {"floor": [], "ours": [], "talkvid": []}
+    runs: dict[str, list[float]] = {"floor": [], "ours": [], "ours_fast": [], "talkvid": []}
     processes = cpu_count()
     frames = decode_floor(paths)
     for _ in range(repeat):  # interleaved, so that load on the machine affects every side alike
         runs["floor"].append(timed(lambda: decode_floor(paths)))
         with tempfile.TemporaryDirectory() as tmp:
             runs["ours"].append(timed(lambda: score_stage(paths, Path(tmp))))
+        with tempfile.TemporaryDirectory() as tmp:
+            runs["ours_fast"].append(timed(lambda: score_stage(paths, Path(tmp), "lk-fast")))
         with tempfile.TemporaryDirectory() as tmp:
             runs["talkvid"].append(timed(lambda: talkvid_order(paths, Path(tmp), processes)))
         print(f"  {name}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in runs.items()), flush=True)
@@ -212,6 +218,7 @@ def run_batch(name: str, paths: list[Path], repeat: int) -> dict[str, Any]:
         "ours_fps": frames / median["ours"],
         "ours_vs_floor": median["floor"] / median["ours"],
         "ours_vs_talkvid": median["talkvid"] / median["ours"],
+        "fast_vs_floor": median["floor"] / median["ours_fast"],
         "talkvid_vs_floor": median["floor"] / median["talkvid"],
         "talkvid_processes": processes,
     }
@@ -224,14 +231,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"load average {result['load_before'][0]:.2f} before / {result['load_after'][0]:.2f} after (1 min; the machine is shared); "
         f"score workers {result['workers']}; medians of {result['repeat']} runs.",
         "",
-        "| batch | clips x s | floor (decode) | ours (score stage) | TalkVid order | ours vs floor | ours vs TalkVid |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| batch | clips x s | floor (decode) | ours (score stage) | TalkVid order | ours vs floor | ours vs TalkVid | ours, lk-fast motion | lk-fast vs floor |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, b in result["batches"].items():
         s = b["median_seconds"]
         lines.append(
             f"| {name} | {b['clips']} x {b['clip_seconds']:.0f} | {s['floor']:.2f} s ({b['floor_fps']:.0f} fps) | {s['ours']:.2f} s ({b['ours_fps']:.0f} fps) "
-            f"| {s['talkvid']:.2f} s | {b['ours_vs_floor']:.3f}x | {b['ours_vs_talkvid']:.2f}x |"
+            f"| {s['talkvid']:.2f} s | {b['ours_vs_floor']:.3f}x | {b['ours_vs_talkvid']:.2f}x | {s['ours_fast']:.2f} s | {b['fast_vs_floor']:.3f}x |"
         )
     return "\n".join(lines) + "\n"
 

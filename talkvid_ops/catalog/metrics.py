@@ -69,6 +69,12 @@ _register(
     motion_valid_ratio_paper="paper definition: valid trajectories / K per 16-frame window, mean over windows",
     motion_visibility_code="released-code definition (as `cotracker_ratio`): mean point visibility per 6 s segment at 2 fps, minimum over segments, 0-1",
 )
+_register(
+    "motion",
+    ("lk-fast",),
+    motion_valid_ratio_fast="the paper definition on half-size frames (short side 256, 16x16 grid in the central 128 px, steps <= 10 px), 0-1",
+    motion_visibility_fast="the released-code definition on a 25x25 subset (every 4th row and column) of its 100x100 grid, 0-1",
+)
 _register("head", ("dlib", "fan"), **{m: f"TalkVid head-detail score {m} (0-100)" for m in HEAD_METRICS})
 
 
@@ -88,6 +94,8 @@ _SCALES = {
     "quality_brisque": "0 best - 100 worst",
     "motion_valid_ratio_paper": "paper definition, 0-1",
     "motion_visibility_code": "released-code definition, 0-1",
+    "motion_valid_ratio_fast": "paper definition at half size, 0-1",
+    "motion_visibility_fast": "released-code definition, 25x25 grid, 0-1",
     **dict.fromkeys(HEAD_METRICS, "0-100"),
 }
 

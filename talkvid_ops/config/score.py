@@ -17,7 +17,7 @@ class ScoreConfig(BaseModel):
 
     scorers: list[ScorerName] = Field(default_factory=lambda: ["quality", "motion", "head"], min_length=1)
     quality_backend: Literal["classical", "dover"] = "classical"
-    motion_backend: Literal["lk", "cotracker3"] = "lk"
+    motion_backend: Literal["lk", "lk-fast", "cotracker3"] = "lk"
     head_backend: Literal["dlib", "fan", "insightface"] = "dlib"
     batch_size: int = Field(200, ge=1, description="clips per batch (one mapped task each)")
     workers: int | None = Field(None, ge=1, description="processes scoring a batch's clips (default: the CPUs this task may use; 1 on cuda)")

@@ -21,6 +21,8 @@ Backends share the definitions and differ in the tracker:
   wall) where a learned tracker follows the point from context; such a point is taken as staying put, with
   confidence 1, when its 21x21 neighbourhood is unchanged between the frames (mean absolute difference <= 2 grey
   levels), and 0 otherwise. Visibility for the code definition is c >= 0.5.
+- `lk-fast` (CPU, opt-in): `lk` on the paper geometry scaled by 1/2 and a 25x25 subset of the code grid, under its
+  own metric names (see FastLucasKanadeMotion).
 - `cotracker3` (production): CoTracker3 offline from a local checkpoint and a local clone of its repository
   (torch.hub with source="local"), fed the same frames and grid points as queries; its visibility is the
   confidence.
@@ -28,6 +30,7 @@ Backends share the definitions and differ in the tracker:
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from pathlib import Path
 
@@ -48,11 +51,11 @@ LK_PARAMS = dict(winSize=LK_WINDOW, maxLevel=LK_LEVELS, criteria=(3, 20, 0.03)) 
 STATIC_PATCH_DIFF = 2.0  # grey levels: a textureless patch this close to its previous look has not moved
 
 
-def paper_valid_ratio(tracks: np.ndarray, confidence: np.ndarray, width: int, height: int) -> float:
+def paper_valid_ratio(tracks: np.ndarray, confidence: np.ndarray, width: int, height: int, max_step: float = PAPER_MAX_STEP) -> float:
     """Share of valid trajectories in one window: tracks (T, K, 2) in px, confidence (T, K)."""
     confident = (confidence >= CONFIDENT).all(axis=0)
     steps = np.linalg.norm(np.diff(tracks, axis=0), axis=2)
-    calm = (steps <= PAPER_MAX_STEP).all(axis=0) if len(steps) else np.ones(tracks.shape[1], dtype=bool)
+    calm = (steps <= max_step).all(axis=0) if len(steps) else np.ones(tracks.shape[1], dtype=bool)
     x, y = tracks[..., 0], tracks[..., 1]
     inside = ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).all(axis=0)
     return float((confident & calm & inside).mean())
@@ -67,6 +70,12 @@ def code_segments(grid: Grid) -> list[list[int]]:
 def code_samples(grid: Grid) -> list[int]:
     """Which frames the code definition uses (the frame sampler converts only these)."""
     return sorted({i for segment in code_segments(grid) for i in segment})
+
+
+def paper_points(side: int, crop: float = PAPER_CROP) -> np.ndarray:
+    """The paper's 16x16 grid in the central `crop` square of a `side` x `side` frame."""
+    offset = (side - crop) / 2
+    return grid_points(side, side, PAPER_GRID, (offset, offset, offset + crop, offset + crop))
 
 
 def grid_points(width: int, height: int, n: int, box: tuple[float, float, float, float] | None = None) -> np.ndarray:
@@ -84,6 +93,7 @@ class MotionScorer(Scorer):
     name = "motion"
     version = "2"
     colour = "gray"
+    paper_metric, code_metric = "motion_valid_ratio_paper", "motion_visibility_code"
 
     @property
     def needs(self) -> dict[str, FrameSpec]:
@@ -106,16 +116,18 @@ class MotionScorer(Scorer):
     def paper_ratio(self, window: list[np.ndarray]) -> float:
         """The paper's valid-trajectory share of one window of square frames."""
         height, width = window[0].shape[:2]
-        offset = (width - PAPER_CROP) / 2
-        points = grid_points(width, width, PAPER_GRID, (offset, offset, offset + PAPER_CROP, offset + PAPER_CROP))
-        tracks, confidence = self.track(np.stack(window), points)
+        tracks, confidence = self.track(np.stack(window), paper_points(width))
         return paper_valid_ratio(tracks, confidence, width, height)
 
     def code_visibility(self, segment: list[np.ndarray]) -> float:
         """The released code's mean visibility over the points and frames of one segment."""
         height, width = segment[0].shape[:2]
-        _, confidence = self.track(np.stack(segment), grid_points(width, height, CODE_GRID))
+        _, confidence = self.track(np.stack(segment), self.code_points(width, height))
         return float((confidence >= CONFIDENT).mean())
+
+    def code_points(self, width: int, height: int) -> np.ndarray:
+        """The released code's 100x100 grid."""
+        return grid_points(width, height, CODE_GRID)
 
 
 class PaperWindows:
@@ -187,7 +199,7 @@ class MotionClip(Accumulator):
             self._close_segment(frames)
         if not self.ratios or not self.visibilities:
             raise ValueError(f"clip too short for motion: {self.paper_count} frames at 25 fps, {self.code_count} for the code segments")
-        values = {"motion_valid_ratio_paper": float(np.mean(self.ratios)), "motion_visibility_code": min(self.visibilities)}
+        values = {self.scorer.paper_metric: float(np.mean(self.ratios)), self.scorer.code_metric: min(self.visibilities)}
         details = {
             "paper_windows": len(self.ratios),
             "paper_window_ratios": [round(r, 4) for r in self.ratios],
@@ -245,6 +257,29 @@ class LucasKanadeMotion(MotionScorer):
         return LKPaperWindows(planned)
 
 
+class FastLucasKanadeMotion(LucasKanadeMotion):
+    """`lk-fast` (CPU, a separately named approximation of `lk`, calibrated against its decisions): the same
+    trackers and windows, on half the paper's frame size (short side 256, grid in the central 128 px, steps up to
+    10 px: the paper's geometry scaled by 1/2) and on every 4th row and column of the code definition's grid
+    (25x25 of its 100x100 points). Its metrics carry their own names, since they approximate the definitions."""
+
+    backend = "lk-fast"
+    paper_metric, code_metric = "motion_valid_ratio_fast", "motion_visibility_fast"
+    SCALE, CODE_STRIDE = 0.5, 4
+
+    @property
+    def needs(self) -> dict[str, FrameSpec]:
+        needs = super().needs
+        return {**needs, "paper": dataclasses.replace(needs["paper"], short_side=round(PAPER_SHORT_SIDE * self.SCALE))}
+
+    def paper_windows(self, planned: int) -> PaperWindows:
+        return LKPaperWindows(planned, self.SCALE)
+
+    def code_points(self, width: int, height: int) -> np.ndarray:
+        start = self.CODE_STRIDE // 2
+        return super().code_points(width, height).reshape(CODE_GRID, CODE_GRID, 2)[start :: self.CODE_STRIDE, start :: self.CODE_STRIDE].reshape(-1, 2)
+
+
 class _Window:
     """One paper window being tracked: its points' positions and confidences so far."""
 
@@ -260,8 +295,8 @@ class LKPaperWindows(PaperWindows):
     windows it belongs to in one forward and one backward LK call, instead of two calls per window. A window
     starts only where it can end within the `planned` samples (the first always starts, for short clips)."""
 
-    def __init__(self, planned: int):
-        self.planned = planned
+    def __init__(self, planned: int, scale: float = 1.0):
+        self.planned, self.crop, self.max_step = planned, PAPER_CROP * scale, PAPER_MAX_STEP * scale
         self.windows: list[_Window] = []
         self.previous: np.ndarray | None = None
         self.count = 0
@@ -274,9 +309,7 @@ class LKPaperWindows(PaperWindows):
                 window.tracks[window.frames], window.confidence[window.frames] = moved[part], confidence[part]
                 window.frames += 1
         if self.count % PAPER_STRIDE == 0 and (self.count == 0 or self.count + PAPER_WINDOW <= self.planned):
-            side = image.shape[1]
-            offset = (side - PAPER_CROP) / 2
-            self.windows.append(_Window(grid_points(side, side, PAPER_GRID, (offset, offset, offset + PAPER_CROP, offset + PAPER_CROP))))
+            self.windows.append(_Window(paper_points(image.shape[1], self.crop)))
         self.previous, self.count = image, self.count + 1
         ratios = []
         while self.windows and self.windows[0].frames == PAPER_WINDOW:
@@ -285,7 +318,7 @@ class LKPaperWindows(PaperWindows):
 
     def _ratio(self, window: _Window) -> float:
         height, width = self.previous.shape[:2]
-        return paper_valid_ratio(window.tracks[: window.frames], window.confidence[: window.frames], width, height)
+        return paper_valid_ratio(window.tracks[: window.frames], window.confidence[: window.frames], width, height, self.max_step)
 
     def finish(self) -> list[float]:
         return [self._ratio(self.windows[0])] if 2 <= self.count < PAPER_WINDOW else []

@@ -35,13 +35,22 @@ from talkvid_ops.media.sampler import ClipReader, FrameSpec
 from talkvid_ops.score.base import Accumulator, Scorer, get_scorer
 from talkvid_ops.score.faces import DlibBackend, FaceAlignmentBackend
 from talkvid_ops.score.insightface_backend import InsightFaceBackend
-from talkvid_ops.score.motion import CoTracker3Motion, LucasKanadeMotion
+from talkvid_ops.score.motion import CoTracker3Motion, FastLucasKanadeMotion, LucasKanadeMotion
 from talkvid_ops.score.quality import ClassicalQuality, DoverOnnxQuality
 
 STAGE = "score"
 SCORER_CLASSES: dict[tuple[str, str], type[Scorer]] = {
     (cls.name, cls.backend): cls
-    for cls in (ClassicalQuality, DoverOnnxQuality, LucasKanadeMotion, CoTracker3Motion, DlibBackend, FaceAlignmentBackend, InsightFaceBackend)
+    for cls in (
+        ClassicalQuality,
+        DoverOnnxQuality,
+        LucasKanadeMotion,
+        FastLucasKanadeMotion,
+        CoTracker3Motion,
+        DlibBackend,
+        FaceAlignmentBackend,
+        InsightFaceBackend,
+    )
 }
 MAX_ERROR_LENGTH = 2000
 LEASE_SECONDS = 1800.0  # far above a clip's scoring time; a dead worker's clips are free again after it

@@ -380,7 +380,7 @@ def test_curate_conf_errors_are_listed_at_once_each_naming_its_field(airflow_env
     assert curate_conf_errors({"thresholds": {"avg_movement": {"min": 85}}, "formats": ["parquet"]}) == []
     assert curate_conf_errors({"thresholds": {"qualty": {"min": 60}, "motion": {"backend": "lkk"}}, "seed": -1, "colour": "red"}) == [
         "colour: not a field of the curate form",
-        "thresholds.motion.backend: 'lkk' is not one of ['cotracker3', 'lk']",
+        "thresholds.motion.backend: 'lkk' is not one of ['cotracker3', 'lk', 'lk-fast']",
         "thresholds: Additional properties are not allowed ('qualty' was unexpected)",
         "seed: -1 is less than the minimum of 0",
     ]

@@ -263,3 +263,26 @@ def test_batch_from_the_cli_with_bad_media_decodes_each_clip_once_and_reruns_in_
     with ctx.sessions() as session:
         assert session.query(Score).filter(Score.clip_id == clips["clean"]).count() == rows
         assert set(session.scalars(select(Scoring.run_id).where(Scoring.clip_id == clips["clean"]))) == {again["run_id"]}
+
+
+def test_the_fast_motion_backend_takes_the_decisions_of_lk_on_the_calibration_clips(scored, score_media, tmp_path):
+    """`lk-fast` approximates `lk` on half-size frames and a sparser grid, under its own metric names; with its own
+    rule of `talkvid-paper` it rejects and keeps the same clips as lk's rule (its wider calibration:
+    benchmarks/calibrate_fast_motion.py)."""
+    _, _, lk_scores = scored
+    ctx = catalog_context(tmp_path, ScoreConfig(scorers=["motion"], motion_backend="lk-fast"))
+    clips = add_clips(ctx, score_media)
+    assert stage.score(ctx)["clips"] == len(clips)
+    with ctx.sessions() as session:
+        fast = {name: {s.metric: s.value for s in session.scalars(select(Score).where(Score.clip_id == clip_id))} for name, clip_id in clips.items()}
+    rules = {rule.backend: rule for rule in load_profile("talkvid-paper").criteria["motion"].rules}
+
+    def keeps(rule, scores) -> bool:
+        return rule.min <= scores[rule.metric] <= rule.max
+
+    for name in clips:
+        assert set(fast[name]) == {"motion_valid_ratio_fast", "motion_visibility_fast"}, name
+        assert keeps(rules["lk-fast"], fast[name]) == keeps(rules["lk"], lk_scores[name]), (name, fast[name], lk_scores[name])
+        # the code definition on a 25x25 subset of its grid estimates the 100x100 grid's visibility closely
+        assert abs(fast[name]["motion_visibility_fast"] - lk_scores[name]["motion_visibility_code"]) < 0.03, name
+    assert fast["frozen"]["motion_valid_ratio_fast"] == 1.0 and fast["shaken"]["motion_valid_ratio_fast"] < 0.2
