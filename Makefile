@@ -10,7 +10,7 @@ APT_PACKAGES := ffmpeg opencv-data espeak-ng sox redis-server chromium docker-co
 RUN_OUT ?= release
 EXTRAS := airflow,cpu,gpu,test
 
-.PHONY: run test test-fast lint setup system-deps constraints regen-migration bench clean
+.PHONY: run test test-fast lint setup system-deps constraints regen-migration bench airflow clean
 
 run: setup
 	$(BIN)/talkvid run demo --out $(RUN_OUT)
@@ -66,6 +66,13 @@ regen-migration: setup
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py
+
+# The Airflow UI with this checkout's DAGs and plugin, reachable from this machine only: the api-server on 127.0.0.1
+# and no log servers (Airflow binds those to every interface; talkvid_ops/runners/local_airflow.py says why).
+airflow: setup
+	AIRFLOW_HOME=$${AIRFLOW_HOME:-$(CURDIR)/airflow-home} AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	$(BIN)/python -m talkvid_ops.runners.local_airflow
 
 clean:
 	rm -rf $(VENV) $(STAMPS) talkvid-data

@@ -2,7 +2,8 @@
 
 Sources are grouped into batches; each batch is one mapped discover task and one mapped download task, all in the
 egress pool, whose slot count bounds concurrent requests. A run that brought new media emits the `videos` asset,
-which triggers talkvid_process.
+which triggers talkvid_process. `check_sources` fails (naming them) when sources of the run failed, so the run shows
+red in the grid while what was crawled stays and is published.
 """
 
 from airflow.sdk import DAG, task
@@ -25,4 +26,7 @@ with DAG(
     discovered = batch_stage("crawl.discover", source_batches, config)
     downloaded = batch_stage("crawl.download", source_batches, config)
     published = task(python_callable=inprocess.publish_task, task_id="publish_videos", outlets=[VIDEOS])("videos", "crawl.download", "video")
-    discovered >> downloaded >> published
+    # beside publish, not after it: both are leaves, so a failed publish still fails the run (a leaf that runs after
+    # every upstream would hide it); no retry, since a retry cannot make a failed source succeed
+    checked = task(python_callable=inprocess.check_sources_task, task_id="check_sources", trigger_rule="all_done", retries=0)()
+    discovered >> downloaded >> [published, checked]

@@ -12,6 +12,7 @@ small functions here that import their stage module when called. Stage packages 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -57,6 +58,7 @@ class StageRequest:
     seed: int | None = None  # None: curate.seed
     name: str | None = None  # the release's
     limit: int | None = None  # at most this many items
+    as_of: dt.datetime | None = None  # bench and export release the clips of videos crawled by then (None: all)
 
 
 @dataclass(frozen=True)
@@ -268,7 +270,7 @@ def _speakers_command() -> click.Command:
 def _bench(ctx: Context, request: StageRequest) -> dict[str, Any]:
     from talkvid_ops.curate.bench import draw_bench
 
-    return draw_bench(ctx, request.profile, spec=request.bench_spec, seed=request.seed)
+    return draw_bench(ctx, request.profile, spec=request.bench_spec, seed=request.seed, as_of=request.as_of)
 
 
 def _bench_command() -> click.Command:
@@ -281,7 +283,9 @@ def _export(ctx: Context, request: StageRequest) -> dict[str, Any]:
     from talkvid_ops.export.release import export
 
     seed = ctx.config.curate.seed if request.seed is None else request.seed
-    return export(ctx, request.profile, request.out_dir, formats=request.formats, bench_spec=request.bench_spec, seed=seed, name=request.name)
+    return export(
+        ctx, request.profile, request.out_dir, formats=request.formats, bench_spec=request.bench_spec, seed=seed, name=request.name, as_of=request.as_of
+    )
 
 
 def _export_command() -> click.Command:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session, aliased
 
 from talkvid_ops.catalog.models import (
@@ -231,3 +231,12 @@ def generation_condition(generation: str = CURRENT_GENERATION):
     newer = aliased(Clip)
     newest_clip = select(newer.params_hash).where(newer.video_id == Clip.video_id).order_by(newer.created_at.desc(), newer.id.desc()).limit(1).scalar_subquery()
     return Clip.params_hash == func.coalesce(newest_segmentation, newest_clip)
+
+
+def crawled_by(as_of: dt.datetime | None):
+    """Which clips a release as of `as_of` holds: those of videos downloaded or ingested by then (a dated curate run
+    releases the catalog as it stood at its logical date); every clip when `as_of` is None."""
+    if as_of is None:
+        return true()
+    crawled_at = func.coalesce(Video.downloaded_at, Video.created_at)
+    return Clip.video_id.in_(select(Video.id).where(crawled_at <= as_of.astimezone(dt.UTC)))

@@ -19,6 +19,7 @@ drawn from other candidates than the catalog now holds (decisions, labels or spe
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import math
 from collections import Counter, defaultdict
@@ -31,7 +32,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from talkvid_ops.catalog.models import Bench, BenchClip, Clip, Decision
-from talkvid_ops.catalog.queries import CURRENT_GENERATION, generation_condition
+from talkvid_ops.catalog.queries import CURRENT_GENERATION, crawled_by, generation_condition
 from talkvid_ops.catalog.status import DecisionStatus
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.context import Context
@@ -308,13 +309,15 @@ def limits_note(report: dict[str, Any]) -> str | None:
     return " ".join(notes) or None
 
 
-def bench_candidates(session: Session, profile_id: str, min_language_probability: float = 0.5, generation: str = CURRENT_GENERATION) -> list[BenchCandidate]:
-    """The clips of the released generation (catalog.queries.generation_condition) a profile passed, with their
-    resolved labels (display values) and speaker."""
+def bench_candidates(
+    session: Session, profile_id: str, min_language_probability: float = 0.5, generation: str = CURRENT_GENERATION, as_of: dt.datetime | None = None
+) -> list[BenchCandidate]:
+    """The clips of the released generation (catalog.queries.generation_condition) of the videos crawled by `as_of`
+    (None: all) a profile passed, with their resolved labels (display values) and speaker."""
     query = (
         select(Clip.id, Clip.video_id, Clip.fps, Clip.start_frame, Clip.end_frame)
         .join(Decision, Decision.clip_id == Clip.id)
-        .where(Decision.profile_id == profile_id, Decision.status == DecisionStatus.PASSED, generation_condition(generation))
+        .where(Decision.profile_id == profile_id, Decision.status == DecisionStatus.PASSED, generation_condition(generation), crawled_by(as_of))
     )
     clips = select_in(session, query, Clip.id, None)
     labels = resolve_labels(session, {c.id: c.video_id for c in clips}, min_language_probability)
@@ -375,17 +378,21 @@ def stored_draw(session: Session, profile: Profile, spec: BenchSpec, seed: int, 
     )
 
 
-def draw_bench(ctx: Context, profile: Profile | str | Path, spec: BenchSpec | str | Path | None = None, seed: int | None = None) -> dict[str, Any]:
-    """The bench stage (`talkvid bench draw`): draw the bench from the profile's passed clips, store it in the catalog
-    and report requested vs achieved per stratum. Drawing again with the same inputs stores the same draw."""
+def draw_bench(
+    ctx: Context, profile: Profile | str | Path, spec: BenchSpec | str | Path | None = None, seed: int | None = None, as_of: dt.datetime | None = None
+) -> dict[str, Any]:
+    """The bench stage (`talkvid bench draw`): draw the bench from the profile's passed clips (of the videos crawled
+    by `as_of`, the release's date; None: all), store it in the catalog and report requested vs achieved per
+    stratum. Drawing again with the same inputs stores the same draw."""
     profile = as_profile(profile)
     spec = load_bench_spec(spec or ctx.config.curate.bench_spec or "talkvid-bench")
     seed = ctx.config.curate.seed if seed is None else seed
-    params = {"profile": profile.name, "profile_hash": profile.content_hash, "spec": spec.name, "spec_hash": spec.content_hash, "seed": seed}
+    params = {"profile": profile.name, "profile_hash": profile.content_hash, "spec": spec.name, "spec_hash": spec.content_hash, "seed": seed,
+              "as_of": as_of.isoformat() if as_of else None}  # fmt: skip
     with ctx.run("bench", params) as run:
         with ctx.sessions() as session:
             profile_id = profile_row_id(session, profile)
-            candidates = bench_candidates(session, profile_id, ctx.config.curate.labels.min_language_probability, ctx.config.export.generation)
+            candidates = bench_candidates(session, profile_id, ctx.config.curate.labels.min_language_probability, ctx.config.export.generation, as_of)
             result = draw(candidates, spec, seed)
             bench_id = store_draw(session, profile_id, result, candidates, run.id)
             session.commit()

@@ -82,6 +82,7 @@ def render_card(summary: dict[str, Any], files: list[str]) -> str:
                 ["profile", f"{profile['name']} (content hash `{profile['content_hash']}`)"],
                 ["bench spec", f"{spec['name']} (content hash `{spec['content_hash']}`)" if spec else "none"],
                 ["seed", summary["seed"]],
+                ["catalog as of", summary["as_of"] or "all of it (an undated run)"],
                 ["formats", ", ".join(summary["formats"])],
                 ["code version", summary["code_version"]],
             ],

@@ -3,6 +3,7 @@ them (TalkVid's released shape for selected clips; every raw score, decision, la
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from talkvid_ops.caption.stage import caption_of
 from talkvid_ops.catalog.metrics import HEAD_METRICS, get_metric
 from talkvid_ops.catalog.models import Clip, Decision, DecisionFailure, Score, Video
-from talkvid_ops.catalog.queries import CURRENT_GENERATION, generation_condition
+from talkvid_ops.catalog.queries import CURRENT_GENERATION, crawled_by, generation_condition
 from talkvid_ops.catalog.status import DecisionStatus
 from talkvid_ops.curate.labels.resolution import ResolvedLabel, resolve_labels
 from talkvid_ops.curate.labels.vocabulary import GENDERS, UNKNOWN
@@ -82,15 +83,21 @@ class ClipRecord:
 
 
 def load_records(
-    session: Session, profile_id: str, min_language_probability: float, profile: Profile | None = None, generation: str = CURRENT_GENERATION
+    session: Session,
+    profile_id: str,
+    min_language_probability: float,
+    profile: Profile | None = None,
+    generation: str = CURRENT_GENERATION,
+    as_of: dt.datetime | None = None,
 ) -> list[ClipRecord]:
-    """Every clip of `generation` (see catalog.queries.generation_condition) the profile decided (passed, failed or
-    undecided), with everything a release writes about it; with `profile`, the rule each criterion applied."""
+    """Every clip of `generation` (see catalog.queries.generation_condition) of the videos crawled by `as_of` (None:
+    all) the profile decided (passed, failed or undecided), with everything a release writes about it; with
+    `profile`, the rule each criterion applied."""
     rows = session.execute(
         select(Clip, Video, Decision)
         .join(Video, Video.id == Clip.video_id)
         .join(Decision, Decision.clip_id == Clip.id)
-        .where(Decision.profile_id == profile_id, generation_condition(generation))
+        .where(Decision.profile_id == profile_id, generation_condition(generation), crawled_by(as_of))
         .order_by(Clip.id)
     ).all()
     records = {clip.id: ClipRecord(clip, video, decision) for clip, video, decision in rows}

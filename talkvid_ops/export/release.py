@@ -29,6 +29,7 @@ decisions are one error naming the command to run.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections import defaultdict
@@ -245,13 +246,16 @@ def _catalog_context(session, records: list[ClipRecord]) -> dict[str, Any]:
 
 
 def export(ctx: Context, profile: Profile | str | Path, out_dir: str | Path, formats: list[str] | None = None,
-           bench_spec: BenchSpec | str | Path | None = None, seed: int = 0, name: str | None = None) -> dict[str, Any]:  # fmt: skip
+           bench_spec: BenchSpec | str | Path | None = None, seed: int = 0, name: str | None = None,
+           as_of: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
     """Write a release of `profile`'s passed clips to `out_dir` from what the catalog holds (see the module docstring).
 
     `formats`: any of talkvid-json, parquet, jsonl, clips, crops, webdataset, bench (default: all but crops).
     `bench_spec`: a spec, shipped name or YAML path (default: the configured one, `curate.bench_spec`); the bench
     drawn by `talkvid bench draw` with this spec and `seed` is written, and its clips, their whole source videos and
     their speakers are held out of the training release.
+    `as_of`: release the catalog as it stood then: the clips of the videos crawled (downloaded or ingested) by then,
+    in their current generation, with today's decisions (a dated curate run's logical date); None: every clip.
     """
     config = ctx.config.export
     profile = as_profile(profile)
@@ -264,20 +268,20 @@ def export(ctx: Context, profile: Profile | str | Path, out_dir: str | Path, for
     name = name or f"{profile.name}-{profile.content_hash[:8]}" + (f"-{spec.name}-seed{seed}" if spec else "")
     with ctx.sessions() as session:  # no decisions or no bench draw: one clear error before any work
         profile_id = profile_row_id(session, profile)
-        records = load_records(session, profile_id, ctx.config.curate.labels.min_language_probability, profile, config.generation)
+        records = load_records(session, profile_id, ctx.config.curate.labels.min_language_probability, profile, config.generation, as_of)
         passed = [r for r in records if r.decision.status == DecisionStatus.PASSED]
         candidates = [BenchCandidate.of(r.clip, r.labels) for r in passed]
         bench = stored_draw(session, profile, spec, seed, candidates, None if isinstance(spec_ref, BenchSpec) else str(spec_ref)) if spec else None
         faces = stored_faces(session, [r.id for r in passed], ctx.config.curate.faces.frames_per_clip) if "crops" in formats else {}
     params = {"profile": profile.name, "profile_hash": profile.content_hash, "out_dir": str(out), "formats": formats,
               "bench_spec": spec.name if spec else None, "bench_spec_hash": spec.content_hash if spec else None,
-              "seed": seed, "name": name}  # fmt: skip
+              "seed": seed, "name": name, "as_of": as_of.isoformat() if as_of else None}  # fmt: skip
     with ctx.run("export", params) as run:
         release_id = make_id("release", name, profile_id, spec.content_hash if spec else None, seed, formats)
         assign_splits(records, bench)
         try:
             with ReleaseFolder(out, release_id) as folder:
-                summary = _write_release(ctx, run, folder, records, profile, spec, bench, seed, formats, faces, name)
+                summary = _write_release(ctx, run, folder, records, profile, spec, bench, seed, formats, faces, name, params["as_of"])
                 folder.publish()
         except (OSError, TalkvidError) as exc:
             if not out_of_space(exc):
@@ -320,7 +324,8 @@ def _target(out_dir: str | Path) -> Path:
 
 
 def _write_release(ctx: Context, run: RunRecorder, folder: ReleaseFolder, records: list[ClipRecord], profile: Profile, spec: BenchSpec | None,
-                   bench: BenchDraw | None, seed: int, formats: list[str], faces: dict[str, list[StoredFace]], name: str) -> dict[str, Any]:  # fmt: skip
+                   bench: BenchDraw | None, seed: int, formats: list[str], faces: dict[str, list[StoredFace]], name: str,
+                   as_of: str | None) -> dict[str, Any]:  # fmt: skip
     """Every file of the release into the staging folder, manifest.json last; the manifest's summary (with the
     relative `paths` of the main files)."""
     from talkvid_ops.export.card import render_card
@@ -380,6 +385,7 @@ def _write_release(ctx: Context, run: RunRecorder, folder: ReleaseFolder, record
         "bench_spec": {"name": spec.name, "content_hash": spec.content_hash} if spec else None,
         "seed": seed,
         "formats": formats,
+        "as_of": as_of,  # the catalog as of then (a dated run's logical date); None: all of it
         "code_version": code_version(),
         "counts": {
             "candidates": len(records),

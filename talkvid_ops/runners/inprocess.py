@@ -95,6 +95,12 @@ def run_day(context: Mapping[str, Any]) -> dt.date:
     return moment.date()
 
 
+def release_as_of(context: Mapping[str, Any]) -> dt.datetime | None:
+    """The moment a curate run releases the catalog as of: a dated run's logical date (scheduled or backfilled), so
+    only videos crawled by then are released; None for a run without one (a manual trigger): everything."""
+    return context["dag_run"].logical_date
+
+
 def _skip(message: str) -> None:
     from airflow.sdk.exceptions import AirflowSkipException
 
@@ -196,7 +202,8 @@ def curate_conf_errors(params: Mapping[str, Any], form: Mapping[str, Any]) -> li
 
 
 def curate_request(ctx: Context, context: Mapping[str, Any]) -> StageRequest:
-    """What a talkvid_curate run's form asks for: the profile with its threshold overrides and the dated release."""
+    """What a talkvid_curate run's form asks for: the profile with its threshold overrides and the dated release of
+    the catalog as of the run's date."""
     from talkvid_ops.stages import StageRequest, resolve_profile
 
     params = context["params"]
@@ -209,6 +216,7 @@ def curate_request(ctx: Context, context: Mapping[str, Any]) -> StageRequest:
         bench_spec=params.get("bench_spec") or None,
         seed=params.get("seed", 0),
         name=name,
+        as_of=release_as_of(context),
     )
 
 
@@ -260,6 +268,59 @@ def publish_task(asset: str, stage: str, table: str) -> None:
         run.count(table, made)
     if not made:
         _skip(f"nothing new in this run: not emitting the {asset} asset")
+
+
+def failed_sources(ctx: Context, dag_id: str, dag_run_id: str) -> dict[str, str]:
+    """The sources a crawl DAG run could not crawl, each with why: an error its discover or download runs recorded
+    against the source (a listing that failed, an unreadable URL list, missing cookies), or every download it tried
+    of the source's videos failed."""
+    from sqlalchemy import select
+
+    from talkvid_ops.catalog.models import Video
+    from talkvid_ops.catalog.status import VideoStatus
+
+    runs = [run for stage in ("crawl.discover", "crawl.download") for run in runs_of_dag_run(ctx, dag_id, dag_run_id, stage)]
+    failed = {}
+    for run in runs:
+        for error in run.errors or []:
+            if error.get("kind") == "source":
+                failed.setdefault(error["item"], f"{error.get('error_class') or 'error'}: {error['reason']}")
+    download_runs = [run.id for run in runs if run.stage == "crawl.download"]
+    with ctx.sessions() as session:
+        tried = session.execute(
+            select(Video.source_id, Video.status, Video.error_class, Video.error_message).where(Video.run_id.in_(download_runs)).order_by(Video.id)
+        ).all()
+    by_source: dict[str, list] = {}
+    for row in tried:
+        by_source.setdefault(row.source_id, []).append(row)
+    for source_id, videos in by_source.items():
+        if all(v.status == VideoStatus.FAILED for v in videos):
+            failed.setdefault(source_id, f"all {len(videos)} download(s) failed, the first with {videos[0].error_class}: {videos[0].error_message}")
+    return failed
+
+
+def check_sources_task() -> None:
+    """Fails when a source of this crawl DAG run failed, naming each with its reason, so such a run is red in the
+    grid; it runs beside `publish_videos`, so what was crawled stays committed and new videos still go downstream."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from sqlalchemy import select
+
+    from talkvid_ops.catalog.models import Source
+
+    with task_context() as (ctx, context):
+        ti = context["ti"]
+        with ctx.run("check_sources", {}) as run:
+            failed = failed_sources(ctx, ti.dag_id, ti.run_id)
+            with ctx.sessions() as session:
+                sources = {s.id: s for s in session.scalars(select(Source).where(Source.id.in_(list(failed))))}
+            for source_id, reason in sorted(failed.items()):
+                known = sources.get(source_id)
+                run.error(source_id, reason, kind="source", name=known.name if known else None, locator=known.locator if known else None)
+            run.count("sources_failed", len(failed))
+    if failed:
+        lines = [f"{e['name'] or e['item']} ({e['locator']}): {e['reason']}" for e in run.errors]
+        raise AirflowFailException(f"{len(failed)} source(s) failed in this crawl (what was crawled is kept and published):\n" + "\n".join(lines))
+    log.info("check_sources: no source failed (run %s)", run.id)
 
 
 def backlog_task() -> bool:

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from talkvid_ops.catalog import db
-from talkvid_ops.catalog.models import ALL_TABLES, Base, Decision, Profile, Release, Run, Score, Scoring, Video
+from talkvid_ops.catalog.models import ALL_TABLES, Base, Clip, Decision, Profile, Release, Run, Score, Scoring, Video
 from talkvid_ops.context import Context
 
 pytestmark = pytest.mark.postgres
@@ -156,6 +156,7 @@ def test_dags_crawl_process_and_curate_into_the_catalog(first_pass, sources):
         videos = session.scalars(select(Video).where(Video.source_id.in_(source_ids))).all()
     assert len(videos) == 2 and all(v.status == "probed" and v.storage_path for v in videos)
     assert asset_events("videos") == 1
+    assert task_instances(crawl)[("check_sources", -1)] == "success"  # every source crawled: the run stays green
 
     process_runs = assert_every_task_recorded_its_run(ctx, process)
     segment_runs = [r for r in process_runs if r.stage == "segment"]
@@ -230,11 +231,78 @@ def test_curate_with_new_thresholds_redecides_and_reexports_without_scoring(firs
         assert session.scalar(select(func.max(Scoring.updated_at))) == scorings
 
 
+def test_a_dated_curate_run_releases_the_catalog_as_of_its_logical_date(first_pass, dags, sources):
+    """The two videos were downloaded one after the other: a run dated between them releases the first one's clips
+    only, a run dated after both releases both; each says its date in manifest and card."""
+    import datetime as dt
+    import json
+
+    import pyarrow.parquet as pq
+
+    ctx, source_ids = first_pass[0], sources[1]
+    with ctx.sessions() as session:
+        crawled = session.execute(select(Video.id, Video.downloaded_at).where(Video.source_id.in_(source_ids)).order_by(Video.downloaded_at)).all()
+        clips_of = {video_id: set(session.scalars(select(Clip.id).where(Clip.video_id == video_id))) for video_id, _ in crawled}
+    (first, first_at), (later, later_at) = [(video_id, db.as_utc(at)) for video_id, at in crawled]
+    assert first_at < later_at and clips_of[first] and clips_of[later]
+
+    released = {}
+    for name, logical_date in (("as-of-between", first_at + (later_at - first_at) / 2), ("as-of-after", later_at + dt.timedelta(seconds=1))):
+        dag_run = dags["talkvid_curate"].test(logical_date=logical_date, run_conf={"name": name, "formats": QUICK_FORMATS})
+        assert dag_run.state == "success", f"talkvid_curate ended {dag_run.state}"
+        with ctx.sessions() as session:
+            release = session.scalars(select(Release).where(Release.name == name)).one()
+            stage_params = {r.stage: r.params for r in catalog_runs(ctx, dag_run)}
+        out = Path(release.out_dir)
+        released[name] = set(pq.read_table(out / "clips.parquet", columns=["clip_id"]).column("clip_id").to_pylist())
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["as_of"] == stage_params["export"]["as_of"] == stage_params["bench"]["as_of"] == logical_date.isoformat()
+        assert f"| catalog as of | {logical_date.isoformat()} |" in (out / "README.md").read_text()
+    assert released["as-of-between"] == clips_of[first]  # the later video's clips were not crawled by then
+    assert released["as-of-after"] == clips_of[first] | clips_of[later]
+
+
+def test_a_crawl_with_a_failed_source_fails_its_check_and_still_publishes(first_pass, dags, sources, demo_media, capfd):
+    """An unreachable source fails `check_sources`, naming it; a new video of another source is kept and published."""
+    import os
+
+    from talkvid_ops.catalog.models import Source
+    from talkvid_ops.catalog.pgserver import _free_port
+    from talkvid_ops.crawl.sources import SourceSettings, add_url_sources
+
+    ctx, server = first_pass[0], sources[0]
+    late = demo_media[1].with_name("demo-late.mp4")  # served by the loopback server beside the others
+    os.link(demo_media[1], late)
+    unreachable = f"http://127.0.0.1:{_free_port()}/talks"  # nothing listens there
+    try:
+        bad, good = add_url_sources(ctx, [unreachable, server.url(f"/media/{late.name}")], settings=SourceSettings(min_height=0))
+        events_before = asset_events("videos")
+        capfd.readouterr()
+        dag_run = dags["talkvid_crawl"].test()
+        task_log = "".join(capfd.readouterr())  # dag.test() prints the task logs
+        states = task_instances(dag_run)
+        assert dag_run.state == "failed"
+        assert states[("check_sources", -1)] == "failed" and states[("publish_videos", -1)] == "success"
+        assert asset_events("videos") == events_before + 1  # the new video still goes downstream
+        with ctx.sessions() as session:
+            assert session.scalars(select(Video.status).where(Video.source_id == good)).all() == ["probed"]
+            bad_name = session.get(Source, bad).name
+            session.execute(Source.__table__.update().where(Source.id == bad).values(enabled=False))  # later crawls: all fine
+            session.commit()
+        (check,) = [r for r in catalog_runs(ctx, dag_run) if r.stage == "check_sources"]
+        assert [(e["item"], e["name"], e["locator"]) for e in check.errors] == [(bad, bad_name, unreachable)]
+        assert "transient" in check.errors[0]["reason"]
+        assert f"1 source(s) failed in this crawl (what was crawled is kept and published):\n{bad_name} ({unreachable}): transient" in task_log
+    finally:
+        late.unlink()
+
+
 # --- the distributed stack ------------------------------------------------------------------------------------------
 
 
 class AirflowStack:
-    """Scheduler, dag-processor, api-server and one Celery worker on Redis and PostgreSQL, all on loopback.
+    """Scheduler, dag-processor, api-server and one Celery worker (without its log server) on Redis and PostgreSQL,
+    all on loopback.
 
     Each process runs in its own session (process group), stopped as a group at the end.
     """
@@ -298,7 +366,8 @@ class AirflowStack:
         self.start("api-server", "airflow", "api-server")
         self.start("scheduler", "airflow", "scheduler")
         self.start("dag-processor", "airflow", "dag-processor")
-        self.start("worker", "airflow", "celery", "worker", "--queues", "default,gpu", "--concurrency", "2")
+        # no log server: Airflow binds it to every interface; the api-server reads the shared log folder
+        self.start("worker", "airflow", "celery", "worker", "--queues", "default,gpu", "--concurrency", "2", "--skip-serve-logs")
         self.wait_for(lambda: self.get("/api/v2/monitor/health", auth=False).status_code == 200, 180, "the api-server to be healthy")
         self.token = self.request("post", "/auth/token", auth=False, json={"username": self.USER, "password": self.PASSWORD}).json()["access_token"]
         self.wait_for(lambda: self.get("/api/v2/dags/talkvid_curate").status_code == 200, 180, "talkvid_curate to be parsed")
@@ -368,9 +437,16 @@ def stack(first_pass, pg_server, catalog_env, tmp_path_factory):
 
 @pytest.mark.slow
 def test_distributed_stack_runs_a_rest_triggered_curate_and_a_backfill(stack, first_pass):
+    import datetime as dt
     import json
 
+    import psutil
+
+    from tests.airflow.test_local_airflow import LOOPBACK, listening
+
     ctx = first_pass[0]
+    sockets = {address: command for proc in stack.processes.values() for address, command in listening(psutil.Process(proc.pid)).items()}
+    assert ("127.0.0.1", stack.api_port) in sockets and {address for address, _ in sockets} <= LOOPBACK, sockets
     assert stack.request("patch", "/api/v2/dags/talkvid_curate", json={"is_paused": False}).status_code == 200
     rejected = stack.request("post", "/api/v2/dags/talkvid_curate/dagRuns", json={"logical_date": None, "conf": {"seed": -1}})
     assert rejected.status_code == 400 and "seed" in rejected.text  # the form's JSON Schema guards the REST API too
@@ -403,6 +479,8 @@ def test_distributed_stack_runs_a_rest_triggered_curate_and_a_backfill(stack, fi
         backfill_conf,
         "--reprocess-behavior",
         "completed",
+        "--max-active-runs",  # Airflow counts a backfill's runs apart from the DAG's max_active_runs
+        "1",
     )
 
     def backfill_runs():
@@ -412,10 +490,14 @@ def test_distributed_stack_runs_a_rest_triggered_curate_and_a_backfill(stack, fi
     runs = backfill_runs()
     assert [r["state"] for r in runs] == ["success", "success"], stack.tail("scheduler")
     assert sorted(r["logical_date"][:10] for r in runs) == ["2026-03-01", "2026-03-02"]
+    first, second = sorted(runs, key=lambda r: r["start_date"])
+    assert dt.datetime.fromisoformat(second["start_date"]) >= dt.datetime.fromisoformat(first["end_date"])  # one at a time
     with ctx.sessions() as session:
         dated = session.scalars(select(Release).where(Release.name.like("%-2026030_"))).all()
         backfill_stages = session.scalars(select(Run.stage).where(Run.dag_run_id.in_([r["dag_run_id"] for r in runs]))).all()
     assert sorted(r.name[-8:] for r in dated) == ["20260301", "20260302"]  # one dated release per backfilled day
-    assert all(r.counts["passed"] > 0 for r in dated)
+    for release in dated:  # released as of its day, before anything was crawled: no candidate
+        as_of = json.loads((Path(release.out_dir) / "manifest.json").read_text())["as_of"]
+        assert release.counts["candidates"] == 0 and as_of == f"{release.name[-8:-4]}-{release.name[-4:-2]}-{release.name[-2:]}T00:00:00+00:00"
     assert (backfill_stages.count("decide"), backfill_stages.count("export")) == (2, 2)  # re-decided, re-exported
     assert not set(backfill_stages) & {"segment", "score"}  # nothing scored

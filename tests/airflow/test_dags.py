@@ -51,12 +51,15 @@ def test_dags_import_without_errors_or_model_libraries(parsed):
     assert all(seconds < PARSE_BUDGET_S for seconds in parsed["durations"].values()), parsed["durations"]
 
 
-def test_every_task_is_tagged_and_retried_but_conf_validation(parsed):
+NOT_RETRIED = {("talkvid_curate", "validate"), ("talkvid_crawl", "check_sources")}  # a retry cannot fix a typo or a failed source
+
+
+def test_every_task_is_tagged_and_retried_but_the_checks(parsed):
     for dag_id, dag in parsed["dags"].items():
         assert "talkvid" in dag["tags"] and len(dag["tags"]) >= 2, dag_id
-        retried = {task_id: r for task_id, r in dag["retries"].items() if (dag_id, task_id) != ("talkvid_curate", "validate")}
+        retried = {task_id: r for task_id, r in dag["retries"].items() if (dag_id, task_id) not in NOT_RETRIED}
         assert retried and all(r >= 1 for r in retried.values()), (dag_id, dag["retries"])
-    assert parsed["dags"]["talkvid_curate"]["retries"]["validate"] == 0  # a retry cannot fix a typo
+    assert all(parsed["dags"][dag_id]["retries"][task_id] == 0 for dag_id, task_id in NOT_RETRIED)
 
 
 def test_crawl_is_scheduled_pool_bounded_and_emits_videos(dagbag):
@@ -67,6 +70,9 @@ def test_crawl_is_scheduled_pool_bounded_and_emits_videos(dagbag):
         assert task.is_mapped and task.pool == "talkvid_egress"
     assert [a.name for a in dag.get_task("publish_videos").outlets] == ["videos"]
     assert dag.get_task("download").upstream_task_ids == {"discover", "plan_sources"}
+    check = dag.get_task("check_sources")  # a leaf beside publish: runs whatever the download did, hides no failure
+    assert check.upstream_task_ids == {"download"} and check.trigger_rule == "all_done" and not check.downstream_task_ids
+    assert not dag.get_task("publish_videos").downstream_task_ids
 
 
 def test_process_maps_batches_on_the_gpu_pool_after_videos(dagbag):
