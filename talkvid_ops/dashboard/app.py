@@ -1,5 +1,5 @@
-"""The dashboard's web app: the page at `/`, its JSON at `/api/status`, a release's files under `/releases/`, and
-503 with the reason (page or JSON) when the catalog cannot be read. Links are relative, so it works under any
+"""The dashboard's web app: the page at `/`, its JSON at `/api/status`, clip thumbnails under `/thumbnails/`, a
+release's files under `/releases/`, and 503 with the reason (page or JSON) when the catalog cannot be read. Links are relative, so it works under any
 mount point. Every route needs a capability (`access`): reading, annotating, or operating (release files)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from talkvid_ops.catalog.db import CatalogUnavailable
 from talkvid_ops.dashboard.access import Authorizer, Capability, guard, read_or_annotate, same_origin
 from talkvid_ops.dashboard.page import render_dashboard, render_unavailable
-from talkvid_ops.dashboard.report import NotInRelease, catalog_report, release_file
+from talkvid_ops.dashboard.report import NoThumbnail, NotInRelease, catalog_report, release_file, thumbnail_file
 
 
 class _BuiltOnFirstRequest:
@@ -64,6 +64,13 @@ def create_app(authorizers: Mapping[Capability, Authorizer] | None = None, annot
     @app.get("/api/status")
     def status() -> dict[str, Any]:
         return catalog_report()
+
+    @app.get("/thumbnails/{clip_id}.jpg")
+    def thumbnail(clip_id: str) -> FileResponse:
+        try:
+            return FileResponse(thumbnail_file(clip_id), media_type="image/jpeg")
+        except NoThumbnail as exc:
+            raise HTTPException(404, str(exc)) from None
 
     @app.get("/releases/{release_id}/files/{path:path}", dependencies=[Depends(guard(authorizers, Capability.OPERATE))])
     def release_files(release_id: str, path: str) -> FileResponse:

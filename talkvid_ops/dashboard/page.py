@@ -1,5 +1,9 @@
 """The dashboard page: server-rendered and self-contained (inline CSS, no script, relative links only), from the
-report of `report.catalog_report`, or the reason why there is none."""
+report of `report.catalog_report`, or the reason why there is none.
+
+Links stay under the page's mount point (`/talkvid/`: clip views, thumbnails, release files), except the links of
+runs to their Airflow task instance: those go one level up, to the Airflow UI the page is mounted in, and open in the
+top window (the page is shown in the UI's iframe)."""
 
 from __future__ import annotations
 
@@ -31,6 +35,12 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .bar { display: flex; width: 220px; height: 12px; border-radius: 3px; overflow: hidden; background: var(--line); }
 .bar span { display: block; } .passed { background: var(--ok); } .failed { background: var(--bad); }
 .undecided { background: var(--wait); } .reason { max-width: 720px; word-break: break-word; }
+.strip { display: flex; flex-wrap: wrap; gap: 8px; }
+.clip { display: flex; flex-direction: column; width: 160px; font-size: 12px; text-decoration: none; color: inherit; }
+.clip img { width: 160px; height: 90px; object-fit: cover; border-radius: 3px; background: var(--line); }
+.clip .noimg { width: 160px; height: 90px; display: flex; align-items: center; justify-content: center;
+               border-radius: 3px; background: var(--card); border: 1px dashed var(--line); font-size: 11px; }
+.clip .vb { color: var(--bad); font-variant-numeric: tabular-nums; }
 """
 DECISION_STATUSES = tuple(DecisionStatus)  # also the CSS classes of the decision bar
 
@@ -113,16 +123,92 @@ def _decisions(decisions: dict[str, dict[str, int]]) -> str:
     return _table(["profile", *DECISION_STATUSES, "clips", ""], rows, "no decisions yet")
 
 
+def task_instance_link(dag_id: str, dag_run_id: str, task_id: str, map_index: int | None) -> str:
+    """The Airflow 3 UI's page of a task instance (its index tab is the log), relative to the UI's base URL as seen
+    from the page at `<base>/talkvid/`: the UI routes `dags/:dagId/runs/:runId/tasks/:taskId[/mapped/:mapIndex]`."""
+    parts = ["dags", dag_id, "runs", dag_run_id, "tasks", task_id]
+    if map_index is not None and map_index >= 0:
+        parts += ["mapped", str(map_index)]
+    return "../" + "/".join(quote(part, safe="") for part in parts)
+
+
 def _runs(runs: list[dict[str, Any]]) -> str:
     def airflow(run: dict[str, Any]) -> str:
         if not run["dag_id"]:
             return '<span class="meta">outside Airflow</span>'
         mapped = f" [{_e(run['map_index'])}]" if run["map_index"] is not None and run["map_index"] >= 0 else ""
-        return " / ".join(_code(run[key]) for key in ("dag_id", "dag_run_id", "task_id")) + mapped
+        names = " / ".join(_code(run[key]) for key in ("dag_id", "dag_run_id", "task_id")) + mapped
+        if not (run["dag_run_id"] and run["task_id"]):
+            return names
+        href = task_instance_link(run["dag_id"], run["dag_run_id"], run["task_id"], run["map_index"])
+        return f'<a href="{_e(href)}" target="_top" title="the task instance and its log in Airflow">{names}</a>'
 
     rows = [[_when(r["started_at"]), _e(r["stage"]), _e(r["status"]), _pairs(r["counts"]), airflow(r), _code(r["id"])] for r in runs]
     headers = ["started (UTC)", "stage", "status", "counts", "Airflow dag / run / task", "run"]
     return _table(headers, rows, "no runs yet")
+
+
+def _number(value: float | None) -> str:
+    return "no value" if value is None else f"{value:.4g}"
+
+
+def _value_vs_bound(example: dict[str, Any]) -> str:
+    """`41.2 < min 60` (or `> max`, or the range when the value lies inside it), with the backend judged."""
+    value, low, high = example["value"], example["min"], example["max"]
+    if value is not None and low is not None and value < low:
+        bound = f"&lt; min {_number(low)}"
+    elif value is not None and high is not None and value > high:
+        bound = f"&gt; max {_number(high)}"
+    else:
+        bound = f"bounds {_number(low) if low is not None else '-'}..{_number(high) if high is not None else '-'}"
+    return f"{_e(_number(value))} {bound} ({_e(example['backend'])})"
+
+
+def _example_clip(example: dict[str, Any]) -> str:
+    clip = quote(example["clip_id"], safe="")
+    picture = (f'<img src="thumbnails/{clip}.jpg" alt="{_e(example["clip_id"])}" loading="lazy">' if example["thumbnail"]
+               else f'<span class="noimg">{_e(example["clip_id"])}</span>')  # fmt: skip
+    title = f"{example['metric']} of clip {example['clip_id']}"
+    return f'<a class="clip" href="clips/{clip}" title="{_e(title)}">{picture}<span class="vb">{_value_vs_bound(example)}</span></a>'
+
+
+def _rejections(by_profile: dict[str, dict[str, dict[str, Any]]]) -> str:
+    out = []
+    for profile, criteria in by_profile.items():
+        rows = [[_e(criterion), _num(entry["count"]), '<div class="strip">' + "".join(map(_example_clip, entry["examples"])) + "</div>"]
+                for criterion, entry in criteria.items()]  # fmt: skip
+        out.append(f"<h3>{_code(profile)}</h3>" + _table(["criterion", "clips failed", "latest rejected (value vs bound, backend)"], rows, ""))
+    return "".join(out) or '<p class="empty">no clip was rejected</p>'
+
+
+def _sources(sources: list[dict[str, Any]]) -> str:
+    def state(source: dict[str, Any]) -> str:
+        if source["paused_until"]:
+            return f"{_e(source['status'])} until {_when(source['paused_until'])}"
+        return _e(source["status"])
+
+    rows = [
+        [f'{_e(s["name"])}<br>{_code(s["locator"]) if s["locator"] != s["name"] else ""}', _e(s["kind"]), "yes" if s["enabled"] else "no",
+         state(s), _num(s["backoff_level"]), _pairs(s["videos"]), _when(s["last_crawled_at"]),
+         f'<span class="reason">{_e((s["last_error"] or "")[:REASON_CHARS])}</span>']
+        for s in sources
+    ]  # fmt: skip
+    headers = ["source", "kind", "enabled", "status", "back-off", "videos", "last crawled (UTC)", "last error"]
+    return _table(headers, rows, "no sources yet")
+
+
+def _pending(pending: dict[str, Any]) -> str:
+    score = pending["score"]
+    rows = [
+        ["segment", _num(pending["segment"]["videos"]), f"probed videos not segmented with the current parameters {_code(pending['segment']['params_hash'])}"]
+    ]
+    rows += [[f"score {_e(scorer)}", _num(n), "clips without a scoring of this scorer"] for scorer, n in score.items() if scorer != "any"]
+    rows.append(["score (any)", _num(score["any"]), "clips the next score run takes (missing some configured scorer)"])
+    rows += [[f"decide {_e(p)}", _num(n), "scored clips without a decision of this profile"] for p, n in sorted(pending["decide"].items())]
+    for profile, counts in sorted(pending["curate"].items()):
+        rows.append([f"labels {_e(profile)}", _num(counts["without_labels"]), f"of its {_e(counts['passed'])} passed clips without an estimated age group"])
+        rows.append([f"speakers {_e(profile)}", _num(counts["without_speaker"]), f"of its {_e(counts['passed'])} passed clips without a face descriptor"])
+    return _table(["stage", "pending", "what"], rows, "")
 
 
 def _releases(releases: list[dict[str, Any]]) -> str:
@@ -166,8 +252,11 @@ def render_dashboard(report: dict[str, Any]) -> str:
     return _page("talkvid catalog", "".join([
         header,
         "<h2>Counts per stage</h2>", _stage_cards(status),
+        "<h2>Pending work</h2>", _pending(report["pending"]),
+        "<h2>Sources</h2>", _sources(report["sources"]),
         "<h2>Failures</h2>", _failures(report["failures"]),
         "<h2>Decisions per profile</h2>", _decisions(status["decisions"]),
+        "<h2>Rejections per criterion</h2>", _rejections(report["rejections"]),
         "<h2>Recent runs</h2>", _runs(status["runs"]),
         "<h2>Releases</h2>", _releases(report["releases"]),
         f"<h2>Videos gone since crawl ({_e(status['videos_gone'])})</h2>", _gone(report["gone"], status["videos_gone"]),

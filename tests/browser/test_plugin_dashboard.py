@@ -4,6 +4,7 @@ when the catalog cannot be read; the plugin is loaded and mounted by Airflow its
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -16,10 +17,24 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from PIL import Image
+from sqlalchemy import func, select, update
 
 from talkvid_ops.catalog import db
-from talkvid_ops.catalog.models import Clip, Release, Scoring, Segmentation, Source, Video
+from talkvid_ops.catalog.models import (
+    Clip,
+    Decision,
+    DecisionFailure,
+    FaceEmbedding,
+    Label,
+    Profile,
+    Release,
+    Score,
+    Scoring,
+    Segmentation,
+    Source,
+    Video,
+)
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.config import Settings
 from talkvid_ops.context import Context
@@ -130,6 +145,11 @@ def use_catalog(monkeypatch, url: str, data_dir: Path | str) -> None:
     monkeypatch.delenv("TALKVID_CONFIG", raising=False)
 
 
+def under_page_or_airflow_ui(href: str) -> bool:
+    """A relative link that stays under the page's mount point, or goes up one level to the Airflow UI's task pages."""
+    return not href.startswith("/") and "://" not in href and (not href.startswith("..") or href.startswith("../dags/"))
+
+
 class PageParts(HTMLParser):
     """Table rows as cell texts, stat cards as label -> number, and every link and resource reference."""
 
@@ -139,6 +159,8 @@ class PageParts(HTMLParser):
         self.cards: dict[str, str] = {}
         self.hrefs: list[str] = []
         self.resources: list[str] = []  # src= attributes, <link>, <script>
+        self.links: dict[str, dict] = {}  # href -> the <a>'s attributes
+        self.images: list[str] = []  # src of <img>
         self._cell: list[str] | None = None
         self._card_part: str | None = None
         self._number = ""
@@ -154,7 +176,10 @@ class PageParts(HTMLParser):
             self._card_part = attrs["class"]
         if "href" in attrs:
             self.hrefs.append(attrs["href"])
-        if "src" in attrs or tag in ("link", "script", "img", "iframe"):
+            self.links[attrs["href"]] = attrs
+        if tag == "img":
+            self.images.append(attrs["src"])
+        elif "src" in attrs or tag in ("link", "script", "iframe"):
             self.resources.append(f"{tag} {attrs}")
 
     def handle_endtag(self, tag):
@@ -221,11 +246,14 @@ def test_json_and_page_show_the_catalog(filled, client, monkeypatch):
     assert parts.row("media")[1] == "2" and "empty file (0 bytes)" in parts.row("media")[2]
     assert parts.row("head")[2] == f"{filled['clips'][-1]} {SCORING_ERROR}"
     assert any(AIRFLOW_TASK["AIRFLOW_CTX_DAG_RUN_ID"] in cell and "[2]" in cell for row in parts.rows for cell in row)
+    # the Airflow 3 UI's route of a mapped task instance, relative to the UI's base, opened in the top window
+    task_link = "../dags/talkvid_crawl/runs/manual__2026-03-01T00%3A00%3A00%2B00%3A00/tasks/ingest/mapped/2"
+    assert parts.links[task_link]["target"] == "_top"
     assert parts.row("talkvid-code-test")[4] == "README.md manifest.json report.html"
     assert any(GONE_REASON in cell for cell in parts.row("test:talk-gone"))
     # self-contained and relative: nothing loaded from anywhere, every link stays under the mount point
     assert parts.resources == []
-    assert parts.hrefs and all(not h.startswith("/") and "://" not in h and not h.startswith("..") for h in parts.hrefs)
+    assert parts.hrefs and all(under_page_or_airflow_ui(h) for h in parts.hrefs)
     assert "api/status" in parts.hrefs
 
     # the release links serve the files of the manifest, and nothing else
@@ -237,6 +265,203 @@ def test_json_and_page_show_the_catalog(filled, client, monkeypatch):
     unlisted = client.get(f"releases/{filled['release_id']}/files/notes.txt")
     assert unlisted.json()["detail"] == "release talkvid-code-test has no file notes.txt"
     assert client.get("releases/nope/files/report.html").status_code == 404
+
+
+THROTTLED = "throttled: HTTP Error 429 from https://bob:hunter22@proxy.example.invalid/list " + "retry later " * 40
+PAUSED_UNTIL = dt.datetime(2031, 5, 4, 3, 2, 1, tzinfo=dt.UTC)
+
+
+def curated_catalog(url: str, root: Path) -> dict:
+    """Three sources (active, paused after throttling, disabled), videos in every state the segment stage tells
+    apart, clips scored in part, decided by the real `decide` under both shipped profiles (quality, motion and
+    movement failures), a clip scored after that, labels and a speaker for one passed clip, thumbnails for half the
+    rejected clips, and runs of mapped and unmapped Airflow tasks."""
+    from talkvid_ops.catalog.labels import label_row, write_labels
+    from talkvid_ops.catalog.models import FaceEmbedding, Run, Score
+    from talkvid_ops.curate.decide import decide
+    from talkvid_ops.curate.face_models import FaceDescriptor
+    from talkvid_ops.media.thumbnails import thumbnail_path
+    from tests.release_catalog import add_scores
+
+    ctx = Context(Settings(data_dir=root / "data", database_url=url))
+    params_hash = ctx.config.segment.params_hash
+    with ctx.sessions() as session:
+        run_id = add_run(session, "score")
+        active = add_source(session, "https://talks.example.invalid/list")
+        throttled = add_source(session, "https://busy.example.invalid/channel", kind="channel")
+        disabled = add_source(session, "/srv/drop", kind="folder")
+        session.execute(update(Source).where(Source.id == active).values(last_crawled_at=dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)))
+        session.execute(update(Source).where(Source.id == throttled).values(status="paused", paused_until=PAUSED_UNTIL, backoff_level=3, last_error=THROTTLED))
+        session.execute(update(Source).where(Source.id == disabled).values(enabled=False))
+        stored = {"status": "probed", "storage_path": "/media/x.mp4"}
+        videos = [add_video(session, active, f"talk-{i}", **stored) for i in range(2)]
+        unsegmented = add_video(session, active, "talk-new", **stored)
+        retried = add_video(session, throttled, "talk-retry", **stored)  # failed for a fault of ours: retried
+        silent = add_video(session, throttled, "talk-silent", **stored)  # failed for a fault of the media: settled
+        add_video(session, throttled, "talk-listed", status="discovered")
+        for video_id, status, error_class in [(videos[0], "done", None), (videos[1], "done", None), (retried, "failed", "internal"),
+                                              (silent, "failed", "no_audio"), (unsegmented, "done", None)]:  # fmt: skip
+            hash_ = "older" if video_id == unsegmented else params_hash  # segmented, but with other parameters
+            upsert(session, Segmentation, [dict(id=make_id("segmentation", video_id, hash_), video_id=video_id, segmenter="test",
+                   segmenter_version="1", params_hash=hash_, status=status, error_class=error_class, run_id=run_id)],
+                   ["video_id", "params_hash"])  # fmt: skip
+        clips = [add_clip(session, videos[i % 2], run_id, 150 * i, 150 * i + 150) for i in range(13)]
+        scorers = [("quality", "classical"), ("motion", "lk"), ("head", "dlib")]
+        for i, clip_id in enumerate(clips):
+            done = scorers if i < 10 or i == 12 else scorers[:1] if i == 10 else []
+            upsert(session, Scoring, [dict(id=make_id("scoring", clip_id, scorer, backend), clip_id=clip_id, scorer=scorer, backend=backend,
+                   scorer_version="1", status="ok", run_id=run_id) for scorer, backend in done], ["clip_id", "scorer", "backend"])  # fmt: skip
+            if i < 10:
+                add_scores(session, clip_id, run_id, shift=i / 10)
+        bad = {**{(c, "quality_technical"): 30.0 + i for i, c in enumerate(clips[:8])}, (clips[2], "avg_movement"): 70.0,
+               (clips[8], "motion_valid_ratio_paper"): 0.99, (clips[9], "motion_valid_ratio_paper"): 0.2}  # fmt: skip
+        for (clip_id, metric), value in bad.items():
+            session.execute(update(Score).where(Score.clip_id == clip_id, Score.metric == metric).values(value=value))
+        upsert(session, Score, [dict(id=make_id("score", clips[10], "classical", "quality_technical"), clip_id=clips[10], metric="quality_technical",
+               scorer="quality", scorer_version="1", backend="classical", run_id=run_id, value=35.0)], ["clip_id", "backend", "metric"])  # fmt: skip
+        airflow = dict(dag_id="talkvid_process", dag_run_id="scheduled__2026-03-02T00:00:00+00:00", code_version="test", status="succeeded")
+        session.add(Run(id="mapped-score-run", stage="score", task_id="score", map_index=3, **airflow))
+        session.add(Run(id="plain-segment-run", stage="segment", task_id="plan_segment", map_index=-1, **airflow))
+        session.commit()
+    for profile in ("talkvid-code", "talkvid-paper"):
+        decide(ctx, profile)
+    with ctx.sessions() as session:
+        add_scores(session, clips[12], run_id)  # scored after the last decide
+        passed = session.scalars(select(Decision.clip_id).join(Profile).where(Profile.name == "talkvid-code", Decision.status == "passed")).all()
+        write_labels(session, [label_row("clip", passed[0], "age_group", "adult", 0.9, "estimated", "test", run_id)])
+        session.add(FaceEmbedding(id=make_id("face", passed[0]), clip_id=passed[0], model=FaceDescriptor.MODEL, vector=[0.0] * 128, frames=1, run_id=run_id))
+        session.commit()
+    thumbnails = {}
+    for clip_id in clips[:10:2]:
+        path = thumbnail_path(ctx.settings.data_dir, clip_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (160, 90), (200, 30, 30)).save(path, "JPEG")
+        thumbnails[clip_id] = path.read_bytes()
+    return {"url": url, "data_dir": ctx.settings.data_dir, "clips": clips, "thumbnails": thumbnails, "params_hash": params_hash,
+            "sources": {"active": active, "throttled": throttled, "disabled": disabled}}  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def curated(request, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp(f"curated-{request.param}")
+    url = f"sqlite:///{root / 'catalog.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("pg_server").create_database()
+    db.upgrade(url)
+    yield curated_catalog(url, root)
+    db.get_engine(url).dispose()
+
+
+def section(page: str, title: str) -> str:
+    """The HTML between the <h2> named `title` and the next <h2>."""
+    start = page.index(f"<h2>{title}</h2>")
+    end = page.find("<h2>", start + 1)
+    return page[start : end if end > 0 else None]
+
+
+def test_rejections_sources_pending_work_and_task_links(curated, client, monkeypatch):
+    """Each figure of the new sections against the catalog, counted here in SQL and Python of its own."""
+    use_catalog(monkeypatch, curated["url"], curated["data_dir"])
+    page = client.get("/")
+    assert page.status_code == 200, page.text
+    report = client.get("/api/status").json()
+    with db.session_factory(curated["url"])() as session:
+        failures = session.execute(
+            select(Profile.name, Profile.content_hash, DecisionFailure, Decision.clip_id)
+            .join(Decision, Decision.id == DecisionFailure.decision_id)
+            .join(Profile, Profile.id == Decision.profile_id)
+        ).all()
+        scorings = set(session.execute(select(Scoring.clip_id, Scoring.scorer, Scoring.backend)).all())
+        scored = session.execute(select(Score.clip_id, Score.created_at)).all()
+        decisions = session.execute(select(Profile.name, Profile.content_hash, Decision.clip_id, Decision.status, Decision.decided_at).join(Profile)).all()
+        labelled = set(session.scalars(select(Label.subject_id).where(Label.name == "age_group", Label.provenance == "estimated")))
+        described = set(session.scalars(select(FaceEmbedding.clip_id)))
+        all_clips = set(session.scalars(select(Clip.id)))
+
+    # rejections: per profile and criterion the clips that failed it, the latest six with value, bound and backend
+    expected: dict[str, dict[str, list]] = {}
+    for name, chash, failure, clip_id in failures:
+        expected.setdefault(f"{name}@{chash}", {}).setdefault(failure.criterion, []).append((failure.id, clip_id, failure))
+    assert {p: {c: entry["count"] for c, entry in criteria.items()} for p, criteria in report["rejections"].items()} == {
+        p: {c: len(rows) for c, rows in criteria.items()} for p, criteria in expected.items()
+    }
+    code = next(p for p in expected if p.startswith("talkvid-code@"))
+    paper = next(p for p in expected if p.startswith("talkvid-paper@"))
+    assert len(expected[code]["quality"]) == 9 and set(expected[paper]) == {"quality", "motion", "avg_movement"}
+    rejections = section(page.text, "Rejections per criterion")
+    for profile, criteria in expected.items():
+        for criterion, rows in criteria.items():
+            latest = sorted(rows, key=lambda row: row[0], reverse=True)[:6]
+            shown = report["rejections"][profile][criterion]["examples"]
+            assert [x["clip_id"] for x in shown] == [clip_id for _, clip_id, _ in latest]
+            for (_, clip_id, failure), example in zip(latest, shown):
+                assert (example["value"], example["min"], example["max"], example["backend"]) == (
+                    failure.value, failure.min_value, failure.max_value, failure.backend)  # fmt: skip
+                assert example["thumbnail"] == (clip_id in curated["thumbnails"])
+                low, high = failure.min_value, failure.max_value
+                bound = f"&lt; min {low:.4g}" if low is not None and failure.value < low else f"&gt; max {high:.4g}"
+                assert f'href="clips/{clip_id}"' in rejections and f"{failure.value:.4g} {bound} ({failure.backend})" in rejections
+    parts = PageParts(rejections)
+    assert [row[1] for row in parts.rows if row and row[0] == "quality"] == [str(len(expected[p]["quality"])) for p in sorted(expected)]
+    shown_ids = {x["clip_id"] for criteria in report["rejections"].values() for e in criteria.values() for x in e["examples"]}
+    assert set(parts.images) == {f"thumbnails/{c}.jpg" for c in shown_ids & set(curated["thumbnails"])}
+    assert shown_ids - set(curated["thumbnails"])  # clips without a thumbnail show their id instead
+    for clip_id in shown_ids - set(curated["thumbnails"]):
+        assert f'<span class="noimg">{clip_id}</span>' in rejections
+
+    # thumbnails: the stored file, 404 otherwise, and nothing outside the thumbnails folder
+    clip_id, jpeg = next(iter(curated["thumbnails"].items()))
+    served = client.get(f"thumbnails/{clip_id}.jpg")
+    assert (served.status_code, served.headers["content-type"], served.content) == (200, "image/jpeg", jpeg)
+    without = next(iter(shown_ids - set(curated["thumbnails"])))
+    assert client.get(f"thumbnails/{without}.jpg").status_code == 404
+    (curated["data_dir"] / "secret.jpg").write_bytes(b"not yours")
+    for probe in ("..%2Fsecret", "..%2F..%2Fdata%2Fsecret", "%2E%2E%2Fsecret", "..secret"):
+        assert client.get(f"thumbnails/{probe}.jpg").status_code == 404
+
+    # sources: every source with its state, back-off, videos per status, last crawl and its last error, redacted
+    by_source = {s["id"]: s for s in report["sources"]}
+    assert set(by_source) == set(curated["sources"].values())
+    assert by_source[curated["sources"]["throttled"]]["videos"] == {"probed": 2, "discovered": 1}
+    assert grouped(curated["url"], Video.source_id) == {k: sum(s["videos"].values()) for k, s in by_source.items() if s["videos"]}
+    sources = PageParts(section(page.text, "Sources"))
+    throttled = next(row for row in sources.rows if "https://busy.example.invalid/channel" in row[0])
+    assert throttled[1:6] == ["channel", "yes", "paused until 2031-05-04 03:02:01", "3", "discovered=1, probed=2"]
+    assert throttled[7].startswith("throttled: HTTP Error 429 from https://bob:***@proxy.example.invalid/list retry later")
+    assert len(throttled[7]) <= 300 and "hunter22" not in page.text + json.dumps(report)
+    active = next(row for row in sources.rows if "talks.example.invalid" in row[0])
+    assert (active[3], active[6], active[7]) == ("active", "2026-03-01 12:00:00", "")
+    assert next(row for row in sources.rows if row[1] == "folder")[2] == "no"
+
+    # pending work, as the next runs would take it
+    pending = report["pending"]
+    assert pending["segment"] == {"params_hash": curated["params_hash"], "videos": 2}  # the new one and the retried one
+    stored_clips = all_clips  # every clip here belongs to a stored video
+    expected_score = {
+        f"{s}/{b}": len({c for c in stored_clips if (c, s, b) not in scorings}) for s, b in [("quality", "classical"), ("motion", "lk"), ("head", "dlib")]
+    }
+    any_missing = len({c for c in stored_clips if any((c, s, b) not in scorings for s, b in [("quality", "classical"), ("motion", "lk"), ("head", "dlib")])})
+    assert pending["score"] == {**expected_score, "any": any_missing} and any_missing == 2
+    decided: dict[str, dict] = {}
+    for name, chash, clip_id, _, decided_at in decisions:
+        decided.setdefault(f"{name}@{chash}", {})[clip_id] = decided_at
+    # scored clips without a decision, or scored after it (the clip scored after the last decide)
+    owed = {p: {c for c, at in scored if c not in by_clip or at > by_clip[c]} for p, by_clip in decided.items()}
+    assert pending["decide"] == {p: len(c) for p, c in owed.items()} and all(c == {curated["clips"][12]} for c in owed.values())
+    passed = {p: {c for n, h, c, status, _ in decisions if f"{n}@{h}" == p and status == "passed"} for p in decided}
+    assert pending["curate"] == {
+        p: {"passed": len(c), "without_labels": len(c - labelled), "without_speaker": len(c - described)} for p, c in passed.items() if c
+    }
+    table = PageParts(section(page.text, "Pending work"))
+    assert table.row("segment")[1] == "2" and table.row("score (any)")[1] == "2" and table.row("score motion/lk")[1] == str(expected_score["motion/lk"])
+    assert table.row(f"decide {code}")[1] == "1"
+    assert table.row(f"labels {code}")[1] == str(len(passed[code]) - 1) and table.row(f"speakers {code}")[1] == str(len(passed[code]) - 1)
+
+    # runs link to their task instance in the Airflow UI: mapped ones to their map index
+    runs = PageParts(section(page.text, "Recent runs"))
+    run_id = "scheduled__2026-03-02T00%3A00%3A00%2B00%3A00"
+    mapped = f"../dags/talkvid_process/runs/{run_id}/tasks/score/mapped/3"
+    plain = f"../dags/talkvid_process/runs/{run_id}/tasks/plan_segment"
+    assert runs.links[mapped]["target"] == runs.links[plain]["target"] == "_top"
+    assert all(under_page_or_airflow_ui(h) for h in PageParts(page.text).hrefs)
 
 
 def test_the_dashboard_app_needs_no_airflow(tmp_path):
