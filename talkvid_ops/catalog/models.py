@@ -222,7 +222,11 @@ class Scoring(Timestamps, Base):
     """That a scorer ran on a clip (ok or failed, with the reason); the metrics are `score` rows."""
 
     __tablename__ = "scoring"
-    __table_args__ = (UniqueConstraint("clip_id", "scorer", "backend"),)
+    __table_args__ = (
+        UniqueConstraint("clip_id", "scorer", "backend"),
+        # counts per status and the failed ones per scorer (`talkvid status`, the catalog page) without a scan
+        Index("ix_scoring_status_scorer", "status", "scorer"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     clip_id: Mapped[str] = mapped_column(ForeignKey("clip.id", ondelete="CASCADE"), index=True)
@@ -291,7 +295,11 @@ class DecisionFailure(Base):
     """One failing criterion of a decision, with the value, the bound and the backend whose threshold applied."""
 
     __tablename__ = "decision_failure"
-    __table_args__ = (UniqueConstraint("decision_id", "criterion"),)
+    __table_args__ = (
+        UniqueConstraint("decision_id", "criterion"),
+        # the latest failures of one criterion (the catalog page's examples, `clips list --failed-by`) without a scan
+        Index("ix_decision_failure_criterion_id", "criterion", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     decision_id: Mapped[str] = mapped_column(DECISION_ID, ForeignKey("decision.id", ondelete="CASCADE"), index=True)

@@ -203,7 +203,7 @@ def _pending(pending: dict[str, Any]) -> str:
         ["segment", _num(pending["segment"]["videos"]), f"probed videos not segmented with the current parameters {_code(pending['segment']['params_hash'])}"]
     ]
     rows += [[f"score {_e(scorer)}", _num(n), "clips without a scoring of this scorer"] for scorer, n in score.items() if scorer != "any"]
-    rows.append(["score (any)", _num(score["any"]), "clips the next score run takes (missing some configured scorer)"])
+    rows.append(["score (any)", _num(score["any"]), "clips missing some configured scorer: what the next score run takes (of videos whose file is in place)"])
     rows += [[f"decide {_e(p)}", _num(n), "scored clips without a decision of this profile"] for p, n in sorted(pending["decide"].items())]
     for profile, counts in sorted(pending["curate"].items()):
         rows.append([f"labels {_e(profile)}", _num(counts["without_labels"]), f"of its {_e(counts['passed'])} passed clips without an estimated age group"])

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import case, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from talkvid_ops.catalog.models import Clip, Decision, FaceEmbedding, Label, Profile, Score, Scoring, Segmentation, Video
-from talkvid_ops.catalog.status import DecisionStatus, SegmentationStatus, VideoStatus
+from talkvid_ops.catalog.models import Clip, Decision, FaceEmbedding, Label, Profile, Run, Score, Scoring, Segmentation, Video
+from talkvid_ops.catalog.status import DecisionStatus, RunStatus, SegmentationStatus, VideoStatus
 from talkvid_ops.config import PipelineConfig
 
 
@@ -36,30 +36,57 @@ def unsegmented_videos(session: Session, params_hash: str) -> int:
 
 
 def unscored_clips(session: Session, scorers: list[tuple[str, str]]) -> dict[str, int]:
-    """Clips of stored videos without a scoring row (ok or failed) of each configured `scorer/backend`, and of any."""
-    missing = {
-        f"{name}/{backend}": ~exists().where(Scoring.clip_id == Clip.id, Scoring.scorer == name, Scoring.backend == backend) for name, backend in scorers
-    }
-    columns = [_counted(condition) for condition in missing.values()] + [_counted(or_(*missing.values()))]
-    row = session.execute(select(*columns).select_from(Clip).join(Video, Video.id == Clip.video_id).where(Video.storage_path.is_not(None))).one()
-    return {**dict(zip(missing, row)), "any": row[-1]}
+    """Clips without a scoring row (ok or failed) of each configured `scorer/backend`, and of any: the clips the next
+    score run takes once their video's file is in place. One pass over the scoring rows grouped by clip (the order
+    of its unique index): a clip's missing scorers are the catalog's clips less those scored."""
+    flags = [func.max(case(((Scoring.scorer == name) & (Scoring.backend == backend), 1), else_=0)).label(f"s{k}") for k, (name, backend) in enumerate(scorers)]
+    per_clip = select(*flags).group_by(Scoring.clip_id).subquery()
+    complete = sum((per_clip.c[f"s{k}"] for k in range(len(scorers))), start=0) == len(scorers)
+    scored = session.execute(select(*(func.coalesce(func.sum(per_clip.c[f"s{k}"]), 0) for k in range(len(scorers))), _counted(complete))).one()
+    clips = session.scalar(select(func.count()).select_from(Clip)) or 0
+    return {**{f"{name}/{backend}": clips - n for (name, backend), n in zip(scorers, scored)}, "any": clips - scored[-1]}
+
+
+def _decided_since(session: Session) -> dict[str, dict]:
+    """Per profile id, a time none of its decisions is older than: the start of its last successful decide run (which
+    replaced all of them in one transaction), else the oldest decision itself."""
+    from talkvid_ops.curate.decide import STAGE
+
+    starts: dict[tuple[str, str], Any] = {}
+    for started_at, params in session.execute(select(Run.started_at, Run.params).where(Run.stage == STAGE, Run.status == RunStatus.SUCCEEDED)):
+        key = ((params or {}).get("profile"), (params or {}).get("content_hash"))
+        starts[key] = max(starts.get(key, started_at), started_at)
+    since = {}
+    for profile_id, name, chash in session.execute(select(Profile.id, Profile.name, Profile.content_hash)):
+        since[profile_id] = {"name": f"{name}@{chash}", "since": starts.get((name, chash))}
+    unknown = [profile_id for profile_id, entry in since.items() if entry["since"] is None]
+    if unknown:  # decisions not made by a recorded decide run (imported, or written by hand)
+        oldest = select(Decision.profile_id, func.min(Decision.decided_at)).where(Decision.profile_id.in_(unknown)).group_by(Decision.profile_id)
+        for profile_id, decided_at in session.execute(oldest):
+            since[profile_id]["since"] = decided_at
+    return since
 
 
 def undecided_scored_clips(session: Session) -> dict[str, int]:
-    """Per stored profile (`name@hash`), the scored clips its decisions do not cover yet: clips with a score but no
-    decision of the profile, or with a score written after that decision (`decide` decides every clip, scored or not,
-    so clips scored since are what its next run changes)."""
-    scored = exists().where(Score.clip_id == Decision.clip_id)
-    rescored = exists().where(Score.clip_id == Decision.clip_id, Score.created_at > Decision.decided_at)
-    covered = {
-        profile_id: (on_scored, stale)
-        for profile_id, on_scored, stale in session.execute(select(Decision.profile_id, _counted(scored), _counted(rescored)).group_by(Decision.profile_id))
-    }
-    scored_clips = session.scalar(select(func.count()).select_from(Clip).where(exists().where(Score.clip_id == Clip.id))) or 0
+    """Per stored profile (`name@hash`), the scored clips its decisions do not cover: clips with a score written after
+    the profile's decision of them, or with no decision (`decide` decides every clip, scored or not, so these are
+    what its next run changes).
+
+    Only scores written since the profile's decisions can qualify, and those were written by runs unfinished at that
+    time: the few runs found so lead through `score.run_id` to the few score rows worth comparing, instead of
+    comparing every score of every clip."""
     out = {}
-    for profile_id, name, chash in session.execute(select(Profile.id, Profile.name, Profile.content_hash)):
-        on_scored, stale = covered.get(profile_id, (0, 0))
-        out[f"{name}@{chash}"] = scored_clips - on_scored + stale
+    for profile_id, entry in _decided_since(session).items():
+        query = (
+            select(func.count(func.distinct(Score.clip_id)))
+            .select_from(Score)
+            .outerjoin(Decision, (Decision.clip_id == Score.clip_id) & (Decision.profile_id == profile_id))
+            .where(or_(Decision.id.is_(None), Score.created_at > Decision.decided_at))
+        )
+        if entry["since"] is not None:
+            unfinished = select(Run.id).where(or_(Run.finished_at.is_(None), Run.finished_at >= entry["since"]))
+            query = query.where(Score.run_id.in_(unfinished), Score.created_at > entry["since"])
+        out[entry["name"]] = session.scalar(query) or 0
     return out
 
 

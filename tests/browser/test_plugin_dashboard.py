@@ -434,11 +434,9 @@ def test_rejections_sources_pending_work_and_task_links(curated, client, monkeyp
     # pending work, as the next runs would take it
     pending = report["pending"]
     assert pending["segment"] == {"params_hash": curated["params_hash"], "videos": 2}  # the new one and the retried one
-    stored_clips = all_clips  # every clip here belongs to a stored video
-    expected_score = {
-        f"{s}/{b}": len({c for c in stored_clips if (c, s, b) not in scorings}) for s, b in [("quality", "classical"), ("motion", "lk"), ("head", "dlib")]
-    }
-    any_missing = len({c for c in stored_clips if any((c, s, b) not in scorings for s, b in [("quality", "classical"), ("motion", "lk"), ("head", "dlib")])})
+    configured = [("quality", "classical"), ("motion", "lk"), ("head", "dlib")]
+    expected_score = {f"{s}/{b}": len({c for c in all_clips if (c, s, b) not in scorings}) for s, b in configured}
+    any_missing = len({c for c in all_clips if any((c, s, b) not in scorings for s, b in configured)})
     assert pending["score"] == {**expected_score, "any": any_missing} and any_missing == 2
     decided: dict[str, dict] = {}
     for name, chash, clip_id, _, decided_at in decisions:
@@ -462,6 +460,24 @@ def test_rejections_sources_pending_work_and_task_links(curated, client, monkeyp
     plain = f"../dags/talkvid_process/runs/{run_id}/tasks/plan_segment"
     assert runs.links[mapped]["target"] == runs.links[plain]["target"] == "_top"
     assert all(under_page_or_airflow_ui(h) for h in PageParts(page.text).hrefs)
+
+
+def test_task_links_follow_the_installed_airflow_ui_routes():
+    """The links of runs fill in the task instance routes of the Airflow UI that is installed (its router, compiled
+    into the UI bundle): an Airflow upgrade that moves them fails here."""
+    from importlib.util import find_spec
+
+    from talkvid_ops.dashboard.page import task_instance_link
+
+    airflow_dir = Path(find_spec("airflow").origin).parent  # found, not imported: the airflow fixtures configure it first
+    bundle = "".join(p.read_text(errors="replace") for p in (airflow_dir / "ui" / "dist" / "assets").glob("index-*.js"))
+    values = {":dagId": "talkvid_process", ":runId": "manual__2026-03-01T00%3A00%3A00%2B00%3A00", ":taskId": "score", ":mapIndex": "7"}
+    for route, map_index in [("dags/:dagId/runs/:runId/tasks/:taskId", None), ("dags/:dagId/runs/:runId/tasks/:taskId/mapped/:mapIndex", 7)]:
+        assert f"path:`{route}`" in bundle
+        filled_in = route
+        for name, value in values.items():
+            filled_in = filled_in.replace(name, value)
+        assert task_instance_link("talkvid_process", "manual__2026-03-01T00:00:00+00:00", "score", map_index) == "../" + filled_in
 
 
 def test_the_dashboard_app_needs_no_airflow(tmp_path):
