@@ -204,7 +204,9 @@ def _pending(pending: dict[str, Any]) -> str:
     ]
     rows += [[f"score {_e(scorer)}", _num(n), "clips without a scoring of this scorer"] for scorer, n in score.items() if scorer != "any"]
     rows.append(["score (any)", _num(score["any"]), "clips missing some configured scorer: what the next score run takes (of videos whose file is in place)"])
-    rows += [[f"decide {_e(p)}", _num(n), "scored clips without a decision of this profile"] for p, n in sorted(pending["decide"].items())]
+    rows += [
+        [f"decide {_e(p)}", _num(n), "scored clips without a decision of this profile, or scored again since"] for p, n in sorted(pending["decide"].items())
+    ]
     for profile, counts in sorted(pending["curate"].items()):
         rows.append([f"labels {_e(profile)}", _num(counts["without_labels"]), f"of its {_e(counts['passed'])} passed clips without an estimated age group"])
         rows.append([f"speakers {_e(profile)}", _num(counts["without_speaker"]), f"of its {_e(counts['passed'])} passed clips without a face descriptor"])
