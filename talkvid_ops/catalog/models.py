@@ -297,8 +297,9 @@ class DecisionFailure(Base):
     __tablename__ = "decision_failure"
     __table_args__ = (
         UniqueConstraint("decision_id", "criterion"),
-        # the latest failures of one criterion (the catalog page's examples, `clips list --failed-by`) without a scan
-        Index("ix_decision_failure_criterion_id", "criterion", "id"),
+        # a profile's clips failed by one criterion (decision ids start with the profile id): the catalog page's
+        # examples, `clips list --failed-by`, without reading the other criteria's failures
+        Index("ix_decision_failure_criterion_decision_id", "criterion", "decision_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -177,7 +177,7 @@ def _rejections(by_profile: dict[str, dict[str, dict[str, Any]]]) -> str:
     for profile, criteria in by_profile.items():
         rows = [[_e(criterion), _num(entry["count"]), '<div class="strip">' + "".join(map(_example_clip, entry["examples"])) + "</div>"]
                 for criterion, entry in criteria.items()]  # fmt: skip
-        out.append(f"<h3>{_code(profile)}</h3>" + _table(["criterion", "clips failed", "latest rejected (value vs bound, backend)"], rows, ""))
+        out.append(f"<h3>{_code(profile)}</h3>" + _table(["criterion", "clips failed", "rejected clips (value vs bound, backend)"], rows, ""))
     return "".join(out) or '<p class="empty">no clip was rejected</p>'
 
 

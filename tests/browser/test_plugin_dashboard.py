@@ -376,7 +376,7 @@ def test_rejections_sources_pending_work_and_task_links(curated, client, monkeyp
         described = set(session.scalars(select(FaceEmbedding.clip_id)))
         all_clips = set(session.scalars(select(Clip.id)))
 
-    # rejections: per profile and criterion the clips that failed it, the latest six with value, bound and backend
+    # rejections: per profile and criterion the clips that failed it, six of them with value, bound and backend
     expected: dict[str, dict[str, list]] = {}
     for name, chash, failure, clip_id in failures:
         expected.setdefault(f"{name}@{chash}", {}).setdefault(failure.criterion, []).append((failure.id, clip_id, failure))
@@ -389,7 +389,7 @@ def test_rejections_sources_pending_work_and_task_links(curated, client, monkeyp
     rejections = section(page.text, "Rejections per criterion")
     for profile, criteria in expected.items():
         for criterion, rows in criteria.items():
-            latest = sorted(rows, key=lambda row: row[0], reverse=True)[:6]
+            latest = sorted(rows, key=lambda row: row[1], reverse=True)[:6]  # the six highest clip ids
             shown = report["rejections"][profile][criterion]["examples"]
             assert [x["clip_id"] for x in shown] == [clip_id for _, clip_id, _ in latest]
             for (_, clip_id, failure), example in zip(latest, shown):
