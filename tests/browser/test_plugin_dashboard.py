@@ -269,6 +269,7 @@ def test_json_and_page_show_the_catalog(filled, client, monkeypatch):
 
 THROTTLED = "throttled: HTTP Error 429 from https://bob:hunter22@proxy.example.invalid/list " + "retry later " * 40
 PAUSED_UNTIL = dt.datetime(2031, 5, 4, 3, 2, 1, tzinfo=dt.UTC)
+THUMBNAIL_COLOR = (40, 90, 200)  # unlike any colour of the page itself
 
 
 def curated_catalog(url: str, root: Path) -> dict:
@@ -335,7 +336,7 @@ def curated_catalog(url: str, root: Path) -> dict:
     for clip_id in clips[:10:2]:
         path = thumbnail_path(ctx.settings.data_dir, clip_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (160, 90), (200, 30, 30)).save(path, "JPEG")
+        Image.new("RGB", (160, 90), THUMBNAIL_COLOR).save(path, "JPEG")
         thumbnails[clip_id] = path.read_bytes()
     return {"url": url, "data_dir": ctx.settings.data_dir, "clips": clips, "thumbnails": thumbnails, "params_hash": params_hash,
             "sources": {"active": active, "throttled": throttled, "disabled": disabled}}  # fmt: skip
@@ -589,12 +590,14 @@ def test_airflow_loads_mounts_and_guards_the_plugin(airflow_db, tmp_path):
 
 
 def test_the_page_renders_in_chromium(tmp_path, monkeypatch):
-    """Served by uvicorn under the same prefix as in Airflow; the screenshot shows text and the decision bar."""
+    """Served by uvicorn under the same prefix as in Airflow; the screenshot shows text, the decision bar and the
+    rejected clips' thumbnails (loaded by the browser through the thumbnail route)."""
     import uvicorn
     from fastapi import FastAPI
-    from PIL import Image
 
-    catalog = sqlite_catalog(tmp_path)
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    db.upgrade(url)
+    catalog = curated_catalog(url, tmp_path)
     use_catalog(monkeypatch, catalog["url"], catalog["data_dir"])
     root = FastAPI()
     root.mount("/talkvid", create_app())
@@ -609,16 +612,18 @@ def test_the_page_renders_in_chromium(tmp_path, monkeypatch):
         assert server.started
         shot = tmp_path / "dashboard.png"
         subprocess.run(["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                        f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1280,1400", f"--screenshot={shot}",
+                        f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1280,3000", f"--screenshot={shot}",
                         f"http://127.0.0.1:{port}/talkvid/"], check=True, capture_output=True, timeout=60)  # fmt: skip
     finally:
         server.should_exit = True
         thread.join(timeout=10)
     image = Image.open(shot).convert("RGB")
-    assert image.size == (1280, 1400)
+    assert image.size == (1280, 3000)
     colors = image.getcolors(maxcolors=1 << 20)
     background = max(colors)[1]
     inked = sum(n for n, c in colors if sum(abs(a - b) for a, b in zip(c, background)) > 60)
     assert inked > 0.01 * image.size[0] * image.size[1]  # text and tables, not a blank or error page
     counts = {c: n for n, c in colors}
     assert counts.get((0x2E, 0x7D, 0x32), 0) > 200 and counts.get((0xC6, 0x28, 0x28), 0) > 50  # the passed and failed bar
+    thumbnail_pixels = sum(n for n, c in colors if sum(abs(a - b) for a, b in zip(c, THUMBNAIL_COLOR)) < 30)
+    assert thumbnail_pixels > 2 * 160 * 90  # several thumbnails drawn whole
