@@ -20,18 +20,11 @@ from talkvid_ops.dashboard.app import create_app
 from talkvid_ops.dashboard.whatif import Move, TriggeredRun, what_if_move
 from talkvid_ops.stages import resolve_profile
 from tests.factories import add_clip, add_run, add_source, add_video
-from tests.release_catalog import add_scores
+from tests.release_catalog import add_scores, set_score
 
 # classical quality per clip (talkvid-code: min 40); every other score passes. 6 s clips.
 QUALITY = {"q38": 38.0, "q41": 41.0, "q45": 45.0, "q55": 55.0, "q39": 39.0}
 SECONDS = 6.0
-
-
-def set_quality(session, clip_id: str, value: float) -> None:
-    from talkvid_ops.catalog.models import Score
-
-    score = session.scalars(select(Score).where(Score.clip_id == clip_id, Score.metric == "quality_technical")).one()
-    score.value = value
 
 
 @pytest.fixture
@@ -47,7 +40,7 @@ def catalog(catalog_url, tmp_path, monkeypatch):
         for k, (name, value) in enumerate(QUALITY.items()):
             clips[name] = add_clip(session, video_id, run_id, 200 * k, 200 * k + 150)
             add_scores(session, clips[name], run_id)
-            set_quality(session, clips[name], value)
+            set_score(session, clips[name], "quality_technical", value)
         session.commit()
     decided = decide(ctx, "talkvid-code")
     assert (decided["passed"], decided["failed"]) == (3, 2)
