@@ -12,8 +12,6 @@ from sqlalchemy import select
 
 from talkvid_ops.catalog.models import Decision
 from talkvid_ops.catalog.status import DecisionStatus
-from talkvid_ops.config import Settings
-from talkvid_ops.context import Context
 from talkvid_ops.curate.decide import decide
 from talkvid_ops.dashboard.access import Capability
 from talkvid_ops.dashboard.app import create_app
@@ -28,12 +26,8 @@ SECONDS = 6.0
 
 
 @pytest.fixture
-def catalog(catalog_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("TALKVID_DATABASE_URL", catalog_url)
-    monkeypatch.setenv("TALKVID_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("TALKVID_CONFIG", raising=False)
-    ctx = Context(Settings(data_dir=tmp_path, database_url=catalog_url))
-    clips = {}
+def catalog(env_catalog):
+    ctx, clips = env_catalog, {}
     with ctx.sessions() as session:
         run_id = add_run(session, "score")
         video_id = add_video(session, add_source(session), "talk", storage_path="/media/talk.mp4")
