@@ -216,7 +216,7 @@ def render_what_if(
     if not choices:
         body.append('<p class="empty">No stored profile yet: run <code>talkvid decide</code> (or talkvid_curate) first.</p>')
     if error:
-        body.append(f'<p class="error" id="error">{_e(error)}</p>')
+        body.append(f'<p class="error" id="error"><strong>{_e(error)}</strong></p>')
     if result is not None and move is not None:
         body.append(_result(result, move, can_trigger))
     return _page("what if", "".join(body))
