@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
 
 from talkvid_ops.dashboard.page import _code, _e, _page, _table
+from talkvid_ops.dashboard.whatif import move_query
 from talkvid_ops.errors import TalkvidError
 
 BROWSER_CODECS = frozenset({"h264", "vp8", "vp9", "av1"})
@@ -75,7 +76,8 @@ def render_clip(report: dict[str, Any], player: str) -> str:
     scores = [[_code(s["metric"]), _e(s["backend"]), _value(s["value"]), _e(f"{s['scorer']} {s['scorer_version']}")] for s in report["scores"]]
     decisions = [
         [_code(d["profile"]), f'<span class="{_e(d["status"])}-text">{_e(d["status"])}</span>',
-         "<br>".join(_e(bounds_text(f)) for f in d["failures"]) or '<span class="meta">none</span>', _e(", ".join(d["missing"]))]
+         "<br>".join(f'{_e(bounds_text(f))} <a class="what-if" href="../{_e(f["what_if"])}">what if?</a>' for f in d["failures"])
+         or '<span class="meta">none</span>', _e(", ".join(d["missing"]))]
         for d in report["decisions"]
     ]  # fmt: skip
     labels = [[_e(x["name"]), _e(x["value"]), _e(x["provenance"]), _e(x["subject"]), _e(x["origin"])] for x in report["labels"]]
@@ -109,6 +111,7 @@ def clip_router(catalog: Callable[..., Any]) -> APIRouter:
     # plain `def` endpoints: FastAPI runs them in its threadpool, off the server's event loop
     @router.get("/{clip_id}", response_class=HTMLResponse)
     def clip_page(clip_id: str, ctx=CatalogDep) -> str:
+        from talkvid_ops.curate.decide import stored_or_loaded
         from talkvid_ops.curate.inspect import clip_report
 
         with ctx.sessions() as session:
@@ -117,6 +120,10 @@ def clip_router(catalog: Callable[..., Any]) -> APIRouter:
                 report = clip_report(session, clip_id)
             except TalkvidError as exc:
                 raise HTTPException(404, str(exc)) from None
+            for decision in report["decisions"]:
+                profile = stored_or_loaded(session, decision["profile"])
+                for failure in decision["failures"]:
+                    failure["what_if"] = move_query(profile, failure["criterion"], failure["backend"])
         file = ctx.settings.media_path(video.storage_path)
         plays = file is not None and browser_plays(video.video_codec, file)
         return render_clip(report, _player(clip_id, clip.start_time, clip.end_time, plays))

@@ -51,7 +51,13 @@ class Move:
     lo: float | None = None
     hi: float | None = None
 
+    @property
+    def has_bound(self) -> bool:
+        return self.lo is not None or self.hi is not None
+
     def override(self) -> dict[str, Any]:
+        if not self.has_bound:
+            raise TalkvidError("min, max: give a new min, a new max or both")
         bounds = {"backend": self.backend, "min": self.lo, "max": self.hi}
         return {key: value for key, value in bounds.items() if value is not None}
 
@@ -68,10 +74,11 @@ def curate_conf(stored: Any, move: Move) -> dict[str, Any]:
         raise TalkvidError(f"{stored.name} is not a shipped profile (nor one with overrides): the curate form cannot name it")
     if resolve_profile(base, overrides or None).content_hash != stored.content_hash:
         raise TalkvidError(f"the shipped profile {base} changed since {stored.name}@{stored.content_hash} was decided: a conf would make another profile")
+    override = move.override()
     previous = overrides.get(move.criterion, {})
     if previous.get("backend") != move.backend and previous:
         raise TalkvidError(f"{move.criterion} is already overridden for backend {previous.get('backend') or 'all'}: move that one")
-    thresholds = {**overrides, move.criterion: {**previous, **move.override()}}
+    thresholds = {**overrides, move.criterion: {**previous, **override}}
     return {"profile": base, "thresholds": thresholds}
 
 
@@ -94,8 +101,6 @@ def what_if_move(session: Any, move: Move) -> dict[str, Any]:
     profile_id = profile_row_id(session, stored)
     if move.criterion not in stored.criteria:
         raise TalkvidError(f"criterion: {stored.name} has no criterion {move.criterion!r} ({', '.join(stored.criteria)})")
-    if move.lo is None and move.hi is None:
-        raise TalkvidError("min, max: give a new min, a new max or both")
     moved = stored.with_thresholds({move.criterion: move.override()}, name=stored.name)
     old_rules, new_rules = stored.criteria[move.criterion].rules, moved.criteria[move.criterion].rules
     changed = {k: (new.min, new.max) for k, (old, new) in enumerate(zip(old_rules, new_rules)) if (old.min, old.max) != (new.min, new.max)}
@@ -129,6 +134,17 @@ def profile_choices(session: Any) -> list[dict[str, Any]]:
         {"ref": f"{name}@{content_hash}", "criteria": {c: [r["backend"] for r in spec["rules"]] for c, spec in body["criteria"].items()}}
         for name, content_hash, body in rows
     ]
+
+
+def move_query(profile: Any, criterion: str, judged_backend: str) -> str:
+    """The what-if page's query for moving `criterion` of a stored profile (a `Profile`), the bound a clip failed
+    (judged by a score of `judged_backend`): the backend is named only where the criterion's rules need it."""
+    from urllib.parse import urlencode
+
+    rules = profile.criteria[criterion].rules
+    needs_backend = len({r.metric for r in rules}) > 1 and any(r.backend == judged_backend for r in rules)
+    fields = {"profile": f"{profile.name}@{profile.content_hash}", "criterion": criterion, **({"backend": judged_backend} if needs_backend else {})}
+    return "whatif?" + urlencode(fields)
 
 
 # --- the page ---------------------------------------------------------------------------------------------------------
@@ -257,7 +273,7 @@ def what_if_router(catalog: Callable[..., Any], operate: Callable[..., None], tr
         with ctx.sessions() as session:
             choices = profile_choices(session)
             result = None
-            if move is not None and error is None:
+            if move is not None and move.has_bound and error is None:  # a move without a bound only fills the form
                 try:
                     result = what_if_move(session, move)
                 except TalkvidError as exc:

@@ -96,6 +96,10 @@ def test_the_clip_view_shows_why_and_plays_h264_sources_and_hevc_through_a_previ
         page.goto(f"{root}clips/{clips['blurred']}")
         assert page.get_attribute("#player", "src") == f"{clips['blurred']}/preview.mp4"
         assert "quality: 31.5 < min 40 (quality_technical by classical)" in page.inner_text("#decisions")
+        page.click("#decisions a.what-if")  # from the failed bound to the what-if of moving it
+        assert page.input_value("input[name=criterion]") == "quality" and page.input_value("input[name=backend]") == "classical"
+        assert page.input_value("select[name=profile]") == profile
+        page.go_back()
         assert plays(page) == 0.0
         page.screenshot(path=str(artifacts / "clip-hevc-preview.png"), full_page=True)
 

@@ -88,6 +88,8 @@ def test_the_page_shows_the_figures_and_refuses_a_bad_move(catalog):
         assert f'id="{figure}">{value}<' in page.text
     assert f'href="clips/{clips["q41"]}"' in page.text and "&quot;min&quot;: 42.0" in page.text
     assert 'id="trigger"' not in page.text  # no trigger injected: no button
+    prefilled = client.get("/whatif", params={"profile": stored, "criterion": "quality"})  # the clip view's link
+    assert prefilled.status_code == 200 and 'id="error"' not in prefilled.text and 'id="passed-now"' not in prefilled.text
     unknown = client.get("/whatif", params={"profile": stored, "criterion": "qualty", "min": "60"})
     assert unknown.status_code == 200 and "has no criterion &#x27;qualty&#x27;" in unknown.text
 
@@ -121,6 +123,8 @@ def test_the_trigger_needs_operate_and_the_same_origin_and_validates_the_conf_fi
 
     typo = operators.post("/whatif", data={**form, "criterion": "qualty", "backend": ""}, headers=origin)
     assert typo.status_code == 400 and "thresholds" in typo.text and "qualty" in typo.text
+    unbounded = operators.post("/whatif", data={**form, "min": ""}, headers=origin)
+    assert unbounded.status_code == 400 and "min, max: give a new min, a new max or both" in unbounded.text
     assert triggered == []  # refused before the host was asked
 
     done = operators.post("/whatif", data=form, headers=origin)
