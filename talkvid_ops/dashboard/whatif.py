@@ -18,13 +18,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Form
 from fastapi.responses import HTMLResponse
 
 from talkvid_ops.dashboard.page import _code, _e, _page, _table
 from talkvid_ops.errors import TalkvidError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from talkvid_ops.curate.profiles import Profile
 
 CUSTOM_SUFFIX = ".custom"  # the name `with_thresholds` gives a shipped profile with overrides, as the curate DAG runs it
 LISTED_CLIPS = 50  # clip links shown per side; the counts and hours cover all
@@ -62,7 +67,7 @@ class Move:
         return {key: value for key, value in bounds.items() if value is not None}
 
 
-def curate_conf(stored: Any, move: Move) -> dict[str, Any]:
+def curate_conf(stored: Profile, move: Move) -> dict[str, Any]:
     """The talkvid_curate conf that makes the stored profile with the move applied: its shipped base profile and
     overrides, this one merged into its criterion's; TalkvidError when a conf cannot reproduce the stored profile."""
     from talkvid_ops.curate.profiles import shipped_profiles
@@ -91,7 +96,7 @@ def conf_errors(conf: dict[str, Any]) -> list[str]:
     return curate_conf_errors(conf, curate_params())
 
 
-def what_if_move(session: Any, move: Move) -> dict[str, Any]:
+def what_if_move(session: Session, move: Move) -> dict[str, Any]:
     """The effect of the move on the stored decisions of its profile, the profile it makes and the conf that
     triggers it (or why there is none). TalkvidError names what is wrong with the move itself."""
     from talkvid_ops.curate.decide import profile_row_id, stored_or_loaded
@@ -105,6 +110,8 @@ def what_if_move(session: Any, move: Move) -> dict[str, Any]:
     old_rules, new_rules = stored.criteria[move.criterion].rules, moved.criteria[move.criterion].rules
     changed = {k: (new.min, new.max) for k, (old, new) in enumerate(zip(old_rules, new_rules)) if (old.min, old.max) != (new.min, new.max)}
     effect = what_if(session, profile_id, move.criterion, old_rules, changed)
+    if effect is None:
+        raise TalkvidError(f"profile: the catalog holds no decision of {move.profile}; run `talkvid decide` with it first")
     result: dict[str, Any] = {
         "profile": f"{stored.name}@{stored.content_hash}",
         "rules": [{"backend": r.backend, "metric": r.metric, "min": r.min, "max": r.max, "moved": k in changed} for k, r in enumerate(new_rules)],
@@ -123,7 +130,7 @@ def what_if_move(session: Any, move: Move) -> dict[str, Any]:
     return result
 
 
-def profile_choices(session: Any) -> list[dict[str, Any]]:
+def profile_choices(session: Session) -> list[dict[str, Any]]:
     """The stored profiles (name@hash) with their criteria and each criterion's backends, for the form."""
     from sqlalchemy import select
 
@@ -136,8 +143,8 @@ def profile_choices(session: Any) -> list[dict[str, Any]]:
     ]
 
 
-def move_query(profile: Any, criterion: str, judged_backend: str) -> str:
-    """The what-if page's query for moving `criterion` of a stored profile (a `Profile`), the bound a clip failed
+def move_query(profile: Profile, criterion: str, judged_backend: str) -> str:
+    """The what-if page's query for moving `criterion` of a stored profile, the bound a clip failed
     (judged by a score of `judged_backend`): the backend is named only where the criterion's rules need it."""
     from urllib.parse import urlencode
 
