@@ -13,6 +13,9 @@ talkvid_curate DAG, which every auth manager understands:
 | annotate | POST of a validation page | `is_authorized_dag(PUT, HITL_DETAIL)` | user and up | User and up |
 | operate | release files (download), runs (trigger) | `is_authorized_dag(POST, RUN)` | user and up | User and up |
 
+The what-if page's button starts a talkvid_curate run with Airflow's own trigger code (`trigger_dag`, as the REST
+API's trigger does: the DAG's params validate the conf), recorded as triggered from the UI by the signed-in user.
+
 A signed-in user without a role gets 403 everywhere. Every Airflow component imports the plugins folder; the
 dashboard reads talkvid's settings and catalog only when asked.
 """
@@ -24,6 +27,7 @@ from fastapi import HTTPException, Request
 
 from talkvid_ops.dashboard.access import Capability
 from talkvid_ops.dashboard.app import create_app
+from talkvid_ops.dashboard.whatif import TriggeredRun, TriggerRefused
 
 URL_PREFIX = "/talkvid"
 CURATE_DAG = "talkvid_curate"  # the DAG whose runs make the releases the page serves
@@ -63,11 +67,32 @@ async def airflow_user(request: Request) -> str:
     return (await signed_in_user(request)).get_name()
 
 
+async def airflow_trigger(request: Request):
+    """A function of a conf that starts a talkvid_curate run for the signed-in user: the what-if page's trigger."""
+    user = (await signed_in_user(request)).get_name()
+
+    def trigger(conf: dict) -> TriggeredRun:
+        from urllib.parse import quote
+
+        from airflow.api.common.trigger_dag import trigger_dag
+        from airflow.exceptions import AirflowException
+        from airflow.utils.types import DagRunTriggeredByType
+
+        try:
+            dag_run = trigger_dag(CURATE_DAG, triggered_by=DagRunTriggeredByType.UI, triggering_user_name=user, conf=conf)
+        except (AirflowException, ValueError) as exc:  # the params' validation, a missing or import-broken DAG
+            raise TriggerRefused(str(exc)) from None
+        # the page is at <base>/talkvid/whatif: the UI's run page is <base>/dags/<dag>/runs/<run>
+        return TriggeredRun(dag_run.run_id, f"../dags/{CURATE_DAG}/runs/{quote(dag_run.run_id, safe='')}")
+
+    return trigger
+
+
 class TalkvidCatalogPlugin(AirflowPlugin):
     name = "talkvid_catalog"
     fastapi_apps = [
         {
-            "app": create_app(authorizers={c: airflow_authorizer(c) for c in Capability}, annotator=airflow_user),
+            "app": create_app(authorizers={c: airflow_authorizer(c) for c in Capability}, annotator=airflow_user, trigger=airflow_trigger),
             "url_prefix": URL_PREFIX,
             "name": "talkvid catalog",
         },

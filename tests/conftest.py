@@ -69,6 +69,19 @@ def postgres_url(pg_server):
 
 
 @pytest.fixture
+def env_catalog(catalog_url, tmp_path, monkeypatch):
+    """A fresh catalog (SQLite and PostgreSQL) that the environment names, as the catalog page and the CLI read it,
+    with the data dir tmp_path; returns its Context."""
+    from talkvid_ops.config import Settings
+    from talkvid_ops.context import Context
+
+    monkeypatch.setenv("TALKVID_DATABASE_URL", catalog_url)
+    monkeypatch.setenv("TALKVID_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("TALKVID_CONFIG", raising=False)
+    return Context(Settings(data_dir=tmp_path, database_url=catalog_url))
+
+
+@pytest.fixture
 def talkvid_env(tmp_path, monkeypatch):
     """Environment for a CLI call: a fresh data dir with the default embedded SQLite catalog."""
     data_dir = tmp_path / "talkvid-data"

@@ -9,6 +9,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import select
+
 from talkvid_ops.catalog.models import Clip, Decision, DecisionFailure, Score
 from talkvid_ops.catalog.models import Profile as ProfileRow
 from talkvid_ops.catalog.upsert import upsert
@@ -121,6 +123,11 @@ def add_scores(session, clip_id: str, run_id: str, shift: float = 0.0) -> None:
         for (backend, scorer, metric), value in PASSING_SCORES.items()
     ]  # fmt: skip
     upsert(session, Score, rows, ["clip_id", "backend", "metric"])
+
+
+def set_score(session, clip_id: str, metric: str, value: float) -> None:
+    """Change one stored score of a clip (to make it fail, or pass narrowly)."""
+    session.scalars(select(Score).where(Score.clip_id == clip_id, Score.metric == metric)).one().value = value
 
 
 def add_decision(session, clip_id: str, profile_id: str, run_id: str, status: str, failures: list[tuple] = (), missing: list[str] = ()) -> str:

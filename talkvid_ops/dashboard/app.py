@@ -12,8 +12,10 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from talkvid_ops.catalog.db import CatalogUnavailable
 from talkvid_ops.dashboard.access import Authorizer, Capability, guard, read_or_annotate, same_origin
+from talkvid_ops.dashboard.clips import clip_router
 from talkvid_ops.dashboard.page import render_dashboard, render_unavailable
-from talkvid_ops.dashboard.report import NoThumbnail, NotInRelease, catalog_report, release_file, thumbnail_file
+from talkvid_ops.dashboard.report import NoThumbnail, NotInRelease, catalog_report, open_catalog, release_file, thumbnail_file
+from talkvid_ops.dashboard.whatif import Trigger, what_if_router
 
 
 class _BuiltOnFirstRequest:
@@ -50,10 +52,15 @@ def _page_app(authorizers: Mapping[Capability, Authorizer] | None, needed: Capab
     return app
 
 
-def create_app(authorizers: Mapping[Capability, Authorizer] | None = None, annotator: Callable[..., str] | None = None) -> FastAPI:
+def create_app(
+    authorizers: Mapping[Capability, Authorizer] | None = None,
+    annotator: Callable[..., str] | None = None,
+    trigger: Callable[..., Trigger] | None = None,
+) -> FastAPI:
     """The dashboard app; `authorizers` hold the host's check per capability (see `access`; None: open to all);
     `annotator` is a FastAPI dependency naming the signed-in user, and with it the human-validation pages are served
-    under `validation/`."""
+    under `validation/`; `trigger` is a FastAPI dependency returning the host's way to start a talkvid_curate run
+    (see `whatif`), and with it the what-if page has its trigger button."""
     app = _page_app(authorizers, Capability.READ)
 
     # plain `def` endpoints: FastAPI runs them in its threadpool, off the server's event loop
@@ -79,11 +86,13 @@ def create_app(authorizers: Mapping[Capability, Authorizer] | None = None, annot
         except NotInRelease as exc:
             raise HTTPException(404, str(exc)) from None
 
+    app.include_router(what_if_router(catalog=open_catalog, operate=guard(authorizers, Capability.OPERATE), trigger=trigger))
+    app.include_router(clip_router(catalog=open_catalog))
+
     if annotator is not None:
 
         def validation_app() -> FastAPI:
             from talkvid_ops.curate.validation.views import validation_router
-            from talkvid_ops.dashboard.report import open_catalog
 
             pages = _page_app(authorizers, read_or_annotate)
             pages.include_router(validation_router(catalog=open_catalog, annotator=annotator, prefix=""))

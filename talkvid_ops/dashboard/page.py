@@ -249,7 +249,7 @@ def render_dashboard(report: dict[str, Any]) -> str:
     header = (
         f'<h1>talkvid catalog</h1><p class="meta">catalog {_code(report["catalog"]["url"])} &middot; data '
         f"{_code(report['catalog']['data_dir'])} &middot; {_e(report['generated_at'])} &middot; "
-        '<a href="./">refresh</a> &middot; <a href="api/status">JSON</a> &middot; <a href="validation/">validation</a></p>'
+        '<a href="./">refresh</a> &middot; <a href="api/status">JSON</a> &middot; <a href="whatif">what-if</a> &middot; <a href="validation/">validation</a></p>'
     )
     return _page("talkvid catalog", "".join([
         header,

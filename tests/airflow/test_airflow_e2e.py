@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import func, select
@@ -19,6 +20,7 @@ from talkvid_ops.context import Context
 pytestmark = pytest.mark.postgres
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
+PLUGINS = DAGS.parent / "plugins"  # the catalog page (talkvid_ops.dashboard), mounted by the api-server at /talkvid
 # small batches so that mapping really fans out; no politeness delay against our own loopback server
 TEST_CONFIG = """
 crawl:
@@ -330,6 +332,7 @@ class AirflowStack:
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.USER}:admin",
@@ -501,3 +504,119 @@ def test_distributed_stack_runs_a_rest_triggered_curate_and_a_backfill(stack, fi
         assert release.counts["candidates"] == 0 and as_of == f"{release.name[-8:-4]}-{release.name[-4:-2]}-{release.name[-2:]}T00:00:00+00:00"
     assert (backfill_stages.count("decide"), backfill_stages.count("export")) == (2, 2)  # re-decided, re-exported
     assert not set(backfill_stages) & {"segment", "score"}  # nothing scored
+
+
+# --- the catalog page in Chromium, signed in to the stack's api-server ---------------------------------------------
+
+
+def passed_by(ctx, profile_ref: str) -> set[str]:
+    name, _, content_hash = profile_ref.partition("@")
+    with ctx.sessions() as session:
+        return set(
+            session.scalars(
+                select(Decision.clip_id)
+                .join(Profile, Profile.id == Decision.profile_id)
+                .where(Profile.name == name, Profile.content_hash == content_hash, Decision.status == "passed")
+            )
+        )
+
+
+def classical_quality(ctx, clip_ids: set[str]) -> dict[str, float]:
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(Score.clip_id, Score.value).where(Score.clip_id.in_(clip_ids), Score.backend == "classical", Score.metric == "quality_technical")
+        )
+        return dict(rows.all())
+
+
+def sign_in(page, stack) -> None:
+    """Through the api-server's own login page (simple auth manager), as a person would."""
+    # the UI's own page loads slowly on a busy machine: wait for the form, not for every script of the page
+    page.goto(f"http://127.0.0.1:{stack.api_port}/auth/login/", wait_until="domcontentloaded", timeout=120000)
+    page.wait_for_selector("input[type=password]", timeout=120000)
+    page.fill("input[name=username]", stack.USER)
+    page.fill("input[type=password]", stack.PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_function("!location.pathname.startsWith('/auth/')", timeout=120000)
+    assert any(cookie["name"] == "_token" for cookie in page.context.cookies())
+
+
+@pytest.mark.slow
+def test_the_catalog_page_in_chromium_what_if_trigger_and_clip_player(stack, first_pass, tmp_path_factory):
+    """Signed in to the api-server in Chromium: the page's decision figures equal the catalog; a what-if move of the
+    classical quality bound predicts the passed clips that the curate run its button triggers then records; a typo in
+    the criterion is refused naming it, and no run starts; the clip view plays the clip. Screenshots are kept."""
+    from tests.pageserver import CHROMIUM, chromium
+
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (make setup installs it)")
+    ctx = first_pass[0]
+    artifacts = tmp_path_factory.mktemp("catalog-page-screenshots")
+    print(f"screenshots in {artifacts}")
+    base = f"http://127.0.0.1:{stack.api_port}/talkvid/"
+    assert stack.request("patch", "/api/v2/dags/talkvid_curate", json={"is_paused": False}).status_code == 200
+    with ctx.sessions() as session:
+        content_hash = session.scalar(select(Profile.content_hash).where(Profile.name == "talkvid-code"))
+    profile = f"talkvid-code@{content_hash}"
+    passed_now = passed_by(ctx, profile)
+    quality = classical_quality(ctx, passed_now)
+    assert passed_now and quality.keys() == passed_now  # the CPU pipeline judged every passed clip by classical quality
+    bound = round(min(quality.values()) + 0.05, 3)  # just above the weakest passed clip
+    leaving = {clip for clip, value in quality.items() if value < bound}
+
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        sign_in(page, stack)
+
+        page.goto(base)
+        with ctx.sessions() as session:
+            counts = dict(session.execute(select(Decision.status, func.count()).join(Profile, Profile.id == Decision.profile_id)
+                                          .where(Profile.name == "talkvid-code", Profile.content_hash == content_hash).group_by(Decision.status)).all())  # fmt: skip
+        row = page.locator("tr", has_text=profile).first.locator("td").all_inner_texts()
+        assert row[1:5] == [str(counts.get(s, 0)) for s in ("passed", "failed", "undecided")] + [str(sum(counts.values()))]
+        page.screenshot(path=str(artifacts / "catalog.png"), full_page=True)
+
+        page.goto(base + "whatif")
+        page.select_option("select[name=profile]", profile)
+        page.fill("input[name=criterion]", "quality")
+        page.fill("input[name=backend]", "classical")
+        page.fill("input[name=min]", str(bound))
+        with page.expect_navigation():
+            page.click("#move button[type=submit]")
+        what_if_page = page.url
+        figures = {key: int(page.inner_text(f"#{key}")) for key in ("passed-now", "enter", "leave", "passed-after")}
+        assert figures == {"passed-now": len(passed_now), "enter": 0, "leave": len(leaving), "passed-after": len(passed_now) - len(leaving)}
+        page.screenshot(path=str(artifacts / "whatif.png"), full_page=True)
+
+        # the same move with a typo in the criterion, posted by the page's own button: refused, naming it; no run
+        runs_before = stack.get("/api/v2/dags/talkvid_curate/dagRuns").json()["total_entries"]
+        page.evaluate("document.querySelector('form[method=post] input[name=criterion]').value = 'qualty'")
+        with page.expect_navigation():
+            page.click("#trigger")
+        refusal = page.inner_text("#error")
+        assert "not triggered" in refusal and "thresholds" in refusal and "qualty" in refusal
+        page.screenshot(path=str(artifacts / "whatif-refused.png"), full_page=True)
+        assert stack.get("/api/v2/dags/talkvid_curate/dagRuns").json()["total_entries"] == runs_before
+
+        page.goto(what_if_page)
+        with page.expect_navigation():
+            page.click("#trigger")
+        run_id = page.inner_text("#run-link")
+        assert page.get_attribute("#run-link", "href") == f"../dags/talkvid_curate/runs/{quote(run_id, safe='')}"
+        page.screenshot(path=str(artifacts / "whatif-triggered.png"), full_page=True)
+        stack.wait_for(lambda: stack.dag_run_state("talkvid_curate", run_id) in ("success", "failed"), 300, "the run the what-if page triggered")
+        assert stack.dag_run_state("talkvid_curate", run_id) == "success", stack.tail("worker")
+        with ctx.sessions() as session:
+            decided = session.scalars(select(Run).where(Run.dag_run_id == run_id, Run.stage == "decide")).one()
+        moved = f"{decided.params['profile']}@{decided.params['content_hash']}"
+        assert moved.startswith("talkvid-code.custom@") and passed_by(ctx, moved) == passed_now - leaving  # what the page predicted
+
+        clip_id = sorted(leaving)[0]
+        page.goto(base + f"clips/{clip_id}")
+        assert "talkvid-code.custom@" in page.inner_text("#decisions") and f"< min {bound:g}" in page.inner_text("#decisions")
+        page.wait_for_function("document.getElementById('player').readyState >= 2", timeout=60000)
+        start = page.evaluate("document.getElementById('player').currentTime")
+        page.evaluate("document.getElementById('player').muted = true; document.getElementById('player').play()")
+        page.wait_for_function(f"document.getElementById('player').currentTime > {start} + 0.3", timeout=60000)
+        page.screenshot(path=str(artifacts / "clip.png"), full_page=True)
+    assert sorted(p.name for p in artifacts.iterdir()) == ["catalog.png", "clip.png", "whatif-refused.png", "whatif-triggered.png", "whatif.png"]

@@ -9,14 +9,10 @@ dependency asks Airflow's auth manager for the user)."""
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
-from pathlib import Path
 from typing import Annotated
 
 import pytest
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import Header, HTTPException
 
 from talkvid_ops.catalog.models import Score
 from talkvid_ops.catalog.upsert import upsert
@@ -26,8 +22,8 @@ from talkvid_ops.curate.profiles import validate_profile
 from talkvid_ops.curate.validation.draw import draw
 from talkvid_ops.ids import make_id
 from tests.factories import add_clip, add_run, add_source, add_video
+from tests.pageserver import CHROMIUM, chromium, serving
 
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make setup installs it)")
 
 PROFILE = validate_profile({"name": "annotation-test", "criteria": {"quality": {"description": "sharp, well exposed picture",
@@ -40,12 +36,6 @@ PLAN = {45.25: ("accept", "accept"), 43.75: ("accept", "reject"), 41.5: ("reject
         39.25: ("reject", "reject"), 35.5: ("reject", "reject"), 30.75: ("reject", "accept")}  # fmt: skip
 EXPECTED = {"accuracy": "0.750", "precision": "0.500", "recall": "1.000", "f1": "0.667"}
 ACCURACY_CI = "[0.301, 0.954]"  # Wilson, 3 of 4: (1.230182 -+ 0.640816) / 1.960365
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -72,8 +62,6 @@ def validation_set(sqlite_url, tmp_path, pyfeat_media):
 def server(validation_set, monkeypatch):
     """The catalog page app (as the Airflow plugin mounts it at /talkvid), reading this catalog from the environment,
     with the annotator injected from a header instead of Airflow's login."""
-    import uvicorn
-
     from talkvid_ops.dashboard.app import create_app
 
     ctx = validation_set[0]
@@ -86,29 +74,14 @@ def server(validation_set, monkeypatch):
             raise HTTPException(401, "who are you?")
         return x_annotator
 
-    root = FastAPI()
-    root.mount("/talkvid", create_app(annotator=injected_annotator))
-    port = free_port()
-    uvicorn_server = uvicorn.Server(uvicorn.Config(root, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uvicorn_server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert uvicorn_server.started
-    yield f"http://127.0.0.1:{port}/talkvid/validation/"
-    uvicorn_server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(annotator=injected_annotator)) as root:
+        yield root + "validation/"
 
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def shown_clip(page, values: dict[str, float], ctx) -> tuple[str, float]:

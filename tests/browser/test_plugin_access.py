@@ -33,7 +33,10 @@ for role in (None, "viewer", "user", "op", "admin"):
         "validation": client.get("/talkvid/validation/", headers=bearer).status_code,
         "download": client.get(f"/talkvid/releases/{RELEASE}/files/report.html", headers=bearer).status_code,
         "annotate": [post({**bearer, **ORIGIN}).status_code, post({**bearer, **ORIGIN}).json()["detail"]],
+        "trigger": client.post("/talkvid/whatif", data={"profile": "no-such@0", "criterion": "quality", "min": "1"}, headers={**bearer, **ORIGIN}),
     }
+    trigger = out[str(role)]["trigger"]
+    out[str(role)]["trigger"] = [trigger.status_code, trigger.json()["detail"] if trigger.status_code == 403 else trigger.text]
 cookie = {"_token": token("admin")}
 forged = {  # what a page of another site can make a signed-in admin's browser send
     "other_origin": client.post("/talkvid/validation/set/s/annotate", data={"item": "x", "verdict": "accept"}, cookies=cookie,
@@ -69,9 +72,12 @@ def test_the_role_map_and_the_forgery_check_guard_the_page(airflow_db, tmp_path)
     viewer = out["viewer"]
     assert [viewer[k] for k in ("status", "page", "validation")] == [200, 200, 200]  # a viewer reads
     assert viewer["download"] == 403 and viewer["annotate"][0] == 403 and "may not annotate" in viewer["annotate"][1]
+    assert viewer["trigger"] == [403, "u-viewer may not operate on the talkvid catalog page: ask for a role that may"]
     for role in ("user", "op", "admin"):  # past the role and forgery checks: the set does not exist
         assert [out[role][k] for k in ("status", "page", "validation", "download")] == [200, 200, 200, 200], role
         assert out[role]["annotate"] == [404, "no validation set no-such-set"], role
+        # past the operate and forgery checks, the what-if trigger finds no such stored profile: nothing is triggered
+        assert out[role]["trigger"][0] == 400 and "not triggered: no stored profile no-such@0" in out[role]["trigger"][1], role
 
     refused = "cross-site request refused: the Origin (or Referer) header must name this host"
     assert out["forged"] == {k: [403, refused] for k in ("other_origin", "other_referer", "no_origin", "null_origin")}

@@ -49,7 +49,8 @@ HEAVY = ("torch", "cv2", "av", "yt_dlp", "onnxruntime", "faster_whisper", "scene
 # what loading the plugin may import of talkvid: the dashboard app, no settings, models or stages
 TALKVID_AT_PLUGIN_LOAD = {"talkvid_ops", "talkvid_ops.errors", "talkvid_ops.redact", "talkvid_ops.catalog", "talkvid_ops.catalog.db",
                           "talkvid_ops.catalog.status", "talkvid_ops.dashboard", "talkvid_ops.dashboard.access", "talkvid_ops.dashboard.app",
-                          "talkvid_ops.dashboard.page", "talkvid_ops.dashboard.report"}  # fmt: skip
+                          "talkvid_ops.dashboard.page", "talkvid_ops.dashboard.report", "talkvid_ops.dashboard.clips",
+                          "talkvid_ops.dashboard.whatif"}  # fmt: skip
 AIRFLOW_TASK = {"AIRFLOW_CTX_DAG_ID": "talkvid_crawl", "AIRFLOW_CTX_DAG_RUN_ID": "manual__2026-03-01T00:00:00+00:00",
                 "AIRFLOW_CTX_TASK_ID": "ingest", "AIRFLOW_CTX_MAP_INDEX": "2", "AIRFLOW_CTX_TRY_NUMBER": "1"}  # fmt: skip
 DECISIONS = ["passed", "passed", "passed", "failed", "undecided"]

@@ -18,7 +18,6 @@ from talkvid_ops.catalog.models import Profile as ProfileRow
 from talkvid_ops.catalog.status import Bound, RuleSide
 from talkvid_ops.catalog.upsert import upsert
 from talkvid_ops.cli import cli as talkvid
-from talkvid_ops.config import Settings
 from talkvid_ops.context import Context
 from talkvid_ops.curate.decide import decide
 from talkvid_ops.curate.profiles import validate_profile
@@ -100,12 +99,8 @@ def add_clips(ctx: Context, clips: dict, start: int = 0) -> dict[str, str]:
 
 
 @pytest.fixture
-def catalog(catalog_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("TALKVID_DATABASE_URL", catalog_url)
-    monkeypatch.setenv("TALKVID_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("TALKVID_CONFIG", raising=False)
-    ctx = Context(Settings(data_dir=tmp_path, database_url=catalog_url))
-    return ctx, add_clips(ctx, CLIPS)
+def catalog(env_catalog):
+    return env_catalog, add_clips(env_catalog, CLIPS)
 
 
 def items(ctx, set_id) -> dict[str, ValidationItem]:
@@ -287,11 +282,8 @@ CALIBRATION_PROFILE = validate_profile(
 )
 
 
-def test_calibration_proposes_the_f1_maximising_bound_as_a_valid_profile_with_its_what_if(catalog_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("TALKVID_DATABASE_URL", catalog_url)
-    monkeypatch.setenv("TALKVID_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("TALKVID_CONFIG", raising=False)
-    ctx = Context(Settings(data_dir=tmp_path, database_url=catalog_url))
+def test_calibration_proposes_the_f1_maximising_bound_as_a_valid_profile_with_its_what_if(env_catalog, tmp_path):
+    ctx = env_catalog
     good = ("dlib", "min_resolution", 60.0)
     clips = add_clips(ctx, {f"q{v:g}": (f"V{k}", [("classical", "quality_technical", v), good]) for k, v in enumerate(CALIBRATION)})
     drawn = draw(ctx, CALIBRATION_PROFILE, "quality", n=8, backend="classical", per_video=1)

@@ -20,6 +20,7 @@ to a file and decides with it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import product
 from typing import Any
@@ -96,27 +97,33 @@ def best_bounds(labelled: list[tuple[float, bool]], lo: float | None, hi: float 
     return min(reaching, key=lambda c: (-score(c.figures["recall"]), -score(c.figures["f1"]), *closeness(c)))
 
 
-def what_if(session: Session, profile_id: str, rules: list[Rule], index: int, criterion: str, lo: float | None, hi: float | None) -> dict[str, Any] | None:
-    """Clips and hours that enter or leave the profile's stored decisions with rule `index` of `criterion` bounded by
-    lo, hi (see the module); None when the catalog holds no decision of this profile version."""
+def what_if(
+    session: Session, profile_id: str, criterion: str, rules: list[Rule], moved: Mapping[int, tuple[float | None, float | None]]
+) -> dict[str, Any] | None:
+    """Clips and hours that enter or leave the profile's stored decisions when the rules of `criterion` whose index
+    `moved` holds are bounded by its (lo, hi) instead (see the module); None when the catalog holds no decision of
+    this profile version. Each clip is judged by one rule of the criterion, so the moved rules' clips are disjoint."""
     if not session.scalar(select(func.count()).select_from(Decision).where(Decision.profile_id == profile_id)):
         return None
-    applied = rule_scores(rules[index], rules[:index]).subquery()
-    inside = and_(true(), *([applied.c.value >= lo] if lo is not None else []), *([applied.c.value <= hi] if hi is not None else []))
     failing_only_here = (
         select(DecisionFailure.decision_id).group_by(DecisionFailure.decision_id).having(func.count() == 1, func.min(DecisionFailure.criterion) == criterion)
     )
-    judged = (
-        select(Decision.clip_id, Clip.duration, Decision.missing)
-        .join(applied, applied.c.clip_id == Decision.clip_id)
-        .join(Clip, Clip.id == Decision.clip_id)
-        .where(Decision.profile_id == profile_id)
-        .order_by(Decision.clip_id)
-    )
-    leave = session.execute(judged.where(Decision.status == DecisionStatus.PASSED, ~inside)).all()
-    enter = [
-        row for row in session.execute(judged.where(Decision.status == DecisionStatus.FAILED, Decision.id.in_(failing_only_here), inside)) if not row.missing
-    ]
+    leave, enter = [], []
+    for index, (lo, hi) in sorted(moved.items()):
+        applied = rule_scores(rules[index], rules[:index]).subquery()
+        inside = and_(true(), *([applied.c.value >= lo] if lo is not None else []), *([applied.c.value <= hi] if hi is not None else []))
+        judged = (
+            select(Decision.clip_id, Clip.duration, Decision.missing)
+            .join(applied, applied.c.clip_id == Decision.clip_id)
+            .join(Clip, Clip.id == Decision.clip_id)
+            .where(Decision.profile_id == profile_id)
+        )
+        leave += session.execute(judged.where(Decision.status == DecisionStatus.PASSED, ~inside)).all()
+        enter += [
+            row
+            for row in session.execute(judged.where(Decision.status == DecisionStatus.FAILED, Decision.id.in_(failing_only_here), inside))
+            if not row.missing
+        ]
     passed, seconds = session.execute(
         select(func.count(), func.coalesce(func.sum(Clip.duration), 0.0))
         .select_from(Decision)
@@ -125,6 +132,7 @@ def what_if(session: Session, profile_id: str, rules: list[Rule], index: int, cr
     ).one()
 
     def side(rows) -> dict[str, Any]:
+        rows = sorted(rows, key=lambda row: row.clip_id)
         return {"clips": len(rows), "hours": sum(row.duration for row in rows) / 3600, "clip_ids": [row.clip_id for row in rows]}
 
     return {"passed_now": {"clips": passed, "hours": seconds / 3600}, "enter": side(enter), "leave": side(leave)}
@@ -153,7 +161,7 @@ def calibrate(ctx: Context, set_ref: str, target_precision: float | None = None,
         labelled = [(values[item], verdict == Verdict.ACCEPT) for item, verdict in sorted(verdicts.items()) if verdict is not None]
         lo, hi = validation_set.min_value, validation_set.max_value
         best = best_bounds(labelled, lo, hi, target_precision)
-        effect = what_if(session, profile_row.id, rules, index, validation_set.criterion, best.lo, best.hi)
+        effect = what_if(session, profile_row.id, validation_set.criterion, rules, {index: (best.lo, best.hi)})
     current = evaluate(labelled, lo, hi)
     note = (f"calibrated on validation set {validation_set.name} ({current['n']} labelled clips): "
             f"F1 {_fmt(best.figures['f1'])}, precision {_fmt(best.figures['precision'])}, recall {_fmt(best.figures['recall'])}; "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -183,10 +184,7 @@ def validation_router(catalog: Callable[..., Context], annotator: Callable[..., 
             path = session.scalar(source_of(item_id).where(ValidationItem.set_id == set_id))  # only files of clips in this set
         if path is None:
             raise HTTPException(404, f"no item {item_id} in this set")
-        file = ctx.settings.media_path(path)
-        if not file.is_file():
-            raise HTTPException(404, f"the source file of item {item_id} is not on this host ({display_path(file)})")
-        return FileResponse(file)
+        return FileResponse(source_video_file(ctx, path, f"item {item_id}"))
 
     @router.get("/set/{set_id}/stats", response_class=HTMLResponse)
     def stats_page(set_id: str, ctx: Context = CatalogDep, who: str = AnnotatorDep) -> str:
@@ -209,3 +207,12 @@ def source_of(item_id: str):
         .join(ValidationItem, ValidationItem.clip_id == Clip.id)
         .where(ValidationItem.id == item_id)
     )
+
+
+def source_video_file(ctx: Context, stored_path: str | None, what: str) -> Path:
+    """The source video file of `what` on this host, for a player (served as a FileResponse, which answers HTTP range
+    requests: the browser fetches only the part around the clip it plays); 404 when it is not here."""
+    file = ctx.settings.media_path(stored_path)
+    if file is None or not file.is_file():
+        raise HTTPException(404, f"the source file of {what} is not on this host ({display_path(file) if file else 'never downloaded'})")
+    return file
