@@ -226,6 +226,7 @@ class Scoring(Timestamps, Base):
         UniqueConstraint("clip_id", "scorer", "backend"),
         # counts per status and the failed ones per scorer (`talkvid status`, the catalog page) without a scan
         Index("ix_scoring_status_scorer", "status", "scorer"),
+        Index("ix_scoring_scorer_backend", "scorer", "backend"),  # the page's pending work per scorer
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)

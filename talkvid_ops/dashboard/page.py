@@ -202,8 +202,10 @@ def _pending(pending: dict[str, Any]) -> str:
     rows = [
         ["segment", _num(pending["segment"]["videos"]), f"probed videos not segmented with the current parameters {_code(pending['segment']['params_hash'])}"]
     ]
-    rows += [[f"score {_e(scorer)}", _num(n), "clips without a scoring of this scorer"] for scorer, n in score.items() if scorer != "any"]
-    rows.append(["score (any)", _num(score["any"]), "clips missing some configured scorer: what the next score run takes (of videos whose file is in place)"])
+    rows += [
+        [f"score {_e(scorer)}", _num(n), "clips without a scoring of this scorer: the next score run takes them (of videos whose file is in place)"]
+        for scorer, n in score.items()
+    ]
     rows += [
         [f"decide {_e(p)}", _num(n), "scored clips without a decision of this profile, or scored again since"] for p, n in sorted(pending["decide"].items())
     ]

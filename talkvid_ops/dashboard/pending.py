@@ -1,6 +1,6 @@
 """What the next runs will do, counted from the catalog with the pipeline's configuration: probed videos the segment
 stage owes the current parameters, clips each configured scorer has not run on, scored clips a stored profile has
-not decided since they were scored, and per profile the passed clips without face labels or a speaker.
+not decided since they were scored, and the configured profile's passed clips without face labels or a speaker.
 
 The conditions are those of the stages (their constants are imported, not copied), counted by aggregate queries
 that read a table once in index order or follow an index to the few rows that matter, so the page stays fast on
@@ -10,16 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, exists, func, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from talkvid_ops.catalog.models import Clip, Decision, FaceEmbedding, Label, Profile, Run, Score, Scoring, Segmentation, Video
 from talkvid_ops.catalog.status import DecisionStatus, RunStatus, SegmentationStatus, VideoStatus
 from talkvid_ops.config import PipelineConfig
-
-
-def _counted(condition) -> Any:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
 def unsegmented_videos(session: Session, params_hash: str) -> int:
@@ -37,15 +33,15 @@ def unsegmented_videos(session: Session, params_hash: str) -> int:
 
 
 def unscored_clips(session: Session, scorers: list[tuple[str, str]]) -> dict[str, int]:
-    """Clips without a scoring row (ok or failed) of each configured `scorer/backend`, and of any: the clips the next
-    score run takes once their video's file is in place. One pass over the scoring rows grouped by clip (the order
-    of its unique index): a clip's missing scorers are the catalog's clips less those scored."""
-    flags = [func.max(case(((Scoring.scorer == name) & (Scoring.backend == backend), 1), else_=0)).label(f"s{k}") for k, (name, backend) in enumerate(scorers)]
-    per_clip = select(*flags).group_by(Scoring.clip_id).subquery()
-    complete = sum((per_clip.c[f"s{k}"] for k in range(len(scorers))), start=0) == len(scorers)
-    scored = session.execute(select(*(func.coalesce(func.sum(per_clip.c[f"s{k}"]), 0) for k in range(len(scorers))), _counted(complete))).one()
+    """Per configured `scorer/backend`, the clips without a scoring row (ok or failed) of it: what the next score run
+    takes once their video's file is in place. A clip has at most one scoring per scorer and backend, so this is
+    the catalog's clips less the scorer's rows, counted on the (scorer, backend) index. (Clips missing any of them
+    would need every scoring row grouped by clip: the page leaves that out to stay fast.)"""
     clips = session.scalar(select(func.count()).select_from(Clip)) or 0
-    return {**{f"{name}/{backend}": clips - n for (name, backend), n in zip(scorers, scored)}, "any": clips - scored[-1]}
+    return {
+        f"{name}/{backend}": clips - (session.scalar(select(func.count()).where(Scoring.scorer == name, Scoring.backend == backend)) or 0)
+        for name, backend in scorers
+    }
 
 
 def _decided_since(session: Session) -> dict[str, dict]:
@@ -91,10 +87,11 @@ def undecided_scored_clips(session: Session) -> dict[str, int]:
     return out
 
 
-def passed_clips_without_curation(session: Session) -> dict[str, dict[str, int]]:
-    """Per profile with passed clips: how many passed, and how many of them have no estimated age group (the
-    labels stage's face estimate) and no face descriptor (the speakers stage's). Counted as passed clips that do
-    have one (an EXISTS in WHERE: a semi-join on PostgreSQL, an index probe on SQLite) and subtracted."""
+def passed_clips_without_curation(session: Session, profile_id: str | None) -> dict[str, dict[str, int]]:
+    """For the profile the next curate run applies (its catalog row; None: not decided yet, so nothing is pending),
+    if it passed clips: how many, and how many of them have no estimated age group (the labels stage's face
+    estimate) and no face descriptor (the speakers stage's). Counted as passed clips that do have one (an EXISTS in
+    WHERE: a semi-join on PostgreSQL, an index probe on SQLite) and subtracted."""
     from talkvid_ops.curate.face_models import FaceDescriptor
     from talkvid_ops.curate.labels.vocabulary import Provenance
 
@@ -104,7 +101,8 @@ def passed_clips_without_curation(session: Session) -> dict[str, dict[str, int]]
     described = exists().where(FaceEmbedding.clip_id == Decision.clip_id, FaceEmbedding.model == FaceDescriptor.MODEL)
 
     def passed(*having) -> dict[str, int]:
-        query = select(Decision.profile_id, func.count()).where(Decision.status == DecisionStatus.PASSED, *having).group_by(Decision.profile_id)
+        query = select(Decision.profile_id, func.count()).where(Decision.profile_id == profile_id, Decision.status == DecisionStatus.PASSED, *having)
+        query = query.group_by(Decision.profile_id)
         return dict(session.execute(query).all())
 
     total, with_labels, with_speaker = passed(), passed(labelled), passed(described)
@@ -115,6 +113,19 @@ def passed_clips_without_curation(session: Session) -> dict[str, dict[str, int]]
     }
 
 
+def configured_profile_id(session: Session, config: PipelineConfig) -> str | None:
+    """The catalog row of the profile the next curate run applies (`curate.profile`), None if it decided nothing
+    yet (or the profile cannot be read: the page still shows the rest)."""
+    from talkvid_ops.curate.profiles import load_profile
+    from talkvid_ops.errors import TalkvidError
+
+    try:
+        profile = load_profile(config.curate.profile)
+    except TalkvidError:
+        return None
+    return session.scalar(select(Profile.id).where(Profile.name == profile.name, Profile.content_hash == profile.content_hash))
+
+
 def pending_work(session: Session, config: PipelineConfig) -> dict[str, Any]:
     from talkvid_ops.score.stage import configured
 
@@ -122,5 +133,5 @@ def pending_work(session: Session, config: PipelineConfig) -> dict[str, Any]:
         "segment": {"params_hash": config.segment.params_hash, "videos": unsegmented_videos(session, config.segment.params_hash)},
         "score": unscored_clips(session, configured(config.score)),
         "decide": undecided_scored_clips(session),
-        "curate": passed_clips_without_curation(session),
+        "curate": passed_clips_without_curation(session, configured_profile_id(session, config)),
     }

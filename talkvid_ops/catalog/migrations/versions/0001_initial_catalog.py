@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 16:23:06.668714
+Create Date: 2026-12-02 16:32:04.765468
 """
 
 from __future__ import annotations
@@ -483,6 +483,7 @@ def upgrade() -> None:
     with op.batch_alter_table("scoring", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_scoring_clip_id"), ["clip_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_scoring_run_id"), ["run_id"], unique=False)
+        batch_op.create_index("ix_scoring_scorer_backend", ["scorer", "backend"], unique=False)
         batch_op.create_index("ix_scoring_status_scorer", ["status", "scorer"], unique=False)
 
     op.create_table(
@@ -564,6 +565,7 @@ def downgrade() -> None:
     op.drop_table("validation_item")
     with op.batch_alter_table("scoring", schema=None) as batch_op:
         batch_op.drop_index("ix_scoring_status_scorer")
+        batch_op.drop_index("ix_scoring_scorer_backend")
         batch_op.drop_index(batch_op.f("ix_scoring_run_id"))
         batch_op.drop_index(batch_op.f("ix_scoring_clip_id"))
 
