@@ -9,12 +9,18 @@ drawn so that clips pass, fail and (2 %) miss their motion score, generated insi
    and its failures through the ORM) on a subset, extrapolated to all clips. The loop's verdicts are checked
    against the set-based ones on that subset.
 
-Usage: python benchmarks/bench_decide.py [--clips 100000] [--baseline-clips 2000]
+Results go to benchmarks/results/decide.json and decide.md, with the load average.
+
+Usage: python benchmarks/bench_decide.py [--clips 100000] [--baseline-clips 2000] [--database-url URL]
+(`--database-url`: a PostgreSQL catalog this script populated before, e.g. kept from an earlier run; generating
+1,000,000 clips' scores takes longer than deciding them)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import tempfile
 import time
@@ -30,6 +36,8 @@ from talkvid_ops.config import Settings
 from talkvid_ops.context import Context
 from talkvid_ops.curate.decide import decide, store_profile
 from talkvid_ops.curate.profiles import ANY_BACKEND, Profile, load_profile, validate_profile
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 # metric, scorer, backend, low, high: uniform values; about 5 % of each thresholded metric falls outside the shipped
 # bounds, so that roughly half the clips pass
@@ -128,51 +136,73 @@ def timed(fn, *args):
     return time.perf_counter() - start, result
 
 
+def bench(url: str, clips: int, baseline_clips: int) -> int:
+    """Time the set-based decisions and the naive loop on a populated catalog."""
+    ctx = Context(Settings(data_dir=Path(tempfile.mkdtemp(prefix="bench-decide-")), database_url=url))
+    with db.get_engine(url).connect() as conn:
+        clip_rows = conn.execute(text("SELECT count(*) FROM clip")).scalar()
+        score_rows = conn.execute(text("SELECT count(*) FROM score")).scalar()
+    if clip_rows != clips:
+        print(f"the catalog holds {clip_rows:,} clips, not {clips:,}")
+        return 1
+    print(f"catalog: {clips:,} clips, {score_rows:,} score rows")
+
+    paper, code = load_profile("talkvid-paper"), load_profile("talkvid-code")
+    stricter = code.with_thresholds({"quality": {"backend": "classical", "min": 60}, "avg_movement": {"min": 85}}, name="talkvid-code.stricter")
+    runs = []
+    for profile in (paper, code, stricter, paper):
+        seconds, result = timed(decide, ctx, profile)
+        runs.append({"profile": profile.name, "seconds": seconds, "load_average": os.getloadavg()[0]})
+        print(
+            f"decide {profile.name:<24} {seconds:6.2f} s  passed={result['passed']:,} failed={result['failed']:,} "
+            f"undecided={result['undecided']:,}  ({result['clips'] / seconds:,.0f} clips/s)  load {runs[-1]['load_average']:.1f}",
+            flush=True,
+        )
+
+    with ctx.sessions() as session:
+        subset = list(session.scalars(text("SELECT id FROM clip ORDER BY id LIMIT :n"), {"n": baseline_clips}))
+        paper_id = store_profile(session, paper)
+        expected = dict(session.execute(select(Decision.clip_id, Decision.status).where(Decision.clip_id.in_(subset), Decision.profile_id == paper_id)).all())
+    baseline_profile = validate_profile({**paper.body(), "name": "talkvid-paper-naive"})
+    seconds, verdicts = timed(naive_decide, ctx, baseline_profile, subset)
+    if verdicts != expected:
+        differing = [c for c in subset if verdicts.get(c) != expected.get(c)]
+        print(f"MISMATCH: the naive loop and the set-based query disagree on {len(differing)} clips, e.g. {differing[:3]}")
+        return 1
+    per_clip = seconds / len(subset)
+    extrapolated = per_clip * clips
+    print(f"naive per-clip loop: {len(subset):,} clips in {seconds:.2f} s ({per_clip * 1000:.2f} ms/clip), same verdicts as the query")
+    print(f"  extrapolated to {clips:,} clips: {extrapolated:,.0f} s")
+    best = min(r["seconds"] for r in runs)
+    ratio = extrapolated / best
+    print(f"ratio (naive loop, extrapolated / set-based decide, best run): {ratio:,.0f}x")
+    load = os.getloadavg()
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    RESULTS.mkdir(exist_ok=True)
+    summary = {"date": date, "clips": clips, "score_rows": score_rows, "load_average": load, "decide": runs, "naive_s_per_clip": per_clip,
+               "naive_extrapolated_s": extrapolated, "ratio": ratio}  # fmt: skip
+    (RESULTS / "decide.json").write_text(json.dumps(summary, indent=1) + "\n")
+    lines = [f"Decide on PostgreSQL ({date}, {clips:,} clips, {score_rows:,} score rows, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}):", ""]
+    lines += [f"- {r['profile']}: {r['seconds']:.1f} s (load {r['load_average']:.1f})" for r in runs]
+    lines += [f"- naive per-clip loop: {per_clip * 1000:.2f} ms/clip, {extrapolated:,.0f} s extrapolated: {ratio:,.0f}x the best set-based run"]
+    (RESULTS / "decide.md").write_text("\n".join(lines) + "\n")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=100_000)
     parser.add_argument("--baseline-clips", type=int, default=2_000)
+    parser.add_argument("--database-url", help="a catalog populated by this script before (else a throwaway server is started)")
     args = parser.parse_args()
-
+    if args.database_url:
+        return bench(args.database_url, args.clips, args.baseline_clips)
     with PostgresServer() as server:
         url = server.create_database("bench_decide")
         db.upgrade(url)
-        ctx = Context(Settings(data_dir=Path(tempfile.mkdtemp(prefix="bench-decide-")), database_url=url))
         seconds, _ = timed(populate, url, args.clips)
-        with db.get_engine(url).connect() as conn:
-            score_rows = conn.execute(text("SELECT count(*) FROM score")).scalar()
-        print(f"catalog: {args.clips:,} clips, {score_rows:,} score rows (generated in {seconds:.1f} s)")
-
-        paper, code = load_profile("talkvid-paper"), load_profile("talkvid-code")
-        stricter = code.with_thresholds({"quality": {"backend": "classical", "min": 60}, "avg_movement": {"min": 85}}, name="talkvid-code.stricter")
-        set_based = {}
-        for profile in (paper, code, stricter, paper):
-            seconds, result = timed(decide, ctx, profile)
-            set_based[profile.name] = seconds
-            print(
-                f"decide {profile.name:<24} {seconds:6.2f} s  passed={result['passed']:,} failed={result['failed']:,} "
-                f"undecided={result['undecided']:,}  ({result['clips'] / seconds:,.0f} clips/s)"
-            )
-
-        with ctx.sessions() as session:
-            subset = list(session.scalars(text("SELECT id FROM clip ORDER BY id LIMIT :n"), {"n": args.baseline_clips}))
-            paper_id = store_profile(session, paper)
-            expected = dict(
-                session.execute(select(Decision.clip_id, Decision.status).where(Decision.clip_id.in_(subset), Decision.profile_id == paper_id)).all()
-            )
-        baseline_profile = validate_profile({**paper.body(), "name": "talkvid-paper-naive"})
-        seconds, verdicts = timed(naive_decide, ctx, baseline_profile, subset)
-        if verdicts != expected:
-            differing = [c for c in subset if verdicts.get(c) != expected.get(c)]
-            print(f"MISMATCH: the naive loop and the set-based query disagree on {len(differing)} clips, e.g. {differing[:3]}")
-            return 1
-        per_clip = seconds / len(subset)
-        extrapolated = per_clip * args.clips
-        print(f"naive per-clip loop: {len(subset):,} clips in {seconds:.2f} s ({per_clip * 1000:.2f} ms/clip), same verdicts as the query")
-        print(f"  extrapolated to {args.clips:,} clips: {extrapolated:,.0f} s")
-        best = min(set_based.values())
-        print(f"ratio (naive loop, extrapolated / set-based decide, best run): {extrapolated / best:,.0f}x")
-    return 0
+        print(f"catalog generated in {seconds:.1f} s")
+        return bench(url, args.clips, args.baseline_clips)
 
 
 if __name__ == "__main__":

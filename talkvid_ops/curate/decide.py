@@ -10,6 +10,7 @@ decisions; a profile's row is keyed by its name and content hash, so changed thr
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -85,72 +86,117 @@ def passed_clip_ids(session: Session, profile_id: str) -> list[str]:
     return sorted(session.scalars(select(Decision.clip_id).where(Decision.profile_id == profile_id, Decision.status == DecisionStatus.PASSED)))
 
 
-def _values(rows: list[str]) -> str:
-    return ",\n".join(rows)
+class _ProfileSql:
+    """The profile as SQL expressions over one pivot row per clip (`decide_pivot`: a column per rule), with their
+    bound parameters. Per rule `j`, `v{j}` is its score's value; for `backend: any` rules also `w{j}`, the backend
+    of that score, and `n{j}`, how many backends scored the metric (more than one: the latest is looked up)."""
+
+    def __init__(self, profile: Profile):
+        self.params: dict[str, Any] = {}
+        self.columns: list[str] = []  # the pivot's aggregate columns
+        self.any_rules: list[int] = []  # rules whose score may come from several backends
+        self.criteria: list[tuple[str, list[tuple[int, Any]]]] = []  # criterion -> [(rule number, rule)], profile order
+        for k, (criterion, spec) in enumerate(profile.criteria.items()):
+            self.params[f"c{k}"] = criterion
+            numbered = []
+            for rule in spec.rules:
+                j = len(self.columns)
+                numbered.append((j, rule))
+                self.params.update({f"m{j}": rule.metric, f"b{j}": rule.backend, f"lo{j}": rule.min, f"hi{j}": rule.max})
+                if rule.backend == ANY_BACKEND:
+                    self.any_rules.append(j)
+                    self.columns.append(
+                        f"MAX(CASE WHEN metric = :m{j} THEN value END) AS v{j}, MIN(CASE WHEN metric = :m{j} THEN backend END) AS w{j}, "
+                        f"COUNT(CASE WHEN metric = :m{j} THEN 1 END) AS n{j}"
+                    )
+                else:  # (clip, backend, metric) is unique: at most one score
+                    self.columns.append(f"MAX(CASE WHEN metric = :m{j} AND backend = :b{j} THEN value END) AS v{j}")
+            self.criteria.append((criterion, numbered))
+        self.metrics = ", ".join(f":m{j}" for j in range(len(self.columns)))
+
+    def _first(self, numbered: list[tuple[int, Any]], then) -> str:
+        """CASE over the criterion's rules: `then(j, rule)` of the first rule with a score."""
+        return "CASE " + " ".join(f"WHEN v{j} IS NOT NULL THEN {then(j, rule)}" for j, rule in numbered) + " END"
+
+    @staticmethod
+    def _out_of_bounds(j: int, rule) -> str:
+        bounds = ([f"v{j} < :lo{j}"] if rule.min is not None else []) + ([f"v{j} > :hi{j}"] if rule.max is not None else [])
+        return f"CASE WHEN {' OR '.join(bounds)} THEN 1 ELSE 0 END" if bounds else "0"
+
+    def failing(self, numbered) -> str:
+        return f"COALESCE({self._first(numbered, self._out_of_bounds)}, 0)"
+
+    def missing(self, numbered) -> str:
+        return " AND ".join(f"v{j} IS NULL" for j, _ in numbered)
+
+    def status(self) -> str:
+        failing = " + ".join(self.failing(numbered) for _, numbered in self.criteria)
+        missing = " OR ".join(f"({self.missing(numbered)})" for _, numbered in self.criteria)
+        return f"CASE WHEN {failing} > 0 THEN :failed WHEN {missing} THEN :undecided ELSE :passed END"
+
+    def missing_list(self) -> str:
+        """The JSON list of the criteria without a score, in name order, as text."""
+        items = []
+        for k, (criterion, numbered) in sorted(enumerate(self.criteria), key=lambda item: item[1][0]):
+            self.params[f"q{k}"] = "," + json.dumps(criterion)
+            items.append(f"CASE WHEN {self.missing(numbered)} THEN :q{k} ELSE '' END")
+        return f"'[' || SUBSTR({' || '.join(items)}, 2) || ']'"
+
+    def failures(self) -> str:
+        """One SELECT per criterion of the failures it finds, glued with UNION ALL."""
+        selects = []
+        for k, (_, numbered) in enumerate(self.criteria):
+            metric = self._first(numbered, lambda j, rule: f":m{j}")
+            backend = self._first(numbered, lambda j, rule: f"w{j}" if rule.backend == ANY_BACKEND else f":b{j}")
+            value = self._first(numbered, lambda j, rule: f"v{j}")
+            lo = self._first(numbered, lambda j, rule: f"CAST(:lo{j} AS DOUBLE PRECISION)")
+            hi = self._first(numbered, lambda j, rule: f"CAST(:hi{j} AS DOUBLE PRECISION)")
+            selects.append(
+                f"SELECT :profile_id || clip_id, :c{k}, {metric}, {backend}, {value}, {lo}, {hi} FROM decide_pivot WHERE {self.failing(numbered)} = 1"
+            )
+        return "\nUNION ALL\n".join(selects)
 
 
-def _rules(profile: Profile) -> tuple[str, str, dict[str, Any]]:
-    """The profile as VALUES lists with bound parameters: rules (criterion, priority, backend, metric, lo, hi) and
-    criteria (criterion)."""
-    rules, criteria, params = [], [], {}
-    for k, (criterion, spec) in enumerate(profile.criteria.items()):
-        criteria.append(f"(:c{k})")
-        params[f"c{k}"] = criterion
-        for priority, rule in enumerate(spec.rules):
-            n = len(rules)
-            rules.append(f"(:c{k}, {priority}, :b{n}, :m{n}, CAST(:lo{n} AS DOUBLE PRECISION), CAST(:hi{n} AS DOUBLE PRECISION))")
-            params.update({f"b{n}": rule.backend, f"m{n}": rule.metric, f"lo{n}": rule.min, f"hi{n}": rule.max})
-    return _values(rules), _values(criteria), params
-
-
-# Per clip and criterion, the score that applies (the first rule, in profile order, with a score; for
-# `backend: any` the latest) and whether it is out of bounds. Clips or criteria without a score have no row.
-APPLIED_SQL = """
-CREATE TEMPORARY TABLE decide_applied AS
-WITH rules(criterion, priority, backend, metric, lo, hi) AS (VALUES {rules}),
-candidate AS (
-    SELECT s.clip_id, r.criterion, r.metric, s.backend, s.value, r.lo, r.hi,
-           ROW_NUMBER() OVER (PARTITION BY s.clip_id, r.criterion ORDER BY r.priority, s.created_at DESC, s.backend) AS rn
-    FROM rules r
-    JOIN score s ON s.metric = r.metric AND (r.backend = :any_backend OR s.backend = r.backend)
-    WHERE s.value IS NOT NULL
-)
-SELECT clip_id, criterion, metric, backend, value, lo, hi,
-       CASE WHEN (lo IS NOT NULL AND value < lo) OR (hi IS NOT NULL AND value > hi) THEN 1 ELSE 0 END AS failing
-FROM candidate
-WHERE rn = 1
+# One row per scored clip: each rule's value (a single pass over the score table, no sort per criterion).
+PIVOT_SQL = """
+CREATE TEMPORARY TABLE decide_pivot AS
+SELECT clip_id, {columns}
+FROM score
+WHERE value IS NOT NULL AND metric IN ({metrics})
+GROUP BY clip_id
 """
 
-# One decision per clip; the list of criteria without a score is only worked out for clips that have one missing.
+# `backend: any` with several backends' scores of one clip: the latest applies (at equal times, the first by name).
+LATEST_SQL = """
+UPDATE decide_pivot SET
+    v{j} = (SELECT s.value FROM score s WHERE s.clip_id = decide_pivot.clip_id AND s.metric = :m{j} AND s.value IS NOT NULL
+            ORDER BY s.created_at DESC, s.backend LIMIT 1),
+    w{j} = (SELECT s.backend FROM score s WHERE s.clip_id = decide_pivot.clip_id AND s.metric = :m{j} AND s.value IS NOT NULL
+            ORDER BY s.created_at DESC, s.backend LIMIT 1)
+WHERE n{j} > 1
+"""
+
+# One decision per clip of the catalog; a clip without any score has no pivot row and is undecided. A decision of
+# the profile already there is updated in place: deleting it first cost a cascade check per row, and inserting it
+# again one foreign-key check per reference. In clip order, the decision indexes fill page by page.
 DECISIONS_SQL = """
-WITH criteria(criterion) AS (VALUES {criteria})
 INSERT INTO decision (id, clip_id, profile_id, status, missing, run_id, decided_at)
-SELECT :profile_id || c.id, c.id, :profile_id,
-       CASE WHEN COALESCE(a.failing, 0) > 0 THEN :failed
-            WHEN COALESCE(a.evaluated, 0) < :criteria_count THEN :undecided
-            ELSE :passed END,
-       CASE WHEN COALESCE(a.evaluated, 0) < :criteria_count THEN (
-                SELECT {missing} FROM criteria k
-                WHERE NOT EXISTS (SELECT 1 FROM decide_applied m WHERE m.clip_id = c.id AND m.criterion = k.criterion))
-            ELSE {empty} END,
-       :run_id, :decided_at
-FROM clip c
-LEFT JOIN (SELECT clip_id, SUM(failing) AS failing, COUNT(*) AS evaluated FROM decide_applied GROUP BY clip_id) a
-       ON a.clip_id = c.id
+SELECT :profile_id || c.id, c.id, :profile_id, {status}, {missing}, :run_id, :decided_at
+FROM clip c LEFT JOIN decide_pivot p ON p.clip_id = c.id
+WHERE 1 = 1  -- SQLite reads ON CONFLICT after a join's ON as part of the join without a WHERE
+ORDER BY c.id
+ON CONFLICT (clip_id, profile_id) DO UPDATE
+SET status = excluded.status, missing = excluded.missing, run_id = excluded.run_id, decided_at = excluded.decided_at
 """
-
-# JSON list of the missing criteria, and the empty list, per dialect.
-MISSING_JSON = {
-    "sqlite": ("json_group_array(k.criterion)", "'[]'"),
-    "postgresql": ("json_agg(k.criterion ORDER BY k.criterion)", "CAST('[]' AS JSON)"),
-}
 
 FAILURES_SQL = """
 INSERT INTO decision_failure (decision_id, criterion, metric, backend, value, min_value, max_value)
-SELECT :profile_id || clip_id, criterion, metric, backend, value, lo, hi
-FROM decide_applied
-WHERE failing = 1
+{failures}
+ORDER BY 1
 """
+
+# the missing list's text as the dialect's JSON column takes it
+AS_JSON = {"sqlite": "{}", "postgresql": "CAST({} AS JSON)"}
 
 
 def decide(ctx: Context, profile: Profile | str | Path) -> dict[str, Any]:
@@ -160,26 +206,25 @@ def decide(ctx: Context, profile: Profile | str | Path) -> dict[str, Any]:
         with ctx.sessions() as session:
             profile_id = store_profile(session, profile)
             dialect = session.get_bind().dialect.name
-            if dialect not in MISSING_JSON:  # pragma: no cover - we support the two above
+            if dialect not in AS_JSON:  # pragma: no cover - we support the two above
                 raise NotImplementedError(f"decide is not implemented for {dialect}")
             session.execute(delete(DecisionFailure).where(DecisionFailure.decision_id.in_(select(Decision.id).where(Decision.profile_id == profile_id))))
-            session.execute(delete(Decision).where(Decision.profile_id == profile_id))
-            rules, criteria, params = _rules(profile)
-            missing, empty = MISSING_JSON[dialect]
+            sql = _ProfileSql(profile)
+            status, missing, failures = sql.status(), AS_JSON[dialect].format(sql.missing_list()), sql.failures()
             if dialect == "postgresql":
-                # the window over every score row sorts in memory instead of spilling to disk (this transaction only)
+                # the grouping of every score row hashes in memory instead of spilling to disk (this transaction only)
                 session.execute(text("SET LOCAL work_mem = '256MB'"))
-            session.execute(text("DROP TABLE IF EXISTS decide_applied"))
-            session.execute(text(APPLIED_SQL.format(rules=rules)), {**params, "any_backend": ANY_BACKEND})
-            session.execute(text("CREATE INDEX decide_applied_clip ON decide_applied (clip_id, criterion)"))
-            session.execute(text("ANALYZE decide_applied"))
-            decisions = text(DECISIONS_SQL.format(criteria=criteria, missing=missing, empty=empty))
+            session.execute(text("DROP TABLE IF EXISTS decide_pivot"))
+            session.execute(text(PIVOT_SQL.format(columns=", ".join(sql.columns), metrics=sql.metrics)), sql.params)
+            for j in sql.any_rules:
+                session.execute(text(LATEST_SQL.format(j=j)), sql.params)
+            decisions = text(DECISIONS_SQL.format(status=status, missing=missing))
             session.execute(
                 decisions.bindparams(bindparam("decided_at", type_=DateTime(timezone=True))),
-                {**params, **STATUS_PARAMS, "profile_id": profile_id, "run_id": run.id, "decided_at": utcnow(), "criteria_count": len(profile.criteria)},
+                {**sql.params, **STATUS_PARAMS, "profile_id": profile_id, "run_id": run.id, "decided_at": utcnow()},
             )
-            session.execute(text(FAILURES_SQL), {"profile_id": profile_id})
-            session.execute(text("DROP TABLE decide_applied"))
+            session.execute(text(FAILURES_SQL.format(failures=failures)), {**sql.params, "profile_id": profile_id})
+            session.execute(text("DROP TABLE decide_pivot"))
             counts = dict(session.execute(select(Decision.status, func.count()).where(Decision.profile_id == profile_id).group_by(Decision.status)).all())
             session.commit()
         for status in DecisionStatus:

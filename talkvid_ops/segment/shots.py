@@ -2,7 +2,9 @@
 
 PySceneDetect's own PyAV stream converts every frame to full-size BGR and then resizes it; here FFmpeg's scaler
 converts straight to a small BGR frame (`shot_width` wide), which is where most of the time went
-(benchmarks/bench_segment.py measures both). The same pass counts frames and finds undecodable stretches, and
+(benchmarks/bench_segment.py measures both). One scaler serves the whole pass: PyAV's `frame.to_ndarray(width=...)`
+sets up a new scaling context (and its threads) for every frame, which cost 7x the scaling itself at 720p, for
+bit-identical pictures. The same pass counts frames and finds undecodable stretches, and
 can decode the audio track as well (`scan_shots_and_audio`), so the segment stage reads each file once.
 """
 
@@ -81,6 +83,7 @@ def scan_shots_and_audio(path: str | Path, config: SegmentConfig) -> tuple[ShotS
 
 def _scan(path: str | Path, config: SegmentConfig, with_audio: bool) -> tuple[ShotScan, np.ndarray | None]:
     import av
+    from av.video.reformatter import VideoReformatter
     from scenedetect import FrameTimecode
 
     with open_media(path) as container:
@@ -98,6 +101,7 @@ def _scan(path: str | Path, config: SegmentConfig, with_audio: bool) -> tuple[Sh
             raise MediaError(MediaFault.DEGENERATE, f"degenerate video: a picture of {width}x{height} pixels")
         out_w, out_h = scaled_size(width, height, config.shot_width)
         detector = make_detector(config)
+        scaler = VideoReformatter()
         track = AudioTrack() if audio is not None else None
         cuts: list[int] = []
         times: list[float] = []
@@ -108,7 +112,7 @@ def _scan(path: str | Path, config: SegmentConfig, with_audio: bool) -> tuple[Sh
                 track.add(frame)
                 continue
             times.append(frame.pts * time_base - origin if frame.pts is not None else (times[-1] + 1 / float(rate) if times else 0.0))
-            image = frame.to_ndarray(format="bgr24", width=out_w, height=out_h)
+            image = scaler.reformat(frame, out_w, out_h, "bgr24").to_ndarray()
             cuts.extend(t.frame_num for t in detector.process_frame(FrameTimecode(frames, fps=rate), image))
             frames += 1
         samples = track.samples() if track is not None else None  # no samples: NO_AUDIO, before the video's faults

@@ -66,6 +66,20 @@ SCORES = {
 }
 
 
+def score_row(clip_id, backend, metric, value, run_id, created_at=T0):
+    return dict(
+        id=make_id("score", clip_id, backend, metric),
+        clip_id=clip_id,
+        metric=metric,
+        value=value,
+        scorer="test",
+        scorer_version="1",
+        backend=backend,
+        run_id=run_id,
+        created_at=created_at,
+    )
+
+
 @pytest.fixture
 def scored(catalog_url, tmp_path):
     """A catalog with the clips above and their scores; returns (context, clip name -> id)."""
@@ -77,19 +91,7 @@ def scored(catalog_url, tmp_path):
         for n, (name, scores) in enumerate(SCORES.items()):
             clips[name] = add_clip(session, video_id, run_id, n * 200, n * 200 + 150)
             for backend, metric, value, *later in scores:
-                rows.append(
-                    dict(
-                        id=make_id("score", clips[name], backend, metric),
-                        clip_id=clips[name],
-                        metric=metric,
-                        value=value,
-                        scorer="test",
-                        scorer_version="1",
-                        backend=backend,
-                        run_id=run_id,
-                        created_at=T0 + dt.timedelta(seconds=later[0] if later else 0),
-                    )
-                )
+                rows.append(score_row(clips[name], backend, metric, value, run_id, T0 + dt.timedelta(seconds=later[0] if later else 0)))
         upsert(session, Score, rows, ["clip_id", "backend", "metric"])
         session.commit()
     return ctx, clips
@@ -223,3 +225,89 @@ def test_cli_decide_and_diff(tmp_path, monkeypatch):
 
     out = runner.invoke(cli, ["decide", "--profile", "talkvid-code", "--diff", "a", "b"], env=env)
     assert out.exit_code != 0 and "exclude each other" in out.output
+
+
+# --- the set-based SQL against a row-by-row reading of the rules ----------------------------------------------------
+
+# the test profile and a criterion with an upper bound only, judged on any backend
+EDGE_PROFILE = validate_profile(
+    {
+        **PROFILE.body(),
+        "name": "edge-profile",
+        "criteria": {**PROFILE.body()["criteria"], "face_consistency": {"rules": [{"backend": "any", "metric": "face_consistency", "max": 90}]}},
+    }
+)
+# per (backend, metric): values at, just inside and just outside the bounds, and None (a scorer that wrote no number)
+EDGE_VALUES = {
+    ("dover", "dover_overall"): [7.0, 6.999, 9.0, None],
+    ("classical", "quality_technical"): [42.0, 41.99, 70.0, None],
+    ("cotracker3", "motion_valid_ratio_paper"): [0.85, 0.999, 0.9991, 0.5, None],
+    ("lk", "motion_valid_ratio_paper"): [0.5, 0.98, 0.981, 0.4999, None],
+    ("dlib", "avg_resolution"): [50.0, 49.0, 300.0, None],
+    ("fan", "avg_resolution"): [50.0, 10.0, 300.0],
+    ("insightface", "avg_resolution"): [20.0, 80.0],
+    ("dlib", "face_consistency"): [90.0, 90.5, 40.0],
+    ("fan", "face_consistency"): [99.0, 10.0, None],
+}
+
+
+def decided_row_by_row(profile, scores):
+    """One clip's decision as the module docstring states the rules, one criterion at a time. `scores` holds
+    (backend, metric, value, created_at) rows."""
+    failures, missing = {}, []
+    for name, criterion in profile.criteria.items():
+        applied = None
+        for rule in criterion.rules:
+            usable = [s for s in scores if s[1] == rule.metric and rule.backend in ("any", s[0]) and s[2] is not None]
+            if usable:  # the latest score; at equal times the first backend by name
+                applied = rule, min(usable, key=lambda s: (-s[3].timestamp(), s[0]))
+                break
+        if applied is None:
+            missing.append(name)
+            continue
+        rule, (backend, metric, value, _) = applied
+        if (rule.min is not None and value < rule.min) or (rule.max is not None and value > rule.max):
+            failures[name] = (metric, backend, value, rule.min, rule.max)
+    status = "failed" if failures else "undecided" if missing else "passed"
+    return {"status": status, "missing": sorted(missing), "failures": failures}
+
+
+def test_the_set_based_decision_is_the_row_by_row_one(catalog_url, tmp_path):
+    """Clips with every mix of edge cases (a missing or null score, values at the bounds, several backends of one
+    metric written at the same or different times) are decided as a loop over the rules decides them."""
+    import random
+
+    rng = random.Random(13)
+    ctx = Context(Settings(data_dir=tmp_path, database_url=catalog_url))
+    expected, rows = {}, []
+    with ctx.sessions() as session:
+        run_id = add_run(session, "score")
+        video_id = add_video(session, add_source(session), "decide-golden")
+        for n in range(240):
+            clip_id = add_clip(session, video_id, run_id, n * 200, n * 200 + 150)
+            scores = [
+                (backend, metric, rng.choice(values), T0 + dt.timedelta(seconds=rng.choice([0, 0, 30])))
+                for (backend, metric), values in EDGE_VALUES.items()
+                if rng.random() < 0.6
+            ]
+            expected[clip_id] = decided_row_by_row(EDGE_PROFILE, scores)
+            rows += [score_row(clip_id, b, m, v, run_id, t) for b, m, v, t in scores]
+        upsert(session, Score, rows, ["clip_id", "backend", "metric"])
+        session.commit()
+    statuses = {d["status"] for d in expected.values()}
+    assert statuses == {"passed", "failed", "undecided"}  # the draw reaches every outcome
+    first = decide(ctx, EDGE_PROFILE)
+    assert decisions(ctx, first["profile_id"]) == expected
+    # deciding again (nothing changed) and after a rescore of some clips gives the row-by-row answer too
+    again = decide(ctx, EDGE_PROFILE)
+    assert decisions(ctx, again["profile_id"]) == expected
+    rescored = sorted(expected)[::7]
+    with ctx.sessions() as session:
+        for clip_id in rescored:
+            session.execute(Score.__table__.update().where(Score.clip_id == clip_id, Score.metric == "quality_technical").values(value=10.0))
+            session.execute(Score.__table__.delete().where(Score.clip_id == clip_id, Score.metric == "avg_resolution"))
+        session.commit()
+        for clip_id in rescored:
+            stored = session.execute(select(Score.backend, Score.metric, Score.value, Score.created_at).where(Score.clip_id == clip_id)).all()
+            expected[clip_id] = decided_row_by_row(EDGE_PROFILE, [(b, m, v, t if t.tzinfo else t.replace(tzinfo=dt.UTC)) for b, m, v, t in stored])
+    assert decisions(ctx, decide(ctx, EDGE_PROFILE)["profile_id"]) == expected

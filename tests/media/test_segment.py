@@ -158,6 +158,20 @@ def test_a_threshold_too_high_finds_no_cut(media):
     assert scan_shots(media["dir"] / "shots.mp4", SegmentConfig(detector="content", threshold=255)).cut_frames == ()
 
 
+# What the segment stage found in the test media before its shot pass was sped up (issue 13): a faster pass must
+# give the same cuts (content's extra cut at 46 included) and the same clips, frame for frame.
+GOLDEN_CUTS = {"histogram": (100, 187, 242), "adaptive": (100, 187, 242), "content": (46, 100, 187, 242)}
+GOLDEN_TALK_CLIPS = [(24, 227), (430, 616), (769, 934)]
+
+
+@pytest.mark.parametrize("detector", GOLDEN_CUTS)
+def test_shot_cuts_and_clips_are_those_found_before_the_speed_up(media, detector):
+    assert scan_shots(media["dir"] / "shots.mp4", SegmentConfig(detector=detector)).cut_frames == GOLDEN_CUTS[detector]
+    if detector == "histogram":  # the default: the whole analysis of the talking clip, audio read in the same pass
+        analysis = analyse_video(media["dir"] / "talk.mp4", None, SegmentConfig())
+        assert [(c.start_frame, c.end_frame) for c in analysis.clips] == GOLDEN_TALK_CLIPS
+
+
 # --- speech ----------------------------------------------------------------------------------------------------
 
 
