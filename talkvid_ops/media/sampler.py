@@ -180,9 +180,12 @@ class ClipReader:
 
     def __iter__(self) -> Iterator[tuple[FrameSpec, Sample]]:
         import av
+        from av.video.reformatter import VideoReformatter
 
         stream, plans, duration = self._stream, self._plans, self.info.duration
         half_frame = 0.5 / self.info.fps
+        # one scaler per output: `to_ndarray(width=, height=)` would build a scaling context for every frame
+        scalers: dict[tuple[str, tuple[int, int]], VideoReformatter] = {}
         try:
             for frame in self._container.decode(stream):
                 if frame.pts is None:
@@ -209,7 +212,8 @@ class ClipReader:
                     key = (plan.spec.colour, plan.size)
                     if key not in converted:
                         fmt = "gray" if plan.spec.colour == "gray" else "rgb24"
-                        converted[key] = upright(frame.to_ndarray(format=fmt, width=plan.size[0], height=plan.size[1]), self.rotation)
+                        scaled = scalers.setdefault(key, VideoReformatter()).reformat(frame, plan.size[0], plan.size[1], fmt)
+                        converted[key] = upright(scaled.to_ndarray(), self.rotation)
                         self.converted += 1
                     image = _square(converted[key]) if plan.spec.square_crop else converted[key]
                     for _ in range(n):
