@@ -64,8 +64,9 @@ def stage_failures(session: Session) -> dict[str, dict[str, int]]:
     return {kind: counts for kind, counts in failures.items() if counts}
 
 
-def catalog_status(session: Session, recent_runs: int = 10) -> dict[str, Any]:
-    """Counts per stage, every stage's failures with their class, and the last runs."""
+def catalog_status(session: Session, recent_runs: int = 10, count_scores: bool = True) -> dict[str, Any]:
+    """Counts per stage, every stage's failures with their class, and the last runs. `count_scores`: also count the
+    score rows (one per clip and metric: tens of millions in a large catalog, so the catalog page leaves it out)."""
     failures = stage_failures(session)
     decisions = session.execute(
         select(Profile.name, Profile.content_hash, Decision.status, func.count())
@@ -85,7 +86,7 @@ def catalog_status(session: Session, recent_runs: int = 10) -> dict[str, Any]:
         "clips": session.scalar(select(func.count()).select_from(Clip)) or 0,
         "clip_generations": _grouped(session, Clip.params_hash),
         "scorings": _grouped(session, Scoring.status),
-        "scores": session.scalar(select(func.count()).select_from(Score)) or 0,
+        **({"scores": session.scalar(select(func.count()).select_from(Score)) or 0} if count_scores else {}),
         "decisions": by_profile,
         "releases": session.scalar(select(func.count()).select_from(Release)) or 0,
         "runs": [

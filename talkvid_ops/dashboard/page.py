@@ -91,7 +91,6 @@ def _stage_cards(status: dict[str, Any]) -> str:
         _card("videos gone since crawl", status["videos_gone"]),
         _card("clips", status["clips"], {f"generation {k}": v for k, v in status["clip_generations"].items()}),
         _card("scorings", sum(scorings.values()), scorings),
-        _card("scores", status["scores"]),
         _card("releases", status["releases"]),
     ]) + "</div>"  # fmt: skip
 

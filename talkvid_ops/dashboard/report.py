@@ -64,7 +64,7 @@ def catalog_report() -> dict[str, Any]:
             return {
                 "catalog": {"url": where, "data_dir": str(ctx.settings.data_dir)},
                 "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "status": catalog_status(session, recent_runs=RECENT_RUNS),
+                "status": catalog_status(session, recent_runs=RECENT_RUNS, count_scores=False),
                 "failures": failure_examples(session, examples=FAILURE_EXAMPLES),
                 "rejections": _with_thumbnails(rejections(session, examples=REJECTION_EXAMPLES), ctx.settings.data_dir),
                 "sources": [{**s, "last_error": redact(s["last_error"]) if s["last_error"] else None} for s in source_overview(session)],
