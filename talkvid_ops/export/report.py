@@ -42,7 +42,8 @@ table { border-collapse: collapse; margin: .6em 0; } td, th { border: 1px solid 
 th { background: #f3f5f7; text-align: left; } figure { margin: 1em 0; } img { max-width: 100%; }
 .short { color: #b3261e; } .kpi { display: inline-block; margin: 0 1.5em .5em 0; } .kpi b { font-size: 1.4em; }
 td img { display: block; } .noimage { color: #57606a; font: 12px monospace; }
-.examples { display: flex; flex-wrap: wrap; gap: .6em; } .examples figure { margin: 0; font-size: 12px; width: 160px; }
+.examples { display: flex; flex-wrap: wrap; gap: .8em; } .examples figure { margin: 0; font-size: 12px; width: 160px; }
+figcaption { overflow-wrap: anywhere; }
 """
 
 
