@@ -375,7 +375,7 @@ def _write_release(ctx: Context, run: RunRecorder, folder: ReleaseFolder, record
         _write_bench(writer, bench, by_id, files, out)
     checkpoint()
 
-    summary = release_summary(name, folder.release_id, records, profile, spec, bench, seed, formats)
+    summary = release_summary(name, folder.release_id, records, profile, spec, bench, seed, formats, as_of)
     with ctx.sessions() as session:
         summary.update(_catalog_context(session, records))
         summary["validation"] = validation_summary(session)
@@ -392,7 +392,7 @@ def _write_release(ctx: Context, run: RunRecorder, folder: ReleaseFolder, record
 
 
 def release_summary(name: str, release_id: str, records: list[ClipRecord], profile: Profile, spec: BenchSpec | None, bench: BenchDraw | None,
-                    seed: int, formats: list[str]) -> dict[str, Any]:  # fmt: skip
+                    seed: int, formats: list[str], as_of: str | None = None) -> dict[str, Any]:  # fmt: skip
     """What the manifest, card and report say of a release, from its records alone (`_write_release` adds the
     catalog's context: sources, rot, validation)."""
     passed = [r for r in records if r.decision.status == DecisionStatus.PASSED]

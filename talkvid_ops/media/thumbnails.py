@@ -30,7 +30,7 @@ def thumbnail_path(data_dir: Path, clip_id: str) -> Path:
 
 
 def preview_path(data_dir: Path, clip_id: str) -> Path:
-    return Path(data_dir) / "previews" / f"{clip_id}.jpg"
+    return data_dir / "previews" / f"{clip_id}.jpg"
 
 
 def _spread(grid: Grid) -> list[int]:
