@@ -19,6 +19,8 @@ from talkvid_ops.context import Context
 from talkvid_ops.curate.profiles import load_profile
 from talkvid_ops.demo import loop_video
 from talkvid_ops.ids import make_id
+from talkvid_ops.media.sampler import Sample
+from talkvid_ops.media.thumbnails import PREVIEW_FRAMES, THUMBNAIL_WIDTH, ClipPictures, PictureCollector
 from tests.factories import add_clip, add_run, add_source, add_video
 
 FPS = 25.0
@@ -182,6 +184,20 @@ def build_media_catalog(session, media: dict[str, Path], url: str) -> MediaCatal
         add_decision(session, clip_id, catalog.profile_id, run_id, status, failures, ["face_consistency"] if status == "undecided" else [])
     session.execute(Clip.__table__.update().where(Clip.id == catalog.clips["w1"]).values(language="en", language_probability=0.93))
     return catalog
+
+
+def photo_pictures() -> ClipPictures:
+    """A thumbnail and preview of a real photograph (matplotlib's Grace Hopper), made as the score stage makes them
+    from a clip's frames: five 160 px crops drifting over the photo."""
+    import cv2
+    import matplotlib.cbook
+
+    photo = cv2.cvtColor(cv2.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), cv2.COLOR_BGR2RGB)
+    collector = PictureCollector()
+    for index in range(PREVIEW_FRAMES):
+        crop = photo[index * 20 : index * 20 + 400, index * 10 : index * 10 + 400]
+        collector.add(Sample(cv2.resize(crop, (THUMBNAIL_WIDTH, THUMBNAIL_WIDTH * 9 // 16), interpolation=cv2.INTER_AREA), index, index))
+    return collector.pictures()
 
 
 def make_context(url: str, data_dir: Path, **curate: object) -> Context:

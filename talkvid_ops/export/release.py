@@ -333,7 +333,6 @@ def _write_release(ctx: Context, run: RunRecorder, folder: ReleaseFolder, record
 
     config, out = ctx.config.export, folder.staging
     by_id = {r.id: r for r in records}
-    passed = [r for r in records if r.decision.status == DecisionStatus.PASSED]
     writer = _Writer(folder, ctx, run, faces)
     files: dict[str, dict[str, Path | None]] = defaultdict(dict)  # clip id -> kind -> file
 
@@ -376,11 +375,33 @@ def _write_release(ctx: Context, run: RunRecorder, folder: ReleaseFolder, record
         _write_bench(writer, bench, by_id, files, out)
     checkpoint()
 
+    summary = release_summary(name, folder.release_id, records, profile, spec, bench, seed, formats, as_of)
+    with ctx.sessions() as session:
+        summary.update(_catalog_context(session, records))
+        summary["validation"] = validation_summary(session)
+    paths["report"] = writer.keep(write_text(render_report(summary, records, profile, ctx.settings.data_dir), out / "report.html"))
+    paths["card"] = out / "README.md"
+    writer.keep(write_text(render_card(summary, [str(p.relative_to(out)) for p in writer.written | {paths["card"]}] + [MANIFEST]), paths["card"]))
+    checkpoint()
+    summary["files"] = {str(p.relative_to(out)): sha256_file(p) for p in sorted(writer.written)}
+    summary["media"] = dict(sorted(writer.media.items()))
+    paths["manifest"] = write_json(summary, out / MANIFEST)
+    summary["files"][MANIFEST] = sha256_file(paths["manifest"])
+    summary["paths"] = {key: str(path.relative_to(out)) for key, path in paths.items()}
+    return summary
+
+
+def release_summary(name: str, release_id: str, records: list[ClipRecord], profile: Profile, spec: BenchSpec | None, bench: BenchDraw | None,
+                    seed: int, formats: list[str], as_of: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """What the manifest, card and report say of a release, from its records alone (`_write_release` adds the
+    catalog's context: sources, rot, validation)."""
+    passed = [r for r in records if r.decision.status == DecisionStatus.PASSED]
+    train = [r for r in records if r.split == "train"]
     hours, clips_by = _by_stratum(train)
     released = [r for r in records if r.split in ("train", "bench")]
-    summary = {
+    return {
         "name": name,
-        "release_id": folder.release_id,
+        "release_id": release_id,
         "profile": {"name": profile.name, "content_hash": profile.content_hash, "description": profile.description},
         "bench_spec": {"name": spec.name, "content_hash": spec.content_hash} if spec else None,
         "seed": seed,
@@ -408,19 +429,6 @@ def _write_release(ctx: Context, run: RunRecorder, folder: ReleaseFolder, record
         "statistics": dataset_statistics(train, records),
         "bench": bench.report() if bench else None,
     }
-    with ctx.sessions() as session:
-        summary.update(_catalog_context(session, records))
-        summary["validation"] = validation_summary(session)
-    paths["report"] = writer.keep(write_text(render_report(summary, records, profile), out / "report.html"))
-    paths["card"] = out / "README.md"
-    writer.keep(write_text(render_card(summary, [str(p.relative_to(out)) for p in writer.written | {paths["card"]}] + [MANIFEST]), paths["card"]))
-    checkpoint()
-    summary["files"] = {str(p.relative_to(out)): sha256_file(p) for p in sorted(writer.written)}
-    summary["media"] = dict(sorted(writer.media.items()))
-    paths["manifest"] = write_json(summary, out / MANIFEST)
-    summary["files"][MANIFEST] = sha256_file(paths["manifest"])
-    summary["paths"] = {key: str(path.relative_to(out)) for key, path in paths.items()}
-    return summary
 
 
 def _write_bench(writer: _Writer, bench: BenchDraw, by_id: dict[str, ClipRecord], files, out: Path) -> None:

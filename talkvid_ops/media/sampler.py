@@ -32,7 +32,8 @@ class FrameSpec:
     """Frames a reader needs from a clip.
 
     fps: sample rate (None: every decoded frame). max_fps: a cap on that rate (TalkVid's released motion code reads
-    at min(native, 30)). scale / short_side: resize (at most one; None: native).
+    at min(native, 30)). scale / short_side / width: resize (at most one; None: native); width is the upright
+    frame's, whatever the rotation.
     square_crop: keep the central square (side = the short side) after resizing.
     select: given the clip's grid at that rate, which of its samples to keep (None: all).
     """
@@ -42,12 +43,13 @@ class FrameSpec:
     colour: Literal["rgb", "gray"] = "rgb"
     scale: float | None = None
     short_side: int | None = None
+    width: int | None = None
     square_crop: bool = False
     select: Callable[[Grid], Sequence[int]] | None = None
 
     def __post_init__(self) -> None:
-        if self.scale is not None and self.short_side is not None:
-            raise ValueError("a FrameSpec takes scale or short_side, not both")
+        if sum(size is not None for size in (self.scale, self.short_side, self.width)) > 1:
+            raise ValueError("a FrameSpec takes one of scale, short_side and width")
 
 
 @dataclass(frozen=True)
@@ -102,11 +104,14 @@ def _grid(spec: FrameSpec, duration: float, native_fps: float) -> tuple[np.ndarr
     return indices, indices / rate, grid
 
 
-def _target_size(spec: FrameSpec, width: int, height: int) -> tuple[int, int]:
+def _target_size(spec: FrameSpec, width: int, height: int, rotation: int | None) -> tuple[int, int]:
+    """The coded frame's size after resizing (it is turned upright after)."""
     if spec.scale is not None:
         factor = spec.scale
     elif spec.short_side is not None:
         factor = spec.short_side / min(width, height)
+    elif spec.width is not None:
+        factor = spec.width / upright_size(width, height, rotation)[0]
     else:
         return width, height
     return max(1, int(round(width * factor))), max(1, int(round(height * factor)))
@@ -167,7 +172,7 @@ class ClipReader:
         self._plans, grids = [], {}
         for spec in self.specs:
             indices, times, grids[spec] = _grid(spec, duration, native_fps)
-            self._plans.append(_Plan(spec, indices, times, _target_size(spec, width, height)))
+            self._plans.append(_Plan(spec, indices, times, _target_size(spec, width, height, self.rotation)))
         self.info = ClipInfo(duration, native_fps, *upright_size(width, height, self.rotation), grids)
         self._origin = float(stream.start_time or 0) * float(stream.time_base)
         try:

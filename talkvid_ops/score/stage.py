@@ -32,6 +32,7 @@ from talkvid_ops.config.score import ScoreConfig
 from talkvid_ops.context import Context
 from talkvid_ops.ids import make_id
 from talkvid_ops.media.sampler import ClipReader, FrameSpec
+from talkvid_ops.media.thumbnails import PICTURE_SPEC, ClipPictures, PictureCollector, has_pictures, write_pictures
 from talkvid_ops.score.base import Accumulator, Scorer, get_scorer
 from talkvid_ops.score.faces import DlibBackend, FaceAlignmentBackend
 from talkvid_ops.score.insightface_backend import InsightFaceBackend
@@ -92,28 +93,32 @@ def plan_batches(ctx: Context, size: int | None = None, max_batches: int | None 
 
 @dataclass
 class ClipOutcome:
-    """What scoring one clip produced: per scorer the metrics and details, or the failure."""
+    """What scoring one clip produced: per scorer the metrics and details, or the failure; the clip's pictures
+    when they were asked for."""
 
     metrics: dict[Scorer, dict[str, float]] = field(default_factory=dict)
     details: dict[Scorer, dict[str, Any]] = field(default_factory=dict)
     failures: dict[Scorer, str] = field(default_factory=dict)
+    pictures: ClipPictures | None = None
 
-    def portable(self) -> dict[str, dict[tuple[str, str], Any]]:
+    def portable(self) -> tuple[dict[str, dict[tuple[str, str], Any]], ClipPictures | None]:
         """The outcome keyed by (scorer, backend), to send between processes (a loaded scorer does not pickle)."""
-        return {part: {(s.name, s.backend): v for s, v in getattr(self, part).items()} for part in ("metrics", "details", "failures")}
+        return {part: {(s.name, s.backend): v for s, v in getattr(self, part).items()} for part in ("metrics", "details", "failures")}, self.pictures
 
     @classmethod
-    def from_portable(cls, portable: dict[str, dict[tuple[str, str], Any]], scorers: Iterable[Scorer]) -> ClipOutcome:
+    def from_portable(cls, portable: tuple[dict[str, dict[tuple[str, str], Any]], ClipPictures | None], scorers: Iterable[Scorer]) -> ClipOutcome:
         by_key = {(s.name, s.backend): s for s in scorers}
-        return cls(**{part: {by_key[key]: v for key, v in values.items()} for part, values in portable.items()})
+        parts, pictures = portable
+        return cls(**{part: {by_key[key]: v for key, v in values.items()} for part, values in parts.items()}, pictures=pictures)
 
 
 def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
 
 
-def score_clip(path: Path, start: float, end: float, rotation: int | None, scorers: Iterable[Scorer]) -> ClipOutcome:
+def score_clip(path: Path, start: float, end: float, rotation: int | None, scorers: Iterable[Scorer], pictures: bool = False) -> ClipOutcome:
     """Decode the clip once, feeding every scorer each frame as it is decoded; failures are caught per scorer.
+    With `pictures`, the same decode also gives the clip's thumbnail and preview (`media.thumbnails`).
 
     A scorer that cannot load or fails on a frame fails alone (it gets no more frames); a media fault fails every
     scorer that needed the clip's frames."""
@@ -132,20 +137,23 @@ def score_clip(path: Path, start: float, end: float, rotation: int | None, score
     if not fed:
         return outcome
     accumulators: dict[Scorer, Accumulator] = {}
+    collector = PictureCollector() if pictures else None
 
     def fail(scorer: Scorer, exc: Exception) -> None:
         outcome.failures[scorer] = _reason(exc)
         accumulators.pop(scorer, None)
 
     try:
-        with ClipReader(path, start, end, routes, rotation) as clip:
+        with ClipReader(path, start, end, [*routes, PICTURE_SPEC] if collector else routes, rotation) as clip:
             for scorer in fed:
                 try:
                     accumulators[scorer] = scorer.begin(clip.info)
                 except Exception as exc:
                     fail(scorer, exc)
             for spec, sample in clip:
-                for scorer, name in routes[spec]:
+                if collector and spec == PICTURE_SPEC:
+                    collector.add(sample)
+                for scorer, name in routes.get(spec, ()):
                     if scorer in accumulators:
                         try:
                             accumulators[scorer].add(name, sample)
@@ -155,6 +163,7 @@ def score_clip(path: Path, start: float, end: float, rotation: int | None, score
         for scorer in fed:
             outcome.failures[scorer] = f"media: {_reason(exc)}"
         return outcome
+    outcome.pictures = collector.pictures() if collector else None
     for scorer, accumulator in accumulators.items():
         try:
             metrics = accumulator.result()
@@ -225,11 +234,11 @@ class ClipPool:
             context.set_forkserver_preload([__name__])
             self.executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(config.model_dump_json(),))
 
-    def submit(self, path: Path, start: float, end: float, rotation: int | None) -> Future:
+    def submit(self, path: Path, start: float, end: float, rotation: int | None, pictures: bool) -> Future:
         if self.executor is not None:
-            return self.executor.submit(_score_in_worker, path, start, end, rotation)
+            return self.executor.submit(_score_in_worker, path, start, end, rotation, pictures)
         done: Future = Future()
-        done.set_result(score_clip(path, start, end, rotation, self.scorers).portable())
+        done.set_result(score_clip(path, start, end, rotation, self.scorers, pictures).portable())
         return done
 
     def outcome(self, future: Future) -> ClipOutcome:
@@ -253,8 +262,8 @@ def _start_worker(config_json: str) -> None:
     _WORKER_SCORERS[:] = scorers_for(ScoreConfig.model_validate_json(config_json))
 
 
-def _score_in_worker(path: Path, start: float, end: float, rotation: int | None) -> dict:
-    return score_clip(path, start, end, rotation, _WORKER_SCORERS).portable()
+def _score_in_worker(path: Path, start: float, end: float, rotation: int | None, pictures: bool) -> tuple:
+    return score_clip(path, start, end, rotation, _WORKER_SCORERS, pictures).portable()
 
 
 def _lease(ctx: Context, config: ScoreConfig, clip_id: str, run_id: str, recheck: bool) -> bool:
@@ -300,6 +309,8 @@ def score(ctx: Context, clip_ids: Iterable[str] | None = None, batch_id: str | N
                 _write(session, clip_id, outcome, run.id)
                 release_lease(session, STAGE, clip_id, run.id)
                 session.commit()
+            if outcome.pictures:
+                run.count("pictures_written", write_pictures(ctx.settings.data_dir, clip_id, outcome.pictures))
             run.count("clips")
             run.count("scorings_ok", len(outcome.metrics))
             run.count("scores", sum(len(m) for m in outcome.metrics.values()))
@@ -319,7 +330,8 @@ def score(ctx: Context, clip_ids: Iterable[str] | None = None, batch_id: str | N
                 if not row.storage_path:
                     finish(clip_id, ClipOutcome(failures=dict.fromkeys(pool.scorers, "media: the clip's video has no stored file")))
                     continue
-                in_flight.append((clip_id, pool.submit(ctx.settings.media_path(row.storage_path), row.start_time, row.end_time, row.rotation)))
+                pictures = not has_pictures(ctx.settings.data_dir, clip_id)  # written once: a rescoring leaves them
+                in_flight.append((clip_id, pool.submit(ctx.settings.media_path(row.storage_path), row.start_time, row.end_time, row.rotation, pictures)))
                 while len(in_flight) > 2 * pool.workers:  # enough queued to keep every worker busy, few leases held
                     finish(in_flight[0][0], pool.outcome(in_flight.popleft()[1]))
             while in_flight:

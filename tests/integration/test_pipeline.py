@@ -64,12 +64,22 @@ def test_run_demo_makes_a_release_and_says_where(run_env, talkvid_env, tmp_path)
         reasons.setdefault(Path(path).stem, set()).add(criterion)
     assert "quality" in reasons["demo-reject-blurred"]
     assert "face_consistency" in reasons["demo-reject-two-faces"] and "min_completeness" in reasons["demo-reject-no-face"]
+    # the score stage wrote each clip's pictures; the report shows them beside each candidate and each rejection
+    with ctx.sessions() as session:
+        clip_ids = set(session.scalars(select(Clip.id)))
+    assert {p.stem for p in (talkvid_env / "thumbnails").glob("*.jpg")} == {p.stem for p in (talkvid_env / "previews").glob("*.jpg")} == clip_ids
+    report = (out / "report.html").read_text()
+    assert report.count('src="data:image/jpeg;base64,') >= 2 * release.counts["candidates"] + len({c for r in reasons.values() for c in r})
+    assert re.search(r"<h3>quality: \d+ clips rejected</h3>", report) and re.search(r"classical: quality_technical [0-9.]+ &lt; min [0-9.]+", report)
+    pictures = {p: p.stat().st_mtime_ns for p in (talkvid_env / "thumbnails").glob("*.jpg")}
 
     before = row_counts(ctx)
     again = talkvid("run", "demo", "--out", str(out), env=run_env)
     assert again.returncode == 0, again.stderr[-3000:]
     after = row_counts(ctx)
     assert {t: n for t, n in after.items() if t != "run"} == {t: n for t, n in before.items() if t != "run"}  # idempotent
+    assert {p: p.stat().st_mtime_ns for p in (talkvid_env / "thumbnails").glob("*.jpg")} == pictures
+    assert (out / "report.html").read_text() == report  # the same release: the same report
 
 
 def test_run_routes_urls_through_the_crawler(run_env, cache_dir, tmp_path):
