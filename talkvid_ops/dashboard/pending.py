@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import case, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from talkvid_ops.catalog.models import Clip, Decision, FaceEmbedding, Label, Profile, Run, Score, Scoring, Segmentation, Video
@@ -90,8 +90,8 @@ def undecided_scored_clips(session: Session) -> dict[str, int]:
 def passed_clips_without_curation(session: Session, profile_id: str | None) -> dict[str, dict[str, int]]:
     """For the profile the next curate run applies (its catalog row; None: not decided yet, so nothing is pending),
     if it passed clips: how many, and how many of them have no estimated age group (the labels stage's face
-    estimate) and no face descriptor (the speakers stage's). Counted as passed clips that do have one (an EXISTS in
-    WHERE: a semi-join on PostgreSQL, an index probe on SQLite) and subtracted."""
+    estimate) and no face descriptor (the speakers stage's). One pass over its passed decisions, each probing the
+    label and face descriptor indexes."""
     from talkvid_ops.curate.face_models import FaceDescriptor
     from talkvid_ops.curate.labels.vocabulary import Provenance
 
@@ -99,18 +99,14 @@ def passed_clips_without_curation(session: Session, profile_id: str | None) -> d
         Label.subject_kind == "clip", Label.subject_id == Decision.clip_id, Label.name == "age_group", Label.provenance == Provenance.ESTIMATED
     )
     described = exists().where(FaceEmbedding.clip_id == Decision.clip_id, FaceEmbedding.model == FaceDescriptor.MODEL)
-
-    def passed(*having) -> dict[str, int]:
-        query = select(Decision.profile_id, func.count()).where(Decision.profile_id == profile_id, Decision.status == DecisionStatus.PASSED, *having)
-        query = query.group_by(Decision.profile_id)
-        return dict(session.execute(query).all())
-
-    total, with_labels, with_speaker = passed(), passed(labelled), passed(described)
-    names = dict(session.execute(select(Profile.id, Profile.name + "@" + Profile.content_hash).where(Profile.id.in_(total))).all())
-    return {
-        names[profile_id]: {"passed": n, "without_labels": n - with_labels.get(profile_id, 0), "without_speaker": n - with_speaker.get(profile_id, 0)}
-        for profile_id, n in total.items()
-    }
+    query = select(func.count(), *(func.coalesce(func.sum(case((~condition, 1), else_=0)), 0) for condition in (labelled, described))).where(
+        Decision.profile_id == profile_id, Decision.status == DecisionStatus.PASSED
+    )
+    passed, without_labels, without_speaker = session.execute(query).one()
+    if not passed:
+        return {}
+    name = session.scalar(select(Profile.name + "@" + Profile.content_hash).where(Profile.id == profile_id))
+    return {name: {"passed": passed, "without_labels": without_labels, "without_speaker": without_speaker}}
 
 
 def configured_profile_id(session: Session, config: PipelineConfig) -> str | None:
