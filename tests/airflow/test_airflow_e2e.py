@@ -572,7 +572,7 @@ def test_the_catalog_page_in_chromium_what_if_trigger_and_clip_player(stack, fir
         with ctx.sessions() as session:
             counts = dict(session.execute(select(Decision.status, func.count()).join(Profile, Profile.id == Decision.profile_id)
                                           .where(Profile.name == "talkvid-code", Profile.content_hash == content_hash).group_by(Decision.status)).all())  # fmt: skip
-        row = page.locator("tr", has_text=profile).first.locator("td").all_inner_texts()
+        row = page.locator('h2:has-text("Decisions per profile") + table tr', has_text=profile).first.locator("td").all_inner_texts()
         assert row[1:5] == [str(counts.get(s, 0)) for s in ("passed", "failed", "undecided")] + [str(sum(counts.values()))]
         page.screenshot(path=str(artifacts / "catalog.png"), full_page=True)
 
