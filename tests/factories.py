@@ -57,3 +57,18 @@ def add_clip(session, video_id: str, run_id: str, start_frame: int, end_frame: i
         ["video_id", "params_hash", "start_frame", "end_frame"],
     )
     return clip_id
+
+
+def score_row(clip_id: str, backend: str, metric: str, value: float | None, run_id: str, **fields) -> dict:
+    """A `score` row for an upsert: one metric of one backend on a clip."""
+    return dict(
+        id=make_id("score", clip_id, backend, metric),
+        clip_id=clip_id,
+        metric=metric,
+        value=value,
+        scorer="test",
+        scorer_version="1",
+        backend=backend,
+        run_id=run_id,
+        **fields,
+    )

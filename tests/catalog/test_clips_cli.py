@@ -7,7 +7,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from factories import add_clip, add_run, add_source, add_video
+from factories import add_clip, add_run, add_source, add_video, score_row
 from sqlalchemy import select
 
 from talkvid_ops.catalog.models import Label, Score
@@ -46,18 +46,7 @@ def decided(catalog_url, tmp_path):
         for n, (name, values) in enumerate(SCORES.items()):
             clips[name] = add_clip(session, video_id, run_id, n * 200, n * 200 + 150)
             for (backend, metric), value in zip(METRICS, values, strict=True):
-                rows.append(
-                    dict(
-                        id=make_id("score", clips[name], backend, metric),
-                        clip_id=clips[name],
-                        metric=metric,
-                        value=value,
-                        scorer="test",
-                        scorer_version="1",
-                        backend=backend,
-                        run_id=run_id,
-                    )
-                )
+                rows.append(score_row(clips[name], backend, metric, value, run_id))
         upsert(session, Score, rows, ["clip_id", "backend", "metric"])
         label = dict(subject_kind="clip", subject_id=clips["blurry"], name="language", value="en", provenance="human", origin="curators.csv")
         upsert(session, Label, [dict(id=make_id("label", *label.values()), **label)], ["subject_kind", "subject_id", "name", "provenance", "origin"])

@@ -9,6 +9,7 @@ import json
 import pytest
 from click.testing import CliRunner
 from factories import add_clip, add_run, add_source, add_video
+from factories import score_row as factory_score_row
 from sqlalchemy import func, select
 
 from talkvid_ops.catalog.models import Decision, DecisionFailure, Run, Score
@@ -67,17 +68,7 @@ SCORES = {
 
 
 def score_row(clip_id, backend, metric, value, run_id, created_at=T0):
-    return dict(
-        id=make_id("score", clip_id, backend, metric),
-        clip_id=clip_id,
-        metric=metric,
-        value=value,
-        scorer="test",
-        scorer_version="1",
-        backend=backend,
-        run_id=run_id,
-        created_at=created_at,
-    )
+    return factory_score_row(clip_id, backend, metric, value, run_id, created_at=created_at)
 
 
 @pytest.fixture
