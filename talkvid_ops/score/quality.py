@@ -83,15 +83,22 @@ def noise_sigma(gray: np.ndarray) -> float:
 
 
 def blockiness(gray: np.ndarray) -> float:
-    """Mean absolute luma step across 8-pixel block boundaries over the mean step elsewhere (1: no blocking)."""
-    image = gray.astype(np.float64)
+    """Mean absolute luma step across 8-pixel block boundaries over the mean step elsewhere (1: no blocking).
+
+    Steps are summed as integers per boundary line (exact, so the same value as float means of the steps, at a
+    fifth of the time)."""
+    image = gray.astype(np.int16)
     ratios = []
-    for steps in (np.abs(np.diff(image, axis=1)), np.abs(np.diff(image, axis=0)).T):
-        boundary = np.zeros(steps.shape[1], dtype=bool)
-        boundary[BLOCK - 1 :: BLOCK] = True
-        inside = steps[:, ~boundary].mean()
-        if boundary.any() and inside > 0:
-            ratios.append(steps[:, boundary].mean() / inside)
+    for axis in (1, 0):  # across columns, then across rows
+        steps = np.abs(np.diff(image, axis=axis))
+        per_line = steps.sum(axis=1 - axis, dtype=np.int64)  # the steps between line i and i + 1, summed along it
+        length = steps.shape[1 - axis]
+        boundary = per_line[BLOCK - 1 :: BLOCK]
+        inside_lines = len(per_line) - len(boundary)
+        if len(boundary) and inside_lines:
+            inside = int(per_line.sum() - boundary.sum()) / (inside_lines * length)
+            if inside > 0:
+                ratios.append(int(boundary.sum()) / (len(boundary) * length) / inside)
     return float(np.mean(ratios)) if ratios else 1.0
 
 
