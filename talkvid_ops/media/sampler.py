@@ -189,7 +189,8 @@ class ClipReader:
 
         stream, plans, duration = self._stream, self._plans, self.info.duration
         half_frame = 0.5 / self.info.fps
-        # one scaler per output: `to_ndarray(width=, height=)` would build a scaling context for every frame
+        # one scaler per output: `to_ndarray(width=, height=)` would build a scaling context for every frame; each
+        # scales on one thread (the same pixels as FFmpeg's automatic threads): the stage runs a worker per core
         scalers: dict[tuple[str, tuple[int, int]], VideoReformatter] = {}
         try:
             for frame in self._container.decode(stream):
@@ -217,7 +218,7 @@ class ClipReader:
                     key = (plan.spec.colour, plan.size)
                     if key not in converted:
                         fmt = "gray" if plan.spec.colour == "gray" else "rgb24"
-                        scaled = scalers.setdefault(key, VideoReformatter()).reformat(frame, plan.size[0], plan.size[1], fmt)
+                        scaled = scalers.setdefault(key, VideoReformatter()).reformat(frame, plan.size[0], plan.size[1], fmt, threads=1)
                         converted[key] = upright(scaled.to_ndarray(), self.rotation)
                         self.converted += 1
                     image = _square(converted[key]) if plan.spec.square_crop else converted[key]
