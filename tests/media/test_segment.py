@@ -31,6 +31,7 @@ from talkvid_ops.errors import TalkvidError
 from talkvid_ops.ids import make_id
 from talkvid_ops.media.decode import AUDIO_RATE, decode_audio
 from talkvid_ops.segment import intervals as iv
+from talkvid_ops.segment import shots as shots_module
 from talkvid_ops.segment.asr import (
     AsrResult,
     AsrSegment,
@@ -170,6 +171,24 @@ def test_shot_cuts_and_clips_are_those_found_before_the_speed_up(media, detector
     if detector == "histogram":  # the default: the whole analysis of the talking clip, audio read in the same pass
         analysis = analyse_video(media["dir"] / "talk.mp4", None, SegmentConfig())
         assert [(c.start_frame, c.end_frame) for c in analysis.clips] == GOLDEN_TALK_CLIPS
+
+
+def test_a_detector_failure_on_its_thread_is_raised_and_never_blocks_the_decoder(media, monkeypatch):
+    """The detector runs beside the decoder; its failure must reach the caller, after the decoder handed over more
+    frames than the queue holds (a thread that stopped draining would hang the pass)."""
+    seen = []
+
+    class BrokenDetector:
+        def process_frame(self, timecode, image):
+            seen.append(image.shape)
+            if len(seen) == 3:
+                raise RuntimeError("detector broke on frame 3")
+            return []
+
+    monkeypatch.setattr(shots_module, "make_detector", lambda config: BrokenDetector())
+    with pytest.raises(RuntimeError, match="detector broke on frame 3"):
+        scan_shots(media["dir"] / "shots.mp4", SegmentConfig())
+    assert len(seen) == 3 and seen[0] == (144, 256, 3)  # no frame after the failure was scaled or compared
 
 
 # --- speech ----------------------------------------------------------------------------------------------------
