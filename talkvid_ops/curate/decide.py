@@ -89,9 +89,13 @@ def passed_clip_ids(session: Session, profile_id: str) -> list[str]:
 class _ProfileSql:
     """The profile as SQL expressions over one pivot row per clip (`decide_pivot`: a column per rule), with their
     bound parameters. Per rule `j`, `v{j}` is its score's value; for `backend: any` rules also `w{j}`, the backend
-    of that score, and `n{j}`, how many backends scored the metric (more than one: the latest is looked up)."""
+    of that score, and per clip `n_any`, how many scores the `backend: any` rules' metrics have: more than one per
+    metric (several backends scored one) and the latest is looked up (`several_backends`)."""
 
-    def __init__(self, profile: Profile):
+    def __init__(self, profile: Profile, dialect: str):
+        # the backend names: only ever compared bytewise (one backend's name, or the latest looked up), so
+        # PostgreSQL need not apply the database's locale to them (a third of what each backend column cost)
+        binary = ' COLLATE "C"' if dialect == "postgresql" else ""
         self.params: dict[str, Any] = {}
         self.columns: list[str] = []  # the pivot's aggregate columns
         self.any_rules: list[int] = []  # rules whose score may come from several backends
@@ -105,14 +109,18 @@ class _ProfileSql:
                 self.params.update({f"m{j}": rule.metric, f"b{j}": rule.backend, f"lo{j}": rule.min, f"hi{j}": rule.max})
                 if rule.backend == ANY_BACKEND:
                     self.any_rules.append(j)
-                    self.columns.append(
-                        f"MAX(CASE WHEN metric = :m{j} THEN value END) AS v{j}, MIN(CASE WHEN metric = :m{j} THEN backend END) AS w{j}, "
-                        f"COUNT(CASE WHEN metric = :m{j} THEN 1 END) AS n{j}"
-                    )
+                    self.columns.append(f"MAX(CASE WHEN metric = :m{j} THEN value END) AS v{j}, MIN(CASE WHEN metric = :m{j} THEN backend{binary} END) AS w{j}")
                 else:  # (clip, backend, metric) is unique: at most one score
                     self.columns.append(f"MAX(CASE WHEN metric = :m{j} AND backend = :b{j} THEN value END) AS v{j}")
             self.criteria.append((criterion, numbered))
         self.metrics = ", ".join(f":m{j}" for j in range(len(self.columns)))
+        # one rule per metric the `backend: any` rules read: a clip scored by one backend per such metric has as
+        # many scores of them as these rules have values (one count per clip: a count per rule cost, together,
+        # about as much as all the values)
+        any_metrics = {self.params[f"m{j}"]: j for j in reversed(self.any_rules)}
+        if any_metrics:
+            self.columns.append(f"COUNT(CASE WHEN metric IN ({', '.join(f':m{j}' for j in any_metrics.values())}) THEN 1 END) AS n_any")
+            self.several_backends = "n_any > " + " + ".join(f"CASE WHEN v{j} IS NULL THEN 0 ELSE 1 END" for j in any_metrics.values())
 
     def _first(self, numbered: list[tuple[int, Any]], then) -> str:
         """CASE over the criterion's rules: `then(j, rule)` of the first rule with a score."""
@@ -167,26 +175,35 @@ GROUP BY clip_id
 """
 
 # `backend: any` with several backends' scores of one clip: the latest applies (at equal times, the first by name).
+# One statement for every such rule, over the clips with several backends' scores of some of their metrics (a
+# single backend's score is its own latest).
 LATEST_SQL = """
-UPDATE decide_pivot SET
-    v{j} = (SELECT s.value FROM score s WHERE s.clip_id = decide_pivot.clip_id AND s.metric = :m{j} AND s.value IS NOT NULL
-            ORDER BY s.created_at DESC, s.backend LIMIT 1),
-    w{j} = (SELECT s.backend FROM score s WHERE s.clip_id = decide_pivot.clip_id AND s.metric = :m{j} AND s.value IS NOT NULL
-            ORDER BY s.created_at DESC, s.backend LIMIT 1)
-WHERE n{j} > 1
+UPDATE decide_pivot SET {columns}
+WHERE {several_backends}
+"""
+LATEST_COLUMN = """
+    {column}{j} = (SELECT s.{field} FROM score s WHERE s.clip_id = decide_pivot.clip_id AND s.metric = :m{j} AND s.value IS NOT NULL
+                   ORDER BY s.created_at DESC, s.backend LIMIT 1)"""
+
+# One decision per clip of the catalog; a clip without any score has no pivot row and is undecided. The profile's
+# decisions already there are updated in place (deleting them first cost a cascade check per row, and inserting
+# them again a foreign-key check per reference, and on PostgreSQL an UPDATE over a join, unlike INSERT ... ON
+# CONFLICT, neither probes the unique index nor locks each row before updating it); then the clips the profile
+# has not decided yet get theirs, in clip order, so that the decision indexes fill page by page. A plain INSERT:
+# decide holds the profile's row locked, so no other decision of the profile can come in between (ON CONFLICT
+# cost a quarter of the insertion).
+UPDATE_DECISIONS_SQL = """
+UPDATE decision SET status = x.status, missing = x.missing, run_id = :run_id, decided_at = :decided_at
+FROM (SELECT c.id AS clip_id, {status} AS status, {missing} AS missing FROM clip c LEFT JOIN decide_pivot p ON p.clip_id = c.id) AS x
+WHERE decision.profile_id = :profile_id AND decision.clip_id = x.clip_id
 """
 
-# One decision per clip of the catalog; a clip without any score has no pivot row and is undecided. A decision of
-# the profile already there is updated in place: deleting it first cost a cascade check per row, and inserting it
-# again one foreign-key check per reference. In clip order, the decision indexes fill page by page.
-DECISIONS_SQL = """
+INSERT_DECISIONS_SQL = """
 INSERT INTO decision (id, clip_id, profile_id, status, missing, run_id, decided_at)
 SELECT :profile_id || c.id, c.id, :profile_id, {status}, {missing}, :run_id, :decided_at
 FROM clip c LEFT JOIN decide_pivot p ON p.clip_id = c.id
-WHERE 1 = 1  -- SQLite reads ON CONFLICT after a join's ON as part of the join without a WHERE
+WHERE NOT EXISTS (SELECT 1 FROM decision d WHERE d.profile_id = :profile_id AND d.clip_id = c.id)
 ORDER BY c.id
-ON CONFLICT (clip_id, profile_id) DO UPDATE
-SET status = excluded.status, missing = excluded.missing, run_id = excluded.run_id, decided_at = excluded.decided_at
 """
 
 FAILURES_SQL = """
@@ -205,24 +222,35 @@ def decide(ctx: Context, profile: Profile | str | Path) -> dict[str, Any]:
     with ctx.run(STAGE, {"profile": profile.name, "content_hash": profile.content_hash}) as run:
         with ctx.sessions() as session:
             profile_id = store_profile(session, profile)
+            # one decide of a profile at a time: another one waits here until this one commits, then replaces its
+            # decisions (SQLite has a single writer anyway)
+            session.execute(select(ProfileRow.id).where(ProfileRow.id == profile_id).with_for_update(key_share=True))  # FOR NO KEY UPDATE
             dialect = session.get_bind().dialect.name
             if dialect not in AS_JSON:  # pragma: no cover - we support the two above
                 raise NotImplementedError(f"decide is not implemented for {dialect}")
             session.execute(delete(DecisionFailure).where(DecisionFailure.decision_id.in_(select(Decision.id).where(Decision.profile_id == profile_id))))
-            sql = _ProfileSql(profile)
+            sql = _ProfileSql(profile, dialect)
             status, missing, failures = sql.status(), AS_JSON[dialect].format(sql.missing_list()), sql.failures()
             if dialect == "postgresql":
-                # the grouping of every score row hashes in memory instead of spilling to disk (this transaction only)
+                # (this transaction only) the grouping of every score row hashes in memory instead of spilling to
+                # disk; no JIT compilation: it took longer than it saved (a second on the failures' query alone);
+                # nothing here must survive a crash before the commit returns
                 session.execute(text("SET LOCAL work_mem = '256MB'"))
+                session.execute(text("SET LOCAL jit = off"))
+                session.execute(text("SET LOCAL synchronous_commit = off"))
             session.execute(text("DROP TABLE IF EXISTS decide_pivot"))
             session.execute(text(PIVOT_SQL.format(columns=", ".join(sql.columns), metrics=sql.metrics)), sql.params)
-            for j in sql.any_rules:
-                session.execute(text(LATEST_SQL.format(j=j)), sql.params)
-            decisions = text(DECISIONS_SQL.format(status=status, missing=missing))
-            session.execute(
-                decisions.bindparams(bindparam("decided_at", type_=DateTime(timezone=True))),
-                {**sql.params, **STATUS_PARAMS, "profile_id": profile_id, "run_id": run.id, "decided_at": utcnow()},
-            )
+            if dialect == "postgresql":
+                session.execute(text("ANALYZE decide_pivot"))  # the joins below are planned on its true size
+            if sql.any_rules:
+                columns = ",".join(
+                    LATEST_COLUMN.format(column=column, field=field, j=j) for j in sql.any_rules for column, field in (("v", "value"), ("w", "backend"))
+                )
+                session.execute(text(LATEST_SQL.format(columns=columns, several_backends=sql.several_backends)), sql.params)
+            params = {**sql.params, **STATUS_PARAMS, "profile_id": profile_id, "run_id": run.id, "decided_at": utcnow()}
+            for statement in (UPDATE_DECISIONS_SQL, INSERT_DECISIONS_SQL):
+                decisions = text(statement.format(status=status, missing=missing))
+                session.execute(decisions.bindparams(bindparam("decided_at", type_=DateTime(timezone=True))), params)
             session.execute(text(FAILURES_SQL.format(failures=failures)), {**sql.params, "profile_id": profile_id})
             session.execute(text("DROP TABLE decide_pivot"))
             counts = dict(session.execute(select(Decision.status, func.count()).where(Decision.profile_id == profile_id).group_by(Decision.status)).all())
