@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 
 import pytest
 from click.testing import CliRunner
@@ -160,6 +161,25 @@ def test_rerun_replaces_and_changed_thresholds_are_a_new_version(scored):
     assert got[clips["dover_first"]]["failures"] == {"quality": ("dover_overall", "dover", 6.5, 25.0, None)}
     # the stricter profile's decisions are kept beside the new ones
     assert decisions(ctx, first["profile_id"])[clips["dover_first"]]["status"] == "failed"
+
+
+@pytest.mark.parametrize("catalog_url", ["postgres"], indirect=True)
+def test_a_second_decide_of_a_profile_waits_for_the_first(scored):
+    """Decide inserts a profile's new decisions without ON CONFLICT: it relies on holding the profile's row, so
+    that a second decide of the profile (another Airflow task, a user at the CLI) waits instead of colliding."""
+    ctx, clips = scored
+    profile_id = decide(ctx, PROFILE)["profile_id"]
+    results: list[dict] = []
+    with ctx.sessions() as holder:  # a decide of the profile in progress holds its row like this
+        holder.execute(select(ProfileRow.id).where(ProfileRow.id == profile_id).with_for_update(key_share=True))
+        second = threading.Thread(target=lambda: results.append(decide(ctx, PROFILE)))
+        second.start()
+        second.join(2.0)
+        assert second.is_alive() and not results  # held back by the lock
+        holder.commit()
+    second.join(60)
+    assert not second.is_alive() and results[0]["clips"] == len(clips)
+    assert decisions(ctx, profile_id)[clips["no_scores"]]["status"] == "undecided"
 
 
 def test_diff_lists_clips_entering_and_leaving(scored):
