@@ -99,6 +99,7 @@ class _ProfileSql:
         self.params: dict[str, Any] = {}
         self.columns: list[str] = []  # the pivot's aggregate columns
         self.any_rules: list[int] = []  # rules whose score may come from several backends
+        self.several_backends: str | None = None  # the pivot rows where some of them did (set below when there are such rules)
         self.criteria: list[tuple[str, list[tuple[int, Any]]]] = []  # criterion -> [(rule number, rule)], profile order
         for k, (criterion, spec) in enumerate(profile.criteria.items()):
             self.params[f"c{k}"] = criterion

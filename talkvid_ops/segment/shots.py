@@ -87,7 +87,7 @@ def scan_shots_and_audio(path: str | Path, config: SegmentConfig) -> tuple[ShotS
 class _BackgroundDetector:
     """Scales each frame and runs the shot detector on it on a thread of its own, in frame order: FFmpeg's scaler
     releases the GIL, so the decoder works on the next frames meanwhile (the same pictures and cuts; the analysis
-    went from 0.61x to about 0.7x the decode floor, benchmarks/bench_segment.py). The queue is short, so memory stays
+    went from 0.61x to 0.69x the decode floor, benchmarks/bench_segment.py). The queue is short, so memory stays
     a few frames; after a failure the thread keeps draining, so the decoder never blocks on a full queue."""
 
     QUEUE_FRAMES = 8

@@ -173,6 +173,7 @@ def test_shot_cuts_and_clips_are_those_found_before_the_speed_up(media, detector
         assert [(c.start_frame, c.end_frame) for c in analysis.clips] == GOLDEN_TALK_CLIPS
 
 
+@pytest.mark.timeout(120)  # a detector thread that stopped draining would hang the pass: fail fast instead
 def test_a_detector_failure_on_its_thread_is_raised_and_never_blocks_the_decoder(media, monkeypatch):
     """The detector runs beside the decoder; its failure must reach the caller, after the decoder handed over more
     frames than the queue holds (a thread that stopped draining would hang the pass)."""
