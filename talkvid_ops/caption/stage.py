@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from talkvid_ops.caption.model import VisionLanguageModel, model_identity, vision_language_model
 from talkvid_ops.caption.prompts import CAPTION_PROMPT, CATEGORIES, caption_prompt_hash, category_prompt, category_prompt_hash
-from talkvid_ops.catalog.batches import batch_items, make_batches, mark_batch_done
+from talkvid_ops.catalog.batches import chosen_items, make_batches, mark_batch_done
 from talkvid_ops.catalog.labels import label_row, write_labels
 from talkvid_ops.catalog.models import Caption, Clip, Label, Video, utcnow
 from talkvid_ops.catalog.status import CaptionStatus
@@ -176,13 +176,7 @@ def _categorise_videos(ctx: Context, model: VisionLanguageModel, video_ids: set[
 
 def _selected_clips(ctx: Context, model: VisionLanguageModel, clip_ids: list[str] | None, batch_id: str | None, limit: int | None) -> list:
     with ctx.sessions() as session:
-        if batch_id is not None:
-            ids = batch_items(session, batch_id, STAGE)
-        elif clip_ids is not None:
-            ids = clip_ids
-        else:
-            ids = pending_clip_ids(session, model.model_id, caption_prompt_hash(), limit)
-        ids = ids[:limit] if limit is not None else ids
+        ids = chosen_items(session, STAGE, batch_id, clip_ids, lambda: pending_clip_ids(session, model.model_id, caption_prompt_hash(), limit), limit)
         query = (
             select(Clip.id, Clip.video_id, Clip.start_time, Clip.end_time, Video.storage_path, Video.rotation)
             .join(Video, Video.id == Clip.video_id)

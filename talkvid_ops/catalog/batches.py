@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -45,6 +45,20 @@ def batch_items(session: Session, batch_id: str, stage: str) -> list[str]:
     if batch.stage != stage:
         raise TalkvidError(f"batch {batch_id!r} belongs to stage {batch.stage!r}, not {stage!r}")
     return list(batch.items)
+
+
+def chosen_items(
+    session: Session, stage: str, batch_id: str | None, item_ids: Sequence[str] | None, pending: Callable[[], list[str]], limit: int | None
+) -> list[str]:
+    """What one run of a batch stage works on: the batch's items, else the given ids (each once), else `pending()`;
+    at most `limit`."""
+    if batch_id is not None:
+        ids = batch_items(session, batch_id, stage)
+    elif item_ids is not None:
+        ids = list(dict.fromkeys(item_ids))
+    else:
+        ids = pending()
+    return ids[:limit] if limit is not None else ids
 
 
 def mark_batch_done(session: Session, batch_id: str, run_id: str) -> None:

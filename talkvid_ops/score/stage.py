@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session
 
-from talkvid_ops.catalog.batches import batch_items, make_batches, mark_batch_done
+from talkvid_ops.catalog.batches import chosen_items, make_batches, mark_batch_done
 from talkvid_ops.catalog.models import Clip, Score, Scoring, Video, utcnow
 from talkvid_ops.catalog.status import ScoringStatus
 from talkvid_ops.catalog.upsert import release_lease, take_lease, upsert
@@ -286,13 +286,7 @@ def score(ctx: Context, clip_ids: Iterable[str] | None = None, batch_id: str | N
     params = {"clip_ids": clip_ids, "batch_id": batch_id, "limit": limit, "scorers": dict(configured(config))}
     with ctx.run(STAGE, params) as run:
         with ctx.sessions() as session:
-            if batch_id is not None:
-                ids = batch_items(session, batch_id, STAGE)
-            elif clip_ids is not None:
-                ids = clip_ids
-            else:
-                ids = pending_clip_ids(session, config, limit)
-            ids = ids[:limit] if limit is not None else ids
+            ids = chosen_items(session, STAGE, batch_id, clip_ids, lambda: pending_clip_ids(session, config, limit), limit)
             rows = {
                 row.id: row
                 for row in session.execute(

@@ -23,7 +23,7 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from talkvid_ops.catalog.batches import batch_items, make_batches, mark_batch_done
+from talkvid_ops.catalog.batches import chosen_items, make_batches, mark_batch_done
 from talkvid_ops.catalog.models import Clip, Segmentation, Transcript, Video
 from talkvid_ops.catalog.runs import RunRecorder
 from talkvid_ops.catalog.status import ErrorClass, MediaFault, SegmentationStatus, VideoStatus
@@ -135,11 +135,12 @@ def segment(ctx: Context, video_ids: Iterable[str] | None = None, batch_id: str 
     recorded and the rest goes on."""
     config = ctx.config.segment
     asr = _asr(config)
+    video_ids = list(video_ids) if video_ids is not None else None
     params = {
         "params_hash": config.params_hash,
         "clip_params": config.clip_params(),
         "asr": {"backend": asr.name, "model": asr.model_id} if asr else None,
-        "video_ids": sorted(video_ids) if video_ids else None,
+        "video_ids": sorted(video_ids) if video_ids is not None else None,
         "batch_id": batch_id,
         "limit": limit,
     }
@@ -147,14 +148,7 @@ def segment(ctx: Context, video_ids: Iterable[str] | None = None, batch_id: str 
         for key in ("videos_segmented", "videos_failed", "videos_skipped", "clips", "clips_transcribed"):
             run.count(key, 0)
         with ctx.sessions() as session:
-            if batch_id is not None:
-                ids = batch_items(session, batch_id, STAGE)
-            elif video_ids:
-                ids = list(dict.fromkeys(video_ids))
-            else:
-                ids = pending_video_ids(session, config, limit)
-        if limit is not None:
-            ids = ids[:limit]
+            ids = chosen_items(session, STAGE, batch_id, video_ids, lambda: pending_video_ids(session, config, limit), limit)
         for video_id in run.progress(ids, len(ids), "videos"):
             _segment_video(ctx, video_id, config, asr, run)
         if batch_id is not None:

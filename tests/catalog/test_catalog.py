@@ -145,3 +145,17 @@ def test_batches_are_deterministic_and_typed_by_stage(sqlite_url):
         mark_batch_done(session, first[0], add_run(session))
         session.commit()
         assert set(pending_batches(session, "score")) == set(first[1:])
+
+
+def test_a_stage_works_on_its_batch_else_the_ids_given_else_the_pending_ones(sqlite_url):
+    from talkvid_ops.catalog.batches import chosen_items, make_batches
+
+    factory = db.session_factory(sqlite_url)
+    with factory() as session:
+        batch = make_batches(session, "score", ["c3", "c1", "c2"], size=10)[0]
+        pending = ["p1", "p2", "p3"]
+        assert chosen_items(session, "score", batch, None, lambda: pending, None) == ["c1", "c2", "c3"]
+        assert chosen_items(session, "score", None, ["c2", "c1", "c2"], lambda: pending, None) == ["c2", "c1"]  # each once
+        assert chosen_items(session, "score", None, [], lambda: pending, None) == []  # none given is none, not all pending
+        assert chosen_items(session, "score", None, None, lambda: pending, 2) == ["p1", "p2"]
+        assert chosen_items(session, "score", batch, None, lambda: pending, 1) == ["c1"]
